@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+// VNetStream: stream real-time media over several virtual networks at once.
+//
+// Modules follow the data (see README "Layout"): traces -> pacer -> packets and marks ->
+// splitter/controller -> tun and sockets -> accounting -> reports, with the lab beside them.
+import PackageDescription
+
+let package = Package(
+    name: "VNetStream",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "vnetstream", targets: ["vnetstream"]),
+        .library(name: "Traces", targets: ["Traces"]),
+        .library(name: "VideoTraces", targets: ["VideoTraces"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Bit rates and durations as typed values, shared by every stage.
+        .target(name: "Units"),
+        // Frame traces: readers for the common formats, statistics, CBR sources, fitting, writing.
+        .target(name: "Traces", dependencies: ["Units"]),
+        // Frame traces from real video files through libavformat / libavcodec's parsers.
+        .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
+        .systemLibrary(
+            name: "CFFmpeg", pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev"])]),
+        .systemLibrary(
+            name: "CPcap", pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]),
+        // The command-line tool: thin, declarative, on top of the modules above.
+        .executableTarget(
+            name: "vnetstream",
+            dependencies: [
+                "Traces", "VideoTraces", "Units", "CPcap",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        // Benchmarks print numbers; run them with scripts/bench (release build).
+        .executableTarget(
+            name: "vnetstream-bench", dependencies: ["Traces", "Units"], path: "Benchmarks"),
+        // Helpers for tests that run real programs (ffmpeg, ffprobe, the built vnetstream).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TracesTests", dependencies: ["Traces", "Units", "TestSupport"]),
+        .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
+        // Depends on the executable so that `swift test` builds the binary it runs.
+        .testTarget(name: "CommandLineTests", dependencies: ["vnetstream", "Traces", "TestSupport"]),
+    ]
+)

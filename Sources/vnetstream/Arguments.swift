@@ -1,0 +1,35 @@
+import ArgumentParser
+import Traces
+import Units
+
+extension TraceFormat: ExpressibleByArgument {}
+extension SizeUnit: ExpressibleByArgument {}
+
+/// Reads `320kbit`-style rates for options, with the parser's own sentence on failure.
+func bitRate(_ text: String) throws -> BitRate {
+    do { return try BitRate(parsing: text) } catch let error as BitRate.ParseError {
+        throw ValidationError(error.description)
+    }
+}
+
+/// How to read a trace file: shared by every command that takes one.
+struct TraceInputOptions: ParsableArguments {
+    @Option(help: "The trace format (\(TraceFormat.namesForHelp)); detected when left out.")
+    var format: TraceFormat?
+
+    @Option(help: "The unit of sizes in the file (bits or bytes); detected when left out.")
+    var units: SizeUnit?
+
+    @Option(help: "Frames per second: paces TKN terse traces (default 25) and re-times others at exact intervals.")
+    var fps: Double?
+
+    func validate() throws {
+        if let fps, !(fps > 0 && fps.isFinite) { throw ValidationError("--fps must be a positive number, not \(fps).") }
+    }
+
+    var readOptions: TraceReadOptions { TraceReadOptions(format: format, sizeUnit: units, framesPerSecond: fps) }
+
+    func read(_ path: String) throws -> FrameTrace {
+        try TraceReader.read(contentsOf: path, options: readOptions)
+    }
+}
