@@ -21,6 +21,24 @@ let package = Package(
         .target(name: "Units"),
         // Frame traces: readers for the common formats, statistics, CBR sources, fitting, writing.
         .target(name: "Traces", dependencies: ["Units"]),
+        // The pacer: frame send times on the monotonic clock.
+        .target(name: "Pacing"),
+        // Packets and marks: the wire format (media header, reports, stream end), IPv4/UDP with
+        // checksums, TT marks, the packetizer. Pure codecs: no I/O.
+        .target(name: "Packets"),
+        // The splitter: which VNet each packet takes (the controller drives its weights).
+        .target(name: "Splitting"),
+        // Tun interfaces and UDP sockets: thin typed wrappers over the syscalls.
+        .target(name: "Devices", dependencies: ["Packets", "CNetShims"]),
+        .target(name: "CNetShims"),
+        // Receiver accounting per path and interval, and the loss tables: a state machine, no I/O.
+        .target(name: "Accounting", dependencies: ["Packets"]),
+        // Per-interface captures with libpcap.
+        .target(name: "Capture", dependencies: ["CPcap"]),
+        // The sender and receiver loops: the stages above put together over real devices.
+        .target(
+            name: "Streaming",
+            dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Devices", "Accounting", "Capture", "Units"]),
         // Frame traces from real video files through libavformat / libavcodec's parsers.
         .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
         .systemLibrary(
@@ -33,15 +51,17 @@ let package = Package(
         .executableTarget(
             name: "vnetstream",
             dependencies: [
-                "Traces", "VideoTraces", "Units", "CPcap",
+                "Traces", "VideoTraces", "Units", "CPcap", "Streaming", "Packets", "Splitting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).
         .executableTarget(
-            name: "vnetstream-bench", dependencies: ["Traces", "Units"], path: "Benchmarks"),
+            name: "vnetstream-bench", dependencies: ["Traces", "Units", "Pacing", "Packets", "Accounting"],
+            path: "Benchmarks"),
         // Helpers for tests that run real programs (ffmpeg, ffprobe, the built vnetstream).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "Units", "TestSupport"]),
+        .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.
         .testTarget(name: "CommandLineTests", dependencies: ["vnetstream", "Traces", "TestSupport"]),

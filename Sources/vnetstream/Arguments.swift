@@ -14,10 +14,10 @@ func bitRate(_ text: String) throws -> BitRate {
 
 /// How to read a trace file: shared by every command that takes one.
 struct TraceInputOptions: ParsableArguments {
-    @Option(help: "The trace format (\(TraceFormat.namesForHelp)); detected when left out.")
+    @Option(help: "The trace format; detected when left out.")
     var format: TraceFormat?
 
-    @Option(help: "The unit of sizes in the file (bits or bytes); detected when left out.")
+    @Option(help: "The unit of sizes in the file; detected when left out.")
     var units: SizeUnit?
 
     @Option(help: "Frames per second: paces TKN terse traces (default 25) and re-times others at exact intervals.")

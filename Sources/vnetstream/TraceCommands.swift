@@ -87,8 +87,8 @@ extension TraceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Pick the part of a real trace whose 1-second peak-to-mean ratio is closest to the one asked, scaled to the mean.",
             discussion: """
-                What the paper did with its Star Wars IV trace, done in the open: the output's header
-                says which part of which file, the scale factor, and the mean and peak achieved.
+                What the paper did with its Star Wars IV trace, done in the open: the output's header \
+                says which part of which file, the scale factor, and the mean and peak achieved. \
                 Parts start on an I frame when the trace has frame types.
                 """)
 

@@ -8,10 +8,10 @@ struct VNetStream: ParsableCommand {
         commandName: "vnetstream",
         abstract: "Stream real-time media over several virtual networks at once, and measure what survives.",
         discussion: """
-            Traces describe the media (frame sizes and times); the sender paces, marks and splits
-            them across one tun interface per VNet; the receiver accounts every packet per path.
+            Traces describe the media (frame sizes and times); the sender paces, marks and splits \
+            them across one tun interface per VNet; the receiver accounts every packet per path. \
             See README.md for the experiment and Docs/ for formats.
             """,
         version: "0.1.0 (libavformat \(VideoTraceExtractor.libraryVersion), \(String(cString: pcap_lib_version())))",
-        subcommands: [TraceCommand.self])
+        subcommands: [TraceCommand.self, Send.self, Recv.self])
 }

@@ -1,0 +1,263 @@
+import Packets
+
+/// The receiver's results for one stream: one document, units in the key names, rendered to
+/// Markdown, CSV and JSON from the same values.
+///
+/// Two loss figures per path, as the paper's tables need: `loss_pct_of_path` (lost on this path
+/// over sent on this path) and `loss_pct_of_all` (lost on this path over all packets of the
+/// stream sent in the interval; these add up to the interval's total when each packet took
+/// one path).
+public struct LossReport: Codable, Sendable {
+    public struct PathFigures: Codable, Sendable, Equatable {
+        public var path: Int
+        /// VNet number as people count them: path id + 1.
+        public var vnet: Int
+        public var sent: Int
+        public var received: Int
+        public var lost: Int
+        public var lossPctOfPath: Double
+        public var lossPctOfAll: Double
+        public var duplicates: Int
+        public var reordered: Int
+        public var delayMsMean: Double?
+        public var delayMsMax: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case path, vnet, sent, received, lost, duplicates, reordered
+            case lossPctOfPath = "loss_pct_of_path"
+            case lossPctOfAll = "loss_pct_of_all"
+            case delayMsMean = "delay_ms_mean"
+            case delayMsMax = "delay_ms_max"
+        }
+    }
+
+    public struct Interval: Codable, Sendable, Equatable {
+        public var startS: Double
+        public var endS: Double
+        public var sent: Int
+        public var received: Int
+        public var lost: Int
+        public var lossPct: Double
+        public var duplicates: Int
+        public var perVNet: [PathFigures]
+
+        enum CodingKeys: String, CodingKey {
+            case sent, received, lost, duplicates
+            case startS = "start_s"
+            case endS = "end_s"
+            case lossPct = "loss_pct"
+            case perVNet = "per_vnet"
+        }
+    }
+
+    public struct PathSummary: Codable, Sendable, Equatable {
+        public var path: Int
+        public var vnet: Int
+        public var received: Int
+        public var lost: Int
+        public var duplicates: Int
+        public var reordered: Int
+        /// Packets more than the sequence window behind the newest: counted, still lost.
+        public var tooLate: Int
+        public var bytesReceived: Int
+        public var delayMsMin: Double?
+        public var delayMsMean: Double?
+        public var delayMsMax: Double?
+        public var jitterMs: Double
+        /// TOS bytes seen on this path's packets, by value (as a decimal string key).
+        public var tosSeen: [String: Int]
+        /// Packets whose TOS byte differed from the mark the sender put in its header.
+        public var tosMismatches: Int
+
+        enum CodingKeys: String, CodingKey {
+            case path, vnet, received, lost, duplicates, reordered
+            case tooLate = "too_late"
+            case bytesReceived = "bytes_received"
+            case delayMsMin = "delay_ms_min"
+            case delayMsMean = "delay_ms_mean"
+            case delayMsMax = "delay_ms_max"
+            case jitterMs = "jitter_ms"
+            case tosSeen = "tos_seen"
+            case tosMismatches = "tos_mismatches"
+        }
+    }
+
+    public struct FrameFigures: Codable, Sendable, Equatable {
+        public var type: String
+        public var frames: Int
+        public var lost: Int
+        public var lossPct: Double
+
+        enum CodingKeys: String, CodingKey {
+            case type, frames, lost
+            case lossPct = "loss_pct"
+        }
+    }
+
+    public var streamID: UInt32
+    public var intervalS: Double
+    /// Whether the sender's end-of-stream message arrived; without it, packets sent after the
+    /// last one that arrived are not counted as lost.
+    public var endReceived: Bool
+    public var intervals: [Interval]
+    public var total: Interval
+    public var paths: [PathSummary]
+    public var frames: [FrameFigures]
+    /// Datagrams dropped undecoded, by reason; and those of other streams.
+    public var dropped: [String: Int]
+    public var otherStreams: Int
+
+    enum CodingKeys: String, CodingKey {
+        case intervals, total, paths, frames, dropped
+        case streamID = "stream_id"
+        case intervalS = "interval_s"
+        case endReceived = "end_received"
+        case otherStreams = "other_streams"
+    }
+}
+
+func percent(_ part: Int, _ whole: Int) -> Double {
+    whole > 0 ? (Double(part) / Double(whole) * 1e6).rounded() / 1e4 : 0
+}
+
+func milliseconds(_ nanoseconds: Double?) -> Double? {
+    nanoseconds.map { ($0 / 1e3).rounded() / 1e3 }
+}
+
+extension StreamAccounting {
+    /// The results as they stand (call after the stream ended, or at any time for a snapshot).
+    public func lossReport() -> LossReport {
+        let ids = pathIDs
+        let count = max(streamTallies.count, paths.values.map(\.tallies.count).max() ?? 0)
+        let seconds = Double(intervalNanoseconds) / 1e9
+        // When every packet took one path, an interval's totals are the sum of its paths, so that
+        // the per-VNet columns add up exactly (the paper's layout). With copies on several paths
+        // (duplicate mode) a packet is lost only when no copy arrived: the stream's own count.
+        let copies = stream.duplicates > 0
+        var intervals: [LossReport.Interval] = []
+        for index in 0..<count {
+            var all = streamTallies[index]
+            if !copies {
+                all = IntervalTally()
+                for id in ids {
+                    let tally = paths[id]!.tallies[index]
+                    all.received += tally.received
+                    all.missing += tally.missing
+                }
+                all.duplicates = streamTallies[index].duplicates
+            }
+            let perVNet = ids.map { id -> LossReport.PathFigures in
+                let path = paths[id]!
+                let tally = path.tallies[index]
+                let delay = index < path.delayByInterval.count ? path.delayByInterval[index] : DelayTally()
+                return figures(id: id, tally: tally, allSent: all.sent, delay: delay)
+            }
+            intervals.append(
+                LossReport.Interval(
+                    startS: Double(index) * seconds, endS: Double(index + 1) * seconds, sent: all.sent,
+                    received: all.received, lost: all.missing, lossPct: percent(all.missing, all.sent),
+                    duplicates: all.duplicates + perVNet.reduce(0) { $0 + $1.duplicates }, perVNet: perVNet))
+        }
+        let streamSent = stream.received + stream.missing
+        let totalPerVNet = ids.map { id -> LossReport.PathFigures in
+            let path = paths[id]!
+            var tally = IntervalTally()
+            for t in path.tallies.tallies {
+                tally.received += t.received
+                tally.missing += t.missing
+                tally.duplicates += t.duplicates
+                tally.reordered += t.reordered
+            }
+            return figures(id: id, tally: tally, allSent: streamSent, delay: path.delay)
+        }
+        let total = LossReport.Interval(
+            startS: 0, endS: Double(count) * seconds, sent: streamSent, received: stream.received,
+            lost: stream.missing, lossPct: percent(stream.missing, streamSent),
+            duplicates: stream.duplicates + totalPerVNet.reduce(0) { $0 + $1.duplicates }, perVNet: totalPerVNet)
+        let pathSummaries = ids.map { id -> LossReport.PathSummary in
+            let path = paths[id]!
+            return LossReport.PathSummary(
+                path: Int(id), vnet: Int(id) + 1, received: path.tracker.received, lost: path.tracker.missing,
+                duplicates: path.tracker.duplicates, reordered: path.tracker.reordered, tooLate: path.tracker.tooOld,
+                bytesReceived: path.tallies.tallies.reduce(0) { $0 + $1.bytes },
+                delayMsMin: path.delay.count > 0 ? milliseconds(Double(path.delay.minimum)) : nil,
+                delayMsMean: milliseconds(path.delay.mean),
+                delayMsMax: path.delay.count > 0 ? milliseconds(Double(path.delay.maximum)) : nil,
+                jitterMs: milliseconds(path.jitter) ?? 0,
+                tosSeen: Dictionary(uniqueKeysWithValues: path.marks.map { (String($0.key), $0.value) }),
+                tosMismatches: path.markMismatches)
+        }
+        let frameFigures = frames.summary().sorted { $0.key < $1.key }.map {
+            LossReport.FrameFigures(
+                type: String(UnicodeScalar($0.key)), frames: $0.value.frames, lost: $0.value.lost,
+                lossPct: percent($0.value.lost, $0.value.frames))
+        }
+        return LossReport(
+            streamID: streamID, intervalS: seconds, endReceived: end != nil, intervals: intervals, total: total,
+            paths: pathSummaries, frames: frameFigures,
+            dropped: Dictionary(uniqueKeysWithValues: dropped.map { ($0.key.rawValue, $0.value) }), otherStreams: otherStreams)
+    }
+
+    private func figures(id: UInt8, tally: IntervalTally, allSent: Int, delay: DelayTally) -> LossReport.PathFigures {
+        LossReport.PathFigures(
+            path: Int(id), vnet: Int(id) + 1, sent: tally.sent, received: tally.received, lost: tally.missing,
+            lossPctOfPath: percent(tally.missing, tally.sent), lossPctOfAll: percent(tally.missing, allSent),
+            duplicates: tally.duplicates, reordered: tally.reordered, delayMsMean: milliseconds(delay.mean),
+            delayMsMax: delay.count > 0 ? milliseconds(Double(delay.maximum)) : nil)
+    }
+}
+
+extension LossReport {
+    /// The loss table as Markdown: one row per interval and path, and an `all` row per interval.
+    public var markdown: String {
+        var lines = [
+            "| interval (s) | VNet | sent | received | lost | loss % of path | loss % of all |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        func rows(_ interval: Interval, label: String) {
+            for path in interval.perVNet {
+                lines.append(
+                    "| \(label) | \(path.vnet) | \(path.sent) | \(path.received) | \(path.lost) | \(fixed(path.lossPctOfPath)) | \(fixed(path.lossPctOfAll)) |")
+            }
+            lines.append(
+                "| \(label) | all | \(interval.sent) | \(interval.received) | \(interval.lost) | \(fixed(interval.lossPct)) | \(fixed(interval.lossPct)) |")
+        }
+        for interval in intervals { rows(interval, label: "\(trim(interval.startS))-\(trim(interval.endS))") }
+        rows(total, label: "total")
+        var text = lines.joined(separator: "\n") + "\n"
+        if !frames.isEmpty {
+            text += "\nframes lost (a frame is lost when any of its packets is): "
+            text += frames.map { "\($0.type) \($0.lost)/\($0.frames) (\(fixed($0.lossPct)) %)" }.joined(separator: ", ") + "\n"
+        }
+        if !endReceived { text += "\nthe sender's end-of-stream message did not arrive: losses after the last packet received are not counted\n" }
+        let drops = dropped.filter { $0.value > 0 }.sorted { $0.key < $1.key }
+        if !drops.isEmpty || otherStreams > 0 {
+            text += "\ndatagrams dropped: " + drops.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            if otherStreams > 0 { text += (drops.isEmpty ? "" : ", ") + "other streams \(otherStreams)" }
+            text += "\n"
+        }
+        return text
+    }
+
+    /// The loss table as CSV, one row per interval and path (`vnet` is `all` for the total).
+    public var csv: String {
+        var text = "start_s,end_s,vnet,sent,received,lost,loss_pct_of_path,loss_pct_of_all\n"
+        for interval in intervals + [total] {
+            for path in interval.perVNet {
+                text += "\(trim(interval.startS)),\(trim(interval.endS)),\(path.vnet),\(path.sent),\(path.received),\(path.lost),\(path.lossPctOfPath),\(path.lossPctOfAll)\n"
+            }
+            text += "\(trim(interval.startS)),\(trim(interval.endS)),all,\(interval.sent),\(interval.received),\(interval.lost),\(interval.lossPct),\(interval.lossPct)\n"
+        }
+        return text
+    }
+}
+
+func fixed(_ value: Double) -> String {
+    let hundredths = Int((value * 100).rounded())
+    let fraction = hundredths % 100
+    return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+}
+
+func trim(_ value: Double) -> String {
+    value == value.rounded() ? String(Int(value)) : String(value)
+}

@@ -1,0 +1,272 @@
+import Packets
+
+/// Everything the receiver learns of one stream, per path and per send-time interval: a state
+/// machine fed with decoded packets and arrival times; no I/O, no clock of its own.
+///
+/// Memory does not grow with the stream's length beyond one tally per interval per path: the
+/// sequence windows and the frame window are fixed.
+public struct StreamAccounting {
+    public let streamID: UInt32
+    public let intervalNanoseconds: UInt64
+    /// Frame types in coding order (frame number = index), when the receiver was given the
+    /// trace: it names the type of frames of which no packet arrived.
+    let frameTypes: [FrameTypeLetter]?
+
+    var stream: SequenceTracker = SequenceTracker()
+    var streamTallies: IntervalTallies
+    var paths: [UInt8: PathAccounting] = [:]
+    var frames = FrameAccounting()
+    /// Datagrams dropped undecoded, by reason.
+    public internal(set) var dropped: [Wire.DropReason: Int] = [:]
+    /// Datagrams of other streams.
+    public internal(set) var otherStreams = 0
+    public internal(set) var end: StreamEnd?
+
+    var firstArrival: UInt64?
+    var firstSendTime: UInt64 = 0
+    public internal(set) var lastArrival: UInt64 = 0
+
+    /// A send time this far beyond what the receiver has seen elapse is not believed.
+    static let maximumLead: UInt64 = 600_000_000_000
+
+    public typealias FrameTypeLetter = UInt8
+
+    public init(streamID: UInt32, intervalSeconds: Double, frameTypes: [UInt8]? = nil) {
+        precondition(intervalSeconds > 0)
+        self.streamID = streamID
+        self.intervalNanoseconds = UInt64((intervalSeconds * 1e9).rounded())
+        self.streamTallies = IntervalTallies(intervalNanoseconds: intervalNanoseconds)
+        self.frameTypes = frameTypes
+    }
+
+    /// A datagram that could not be decoded.
+    public mutating func drop(_ reason: Wire.DropReason) { dropped[reason, default: 0] += 1 }
+
+    /// A media packet of this stream: `bytes` is the UDP payload length, `tos` what the IP
+    /// header carried (nil if unknown), `arrival` the receiver's monotonic clock.
+    public mutating func record(_ header: MediaHeader, bytes: Int, tos: UInt8?, arrival: UInt64) {
+        guard header.streamID == streamID else {
+            otherStreams += 1
+            return
+        }
+        if firstArrival == nil {
+            firstArrival = arrival
+            firstSendTime = header.sendTimeNanoseconds
+        }
+        let elapsed = arrival &- firstArrival!
+        guard header.sendTimeNanoseconds <= firstSendTime &+ elapsed &+ Self.maximumLead else {
+            drop(.garbled)
+            return
+        }
+        lastArrival = arrival
+        let outcome = stream.record(
+            Int64(header.streamSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &streamTallies)
+        // Relative one-way delay: how much later than the first packet this one arrived,
+        // beyond how much later it was sent. Clock offsets between hosts cancel out.
+        let delay = Int64(bitPattern: elapsed) - (Int64(bitPattern: header.sendTimeNanoseconds) - Int64(bitPattern: firstSendTime))
+        paths[header.pathID, default: PathAccounting(id: header.pathID, intervalNanoseconds: intervalNanoseconds)]
+            .record(header, bytes: bytes, tos: tos, arrival: arrival, delay: delay)
+        if outcome == .new || outcome == .late {
+            frames.record(header, types: frameTypes)
+        }
+    }
+
+    /// The sender's end-of-stream message: counts after the last arrival become losses.
+    public mutating func record(_ end: StreamEnd, arrival: UInt64) {
+        guard end.streamID == streamID else {
+            otherStreams += 1
+            return
+        }
+        guard self.end == nil else { return }  // the sender repeats it on every VNet
+        let elapsed = firstArrival.map { arrival &- $0 } ?? 0
+        guard end.lastSendTimeNanoseconds <= firstSendTime &+ elapsed &+ Self.maximumLead,
+            end.paths.count <= ReceiverReport.maximumPaths
+        else {
+            drop(.garbled)
+            return
+        }
+        self.end = end
+        stream.close(sent: Int64(end.streamPackets), lastSendTime: end.lastSendTimeNanoseconds, tallies: &streamTallies)
+        for path in end.paths {
+            paths[path.pathID, default: PathAccounting(id: path.pathID, intervalNanoseconds: intervalNanoseconds)]
+                .close(sent: Int64(path.packetsSent), lastSendTime: end.lastSendTimeNanoseconds)
+        }
+        frames.close(frameCount: Int64(end.frameCount), types: frameTypes)
+    }
+
+    /// The report to send now: cumulative per-path figures.
+    public func report(sequence: UInt32, now: UInt64) -> ReceiverReport {
+        ReceiverReport(
+            streamID: streamID, reportSequence: sequence,
+            reportTimeNanoseconds: firstArrival.map { now &- $0 } ?? 0,
+            paths: paths.keys.sorted().prefix(ReceiverReport.maximumPaths).map { paths[$0]!.report })
+    }
+
+    /// Path ids seen so far, in order.
+    public var pathIDs: [UInt8] { paths.keys.sorted() }
+}
+
+/// One path's accounting: its sequence space, delay and jitter, TOS marks.
+struct PathAccounting {
+    let id: UInt8
+    var tracker = SequenceTracker()
+    var tallies: IntervalTallies
+    var delay = DelayTally()
+    var delayByInterval: [DelayTally] = []
+    /// Smoothed relative delay (1/16 gain) and RFC 3550 jitter, nanoseconds.
+    var smoothedDelay: Double = 0
+    var jitter: Double = 0
+    var previousTransit: Int64?
+    var marks: [UInt8: Int] = [:]
+    var markMismatches = 0
+    var tosUnknown = 0
+
+    init(id: UInt8, intervalNanoseconds: UInt64) {
+        self.id = id
+        self.tallies = IntervalTallies(intervalNanoseconds: intervalNanoseconds)
+    }
+
+    mutating func record(_ header: MediaHeader, bytes: Int, tos: UInt8?, arrival: UInt64, delay transit: Int64) {
+        let outcome = tracker.record(
+            Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &tallies)
+        guard outcome == .new || outcome == .late else { return }
+        if let tos {
+            marks[tos, default: 0] += 1
+            if tos != header.mark { markMismatches += 1 }
+        } else {
+            tosUnknown += 1
+        }
+        if let previousTransit {
+            jitter += (Double(abs(transit - previousTransit)) - jitter) / 16
+            smoothedDelay += (Double(transit) - smoothedDelay) / 16
+        } else {
+            smoothedDelay = Double(transit)
+        }
+        previousTransit = transit
+        delay.add(transit)
+        let index = tallies.index(header.sendTimeNanoseconds)
+        if index >= delayByInterval.count {
+            delayByInterval.append(contentsOf: repeatElement(DelayTally(), count: index + 1 - delayByInterval.count))
+        }
+        delayByInterval[index].add(transit)
+    }
+
+    mutating func close(sent: Int64, lastSendTime: UInt64) {
+        tracker.close(sent: sent, lastSendTime: lastSendTime, tallies: &tallies)
+    }
+
+    var report: PathReport {
+        PathReport(
+            pathID: id, highestSequencePlusOne: UInt32(clamping: tracker.highest + 1),
+            packetsReceived: UInt32(clamping: tracker.received), bytesReceived: UInt64(tallies.tallies.reduce(0) { $0 + $1.bytes }),
+            packetsLost: UInt32(clamping: max(0, tracker.missing)), packetsReordered: UInt32(clamping: tracker.reordered),
+            packetsDuplicated: UInt32(clamping: tracker.duplicates),
+            delayMicroseconds: Int32(clamping: Int64(smoothedDelay / 1000)),
+            jitterMicroseconds: UInt32(clamping: Int64(jitter / 1000)))
+    }
+}
+
+/// Mean, minimum and maximum of relative delays, nanoseconds.
+struct DelayTally: Equatable {
+    var count = 0
+    var sum: Int64 = 0
+    var minimum = Int64.max
+    var maximum = Int64.min
+
+    mutating func add(_ value: Int64) {
+        count += 1
+        sum += value
+        minimum = min(minimum, value)
+        maximum = max(maximum, value)
+    }
+
+    var mean: Double? { count > 0 ? Double(sum) / Double(count) : nil }
+}
+
+/// Frames and their fragments: a frame is lost when any of its packets is. A window of recent
+/// frames waits for late fragments; older ones are settled.
+struct FrameAccounting {
+    static let window: Int64 = 4096
+
+    struct Pending {
+        var type: UInt8
+        var fragments: Int
+        var received: Int
+    }
+
+    var pending: [Int64: Pending] = [:]
+    var highest: Int64 = -1
+    /// Frames settled, by type letter: (frames, lost).
+    var settled: [UInt8: (frames: Int, lost: Int)] = [:]
+
+    mutating func record(_ header: MediaHeader, types: [UInt8]?) {
+        let number = Int64(header.frameNumber)
+        if number > highest {
+            // Frames skipped over wait in the window too: a packet of theirs may still come.
+            var n = max(highest + 1, number - Self.window)
+            while n < number {
+                pending[n] = Pending(type: type(of: n, types), fragments: 1, received: 0)
+                n += 1
+            }
+            settle(fromBelow: number - Self.window, highestBefore: highest, types: types)
+            highest = number
+        } else if number <= highest - Self.window {
+            return  // already settled as lost; too late to help
+        }
+        var frame = pending[number] ?? Pending(type: header.frameType, fragments: Int(header.fragmentCount), received: 0)
+        frame.type = header.frameType
+        frame.fragments = Int(header.fragmentCount)
+        frame.received += 1
+        pending[number] = frame
+    }
+
+    private func type(of number: Int64, _ types: [UInt8]?) -> UInt8 {
+        guard let types, number >= 0, number < types.count else { return UInt8(ascii: "-") }
+        return types[Int(number)]
+    }
+
+    /// Settles pending frames below `limit`; frames that were never even placed in the window
+    /// (a gap wider than it) are settled as lost directly.
+    private mutating func settle(fromBelow limit: Int64, highestBefore: Int64, types: [UInt8]?) {
+        for (number, frame) in pending where number < limit {
+            settled[frame.type, default: (0, 0)].frames += 1
+            if frame.received < frame.fragments { settled[frame.type, default: (0, 0)].lost += 1 }
+            pending[number] = nil
+        }
+        settleLost(from: highestBefore + 1, to: limit, types: types)
+    }
+
+    /// Frames `low..<high`, of which nothing arrived, settled as lost. Without types (or past
+    /// the trace's end) they count in bulk, so a garbled frame number cannot make this loop long.
+    private mutating func settleLost(from low: Int64, to high: Int64, types: [UInt8]?) {
+        guard high > low else { return }
+        var bulkFrom = low
+        if let types, low < types.count {
+            let typedEnd = min(high, Int64(types.count))
+            for n in low..<typedEnd {
+                settled[types[Int(n)], default: (0, 0)].frames += 1
+                settled[types[Int(n)], default: (0, 0)].lost += 1
+            }
+            bulkFrom = typedEnd
+        }
+        guard high > bulkFrom else { return }
+        settled[UInt8(ascii: "-"), default: (0, 0)].frames += Int(high - bulkFrom)
+        settled[UInt8(ascii: "-"), default: (0, 0)].lost += Int(high - bulkFrom)
+    }
+
+    /// The sender said how many frames there were: the ones never seen are lost.
+    mutating func close(frameCount: Int64, types: [UInt8]?) {
+        settleLost(from: highest + 1, to: frameCount, types: types)
+        highest = max(highest, frameCount - 1)
+    }
+
+    /// Every frame, settled now: (frames, lost) by type letter.
+    func summary() -> [UInt8: (frames: Int, lost: Int)] {
+        var result = settled
+        for frame in pending.values {
+            result[frame.type, default: (0, 0)].frames += 1
+            if frame.received < frame.fragments { result[frame.type, default: (0, 0)].lost += 1 }
+        }
+        return result
+    }
+}

@@ -1,0 +1,130 @@
+import CPcap
+import Foundation
+
+/// libpcap failed: which call, on which interface, and libpcap's own words.
+public struct CaptureError: Error, CustomStringConvertible, Sendable {
+    public var interface: String
+    public var call: String
+    public var message: String
+
+    public var description: String {
+        var text = "\(call) on \(interface): \(message)"
+        if message.contains("ermission") || message.contains("not permitted") {
+            text += "; capturing needs CAP_NET_RAW: run as root"
+        }
+        return text
+    }
+}
+
+/// Records what arrives on one interface into a pcap file (readable by tcpdump and Wireshark),
+/// on a thread of its own, from `init` (capture is active when it returns) until `stop()`.
+public final class InterfaceCapture: @unchecked Sendable {
+    public let interface: String
+    public let file: String
+    private let handle: OpaquePointer
+    private let dumper: OpaquePointer
+    private let lock = NSLock()
+    private var stopping = false
+    private var captured = 0
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// What a capture recorded.
+    public struct Summary: Sendable, Codable, Equatable {
+        public var interface: String
+        public var file: String
+        /// Packets written to the file.
+        public var packets: Int
+        /// Packets the kernel dropped before libpcap could read them (should be 0).
+        public var droppedByKernel: Int
+
+        enum CodingKeys: String, CodingKey {
+            case interface, file, packets
+            case droppedByKernel = "dropped_by_kernel"
+        }
+    }
+
+    /// Opens `interface` (inbound packets only) with a BPF `filter`, and starts writing `file`.
+    public init(interface: String, file: String, filter: String) throws {
+        self.interface = interface
+        self.file = file
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        guard let handle = pcap_create(interface, &errorBuffer) else {
+            throw CaptureError(interface: interface, call: "pcap_create", message: String(cString: errorBuffer))
+        }
+        pcap_set_snaplen(handle, 65535)
+        pcap_set_promisc(handle, 0)
+        pcap_set_immediate_mode(handle, 1)
+        pcap_set_timeout(handle, 50)
+        pcap_set_buffer_size(handle, 8 << 20)
+        let status = pcap_activate(handle)
+        guard status >= 0 else {
+            let message = String(cString: pcap_geterr(handle))
+            pcap_close(handle)
+            throw CaptureError(interface: interface, call: "pcap_activate", message: message)
+        }
+        func fail(_ call: String) -> CaptureError {
+            let error = CaptureError(interface: interface, call: call, message: String(cString: pcap_geterr(handle)))
+            pcap_close(handle)
+            return error
+        }
+        guard pcap_setdirection(handle, PCAP_D_IN) == 0 else { throw fail("pcap_setdirection") }
+        var program = bpf_program()
+        guard pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else { throw fail("pcap_compile '\(filter)'") }
+        defer { pcap_freecode(&program) }
+        guard pcap_setfilter(handle, &program) == 0 else { throw fail("pcap_setfilter") }
+        guard let dumper = pcap_dump_open(handle, file) else { throw fail("pcap_dump_open \(file)") }
+        self.handle = handle
+        self.dumper = dumper
+        let thread = Thread { [self] in run() }
+        thread.name = "capture \(interface)"
+        thread.start()
+    }
+
+    private func run() {
+        let user = UnsafeMutablePointer<UInt8>(dumper)
+        while true {
+            lock.lock()
+            let stop = stopping
+            lock.unlock()
+            if stop { break }
+            let count = pcap_dispatch(handle, -1, pcap_dump, user)
+            if count > 0 {
+                lock.lock()
+                captured += Int(count)
+                lock.unlock()
+            } else if count < 0 && count != PCAP_ERROR_BREAK {
+                break
+            }
+        }
+        // Drain what the kernel already holds, so that the file has everything up to `stop()`.
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        pcap_setnonblock(handle, 1, &errorBuffer)
+        while true {
+            let count = pcap_dispatch(handle, -1, pcap_dump, user)
+            guard count > 0 else { break }
+            lock.lock()
+            captured += Int(count)
+            lock.unlock()
+        }
+        finished.signal()
+    }
+
+    /// Stops capturing, flushes and closes the file. Call once.
+    public func stop() -> Summary {
+        lock.lock()
+        stopping = true
+        lock.unlock()
+        pcap_breakloop(handle)
+        finished.wait()
+        var stats = pcap_stat()
+        let dropped = pcap_stats(handle, &stats) == 0 ? Int(stats.ps_drop) : -1
+        pcap_dump_close(dumper)
+        pcap_close(handle)
+        lock.lock()
+        defer { lock.unlock() }
+        return Summary(interface: interface, file: file, packets: captured, droppedByKernel: dropped)
+    }
+
+    /// libpcap's version string.
+    public static var libraryVersion: String { String(cString: pcap_lib_version()) }
+}

@@ -1,0 +1,107 @@
+import CNetShims
+import Packets
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A non-blocking IPv4 UDP socket that reports each datagram's TOS byte. Owns its descriptor.
+public final class UDPSocket: @unchecked Sendable {
+    public let fileDescriptor: Int32
+    public let local: UDPEndpoint
+
+    /// A datagram as it arrived.
+    public struct Arrival {
+        public var count: Int
+        public var source: UDPEndpoint
+        /// The IPv4 TOS byte it carried (nil if the kernel did not say).
+        public var tos: UInt8?
+    }
+
+    /// Binds to `local` (address 0.0.0.0 for any) with IP_RECVTOS on and a receive buffer of
+    /// `receiveBufferBytes`.
+    public init(bind local: UDPEndpoint, receiveBufferBytes: Int32 = 4 << 20) throws {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket", "UDP", errno: errno) }
+        var on: Int32 = 1
+        var size = receiveBufferBytes
+        setsockopt(fd, Int32(IPPROTO_IP), IP_RECVTOS, &on, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in(endpoint: local)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            let hint =
+                code == EADDRNOTAVAIL ? "\(local.address) is not an address of this host (or network namespace)"
+                : code == EADDRINUSE ? "another socket is bound to port \(local.port)" : nil
+            throw SystemError("bind", "UDP \(local)", errno: code, hint: hint)
+        }
+        self.fileDescriptor = fd
+        self.local = local
+    }
+
+    deinit { close(fileDescriptor) }
+
+    /// The next datagram, or nil when none is waiting.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Arrival? {
+        var address: UInt32 = 0
+        var port: UInt16 = 0
+        var tos: Int32 = -1
+        while true {
+            let count = vns_recv_with_tos(fileDescriptor, buffer.baseAddress, buffer.count, &address, &port, &tos)
+            if count >= 0 {
+                return Arrival(
+                    count: count, source: UDPEndpoint(address: IPv4Address(address), port: port),
+                    tos: tos >= 0 ? UInt8(tos) : nil)
+            }
+            if errno == EINTR { continue }
+            if errno == EAGAIN { return nil }
+            throw SystemError("recvmsg", "UDP \(local)", errno: errno)
+        }
+    }
+
+    /// Sends one datagram. Returns false when the send would block or the route is missing for
+    /// the moment (a report is best effort; the next one follows shortly).
+    @discardableResult
+    public func send(_ bytes: [UInt8], to destination: UDPEndpoint) throws -> Bool {
+        var address = sockaddr_in(endpoint: destination)
+        while true {
+            let sent = bytes.withUnsafeBytes { data in
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fileDescriptor, data.baseAddress, data.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            }
+            if sent >= 0 { return true }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, ENOBUFS, ENETUNREACH, EHOSTUNREACH, ECONNREFUSED: return false
+            default: throw SystemError("sendto", "UDP \(destination)", errno: errno)
+            }
+        }
+    }
+}
+
+extension sockaddr_in {
+    init(endpoint: UDPEndpoint) {
+        self.init()
+        sin_family = sa_family_t(AF_INET)
+        sin_port = endpoint.port.bigEndian
+        sin_addr = in_addr(s_addr: endpoint.address.value.bigEndian)
+    }
+}
+
+/// Waits until one of `descriptors` is readable or about `timeoutNanoseconds` pass (nil:
+/// forever; rounded down to whole milliseconds, so it never waits past a deadline: callers that
+/// need a precise wake-up follow with `Pacer.wait`). Returns which are readable.
+public func waitForReadable(_ descriptors: [Int32], timeoutNanoseconds: Int64?) throws -> [Bool] {
+    var fds = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    let timeout = timeoutNanoseconds.map { Int32(clamping: max(0, $0) / 1_000_000) } ?? -1
+    let ready = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeout) }
+    if ready >= 0 { return fds.map { $0.revents & Int16(POLLIN | POLLERR) != 0 } }
+    if errno == EINTR { return fds.map { _ in false } }
+    throw SystemError("poll", "\(descriptors.count) descriptors", errno: errno)
+}

@@ -1,0 +1,314 @@
+/// VNetStream's messages on the wire, version 1. Specified in `Docs/wire-format.md`; every
+/// field is big-endian. Encoding and decoding are pure functions over bytes: no I/O here.
+public enum Wire {
+    /// `VN`, the first two bytes of every VNetStream datagram.
+    public static let magic: UInt16 = 0x564E
+    public static let version: UInt8 = 1
+
+    public enum Kind: UInt8, Sendable {
+        case media = 1
+        case report = 2
+        case streamEnd = 3
+    }
+
+    /// Why a datagram was dropped instead of decoded; the receiver and sender count each.
+    public enum DropReason: String, Error, Sendable, CaseIterable, Codable {
+        /// Fewer bytes than the message's fixed part.
+        case short
+        /// Not ours: the magic is wrong.
+        case foreign
+        /// Ours, but a version this build does not speak (a newer sender, say).
+        case futureVersion = "future_version"
+        /// A kind this build does not know, or not the kind expected here.
+        case unknownKind = "unknown_kind"
+        /// Ours and the right length, but its fields contradict each other.
+        case garbled
+    }
+}
+
+/// The fixed header in front of every media packet's payload.
+public struct MediaHeader: Sendable, Equatable {
+    public static let size = 36
+
+    public var streamID: UInt32
+    /// Counts every distinct packet of the stream (copies in duplicate mode share it).
+    public var streamSequence: UInt32
+    /// Counts the packets sent on this path, from 0.
+    public var pathSequence: UInt32
+    public var frameNumber: UInt32
+    /// Sender's clock, nanoseconds since the stream started.
+    public var sendTimeNanoseconds: UInt64
+    public var fragmentIndex: UInt16
+    public var fragmentCount: UInt16
+    public var pathID: UInt8
+    /// The frame's coding type as a letter (`I`, `P`, `B`, `H`, `-`).
+    public var frameType: UInt8
+    /// The TOS byte (TT field) the sender set on this packet, so the receiver can check it.
+    public var mark: UInt8
+
+    public init(
+        streamID: UInt32, streamSequence: UInt32, pathSequence: UInt32, frameNumber: UInt32,
+        sendTimeNanoseconds: UInt64, fragmentIndex: UInt16, fragmentCount: UInt16, pathID: UInt8,
+        frameType: UInt8, mark: UInt8
+    ) {
+        self.streamID = streamID
+        self.streamSequence = streamSequence
+        self.pathSequence = pathSequence
+        self.frameNumber = frameNumber
+        self.sendTimeNanoseconds = sendTimeNanoseconds
+        self.fragmentIndex = fragmentIndex
+        self.fragmentCount = fragmentCount
+        self.pathID = pathID
+        self.frameType = frameType
+        self.mark = mark
+    }
+
+    /// Writes the header into `buffer` at `offset` (which must have `size` bytes there).
+    public func write(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) {
+        var w = ByteWriter(capacity: Self.size)
+        w.u16(Wire.magic)
+        w.u8(Wire.version)
+        w.u8(Wire.Kind.media.rawValue)
+        w.u32(streamID)
+        w.u32(streamSequence)
+        w.u32(pathSequence)
+        w.u32(frameNumber)
+        w.u64(sendTimeNanoseconds)
+        w.u16(fragmentIndex)
+        w.u16(fragmentCount)
+        w.u8(pathID)
+        w.u8(frameType)
+        w.u8(mark)
+        w.u8(0)
+        for (i, byte) in w.bytes.enumerated() { buffer[offset + i] = byte }
+    }
+
+    public var encoded: [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: Self.size)
+        bytes.withUnsafeMutableBytes { write(into: $0, at: 0) }
+        return bytes
+    }
+
+    /// Decodes a media header from the start of `datagram`, or says why not.
+    public static func decode(_ datagram: UnsafeRawBufferPointer) -> Result<MediaHeader, Wire.DropReason> {
+        var r = ByteReader(datagram)
+        if let reason = checkPreamble(&r, kind: .media, fixedSize: size) { return .failure(reason) }
+        let header = MediaHeader(
+            streamID: r.u32(), streamSequence: r.u32(), pathSequence: r.u32(), frameNumber: r.u32(),
+            sendTimeNanoseconds: r.u64(), fragmentIndex: r.u16(), fragmentCount: r.u16(), pathID: r.u8(),
+            frameType: r.u8(), mark: r.u8())
+        guard header.fragmentCount > 0, header.fragmentIndex < header.fragmentCount,
+            header.sendTimeNanoseconds < 1 << 62
+        else { return .failure(.garbled) }
+        return .success(header)
+    }
+
+    public static func decode(_ bytes: [UInt8]) -> Result<MediaHeader, Wire.DropReason> {
+        bytes.withUnsafeBytes { decode($0) }
+    }
+}
+
+/// Reads and checks magic, version and kind; nil when they are right and `fixedSize` bytes are there.
+func checkPreamble(_ r: inout ByteReader, kind: Wire.Kind, fixedSize: Int) -> Wire.DropReason? {
+    guard r.remaining >= 4 else { return .short }
+    guard r.u16() == Wire.magic else { return .foreign }
+    guard r.u8() == Wire.version else { return .futureVersion }
+    guard r.u8() == kind.rawValue else { return .unknownKind }
+    guard r.remaining >= fixedSize - 4 else { return .short }
+    return nil
+}
+
+/// What the receiver knows of one path, cumulative since the stream began.
+public struct PathReport: Sendable, Equatable, Codable {
+    public static let size = 40
+
+    public var pathID: UInt8
+    /// Highest path sequence seen, plus one (0: nothing yet), so the sender can tell progress.
+    public var highestSequencePlusOne: UInt32
+    public var packetsReceived: UInt32
+    public var bytesReceived: UInt64
+    public var packetsLost: UInt32
+    public var packetsReordered: UInt32
+    public var packetsDuplicated: UInt32
+    /// One-way delay relative to the path's first packet, smoothed, microseconds (may be negative).
+    public var delayMicroseconds: Int32
+    /// RFC 3550 interarrival jitter, microseconds.
+    public var jitterMicroseconds: UInt32
+
+    public init(
+        pathID: UInt8, highestSequencePlusOne: UInt32, packetsReceived: UInt32, bytesReceived: UInt64,
+        packetsLost: UInt32, packetsReordered: UInt32, packetsDuplicated: UInt32, delayMicroseconds: Int32,
+        jitterMicroseconds: UInt32
+    ) {
+        self.pathID = pathID
+        self.highestSequencePlusOne = highestSequencePlusOne
+        self.packetsReceived = packetsReceived
+        self.bytesReceived = bytesReceived
+        self.packetsLost = packetsLost
+        self.packetsReordered = packetsReordered
+        self.packetsDuplicated = packetsDuplicated
+        self.delayMicroseconds = delayMicroseconds
+        self.jitterMicroseconds = jitterMicroseconds
+    }
+}
+
+/// The receiver's report to the sender, sent every `--report-ms` over every VNet.
+public struct ReceiverReport: Sendable, Equatable {
+    public static let fixedSize = 24
+    /// The most paths one report carries (and so one stream may use).
+    public static let maximumPaths = 32
+
+    public var streamID: UInt32
+    /// Counts reports, from 0; copies sent over several VNets share it.
+    public var reportSequence: UInt32
+    /// Receiver's clock, nanoseconds since its first packet of the stream.
+    public var reportTimeNanoseconds: UInt64
+    public var paths: [PathReport]
+
+    public init(streamID: UInt32, reportSequence: UInt32, reportTimeNanoseconds: UInt64, paths: [PathReport]) {
+        self.streamID = streamID
+        self.reportSequence = reportSequence
+        self.reportTimeNanoseconds = reportTimeNanoseconds
+        self.paths = paths
+    }
+
+    public var encoded: [UInt8] {
+        precondition(paths.count <= Self.maximumPaths)
+        var w = ByteWriter(capacity: Self.fixedSize + paths.count * PathReport.size)
+        w.u16(Wire.magic)
+        w.u8(Wire.version)
+        w.u8(Wire.Kind.report.rawValue)
+        w.u32(streamID)
+        w.u32(reportSequence)
+        w.u64(reportTimeNanoseconds)
+        w.u8(UInt8(paths.count))
+        w.zeros(3)
+        for path in paths {
+            w.u8(path.pathID)
+            w.zeros(3)
+            w.u32(path.highestSequencePlusOne)
+            w.u32(path.packetsReceived)
+            w.u64(path.bytesReceived)
+            w.u32(path.packetsLost)
+            w.u32(path.packetsReordered)
+            w.u32(path.packetsDuplicated)
+            w.u32(UInt32(bitPattern: path.delayMicroseconds))
+            w.u32(path.jitterMicroseconds)
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ datagram: UnsafeRawBufferPointer) -> Result<ReceiverReport, Wire.DropReason> {
+        var r = ByteReader(datagram)
+        if let reason = checkPreamble(&r, kind: .report, fixedSize: fixedSize) { return .failure(reason) }
+        let streamID = r.u32()
+        let sequence = r.u32()
+        let time = r.u64()
+        let count = Int(r.u8())
+        r.skip(3)
+        guard count <= maximumPaths else { return .failure(.garbled) }
+        guard r.remaining >= count * PathReport.size else { return .failure(.short) }
+        var paths: [PathReport] = []
+        paths.reserveCapacity(count)
+        for _ in 0..<count {
+            let id = r.u8()
+            r.skip(3)
+            let path = PathReport(
+                pathID: id, highestSequencePlusOne: r.u32(), packetsReceived: r.u32(), bytesReceived: r.u64(),
+                packetsLost: r.u32(), packetsReordered: r.u32(), packetsDuplicated: r.u32(),
+                delayMicroseconds: Int32(bitPattern: r.u32()), jitterMicroseconds: r.u32())
+            guard path.packetsReceived <= path.highestSequencePlusOne || path.highestSequencePlusOne == 0 && path.packetsReceived == 0
+            else { return .failure(.garbled) }
+            paths.append(path)
+        }
+        return .success(ReceiverReport(streamID: streamID, reportSequence: sequence, reportTimeNanoseconds: time, paths: paths))
+    }
+
+    public static func decode(_ bytes: [UInt8]) -> Result<ReceiverReport, Wire.DropReason> {
+        bytes.withUnsafeBytes { decode($0) }
+    }
+}
+
+/// The sender's last word on a stream, sent a few times over every VNet: how many packets each
+/// path carried, so that losses after the last packet that arrived are counted too.
+public struct StreamEnd: Sendable, Equatable {
+    public static let fixedSize = 28
+    public static let pathSize = 8
+
+    public struct Path: Sendable, Equatable {
+        public var pathID: UInt8
+        public var packetsSent: UInt32
+
+        public init(pathID: UInt8, packetsSent: UInt32) {
+            self.pathID = pathID
+            self.packetsSent = packetsSent
+        }
+    }
+
+    public var streamID: UInt32
+    /// Distinct packets of the stream (the next stream sequence).
+    public var streamPackets: UInt32
+    /// Frames of the stream (the next frame number), zero-size ones included.
+    public var frameCount: UInt32
+    /// Send time of the last media packet, nanoseconds since the stream started.
+    public var lastSendTimeNanoseconds: UInt64
+    public var paths: [Path]
+
+    public init(streamID: UInt32, streamPackets: UInt32, frameCount: UInt32, lastSendTimeNanoseconds: UInt64, paths: [Path]) {
+        self.streamID = streamID
+        self.streamPackets = streamPackets
+        self.frameCount = frameCount
+        self.lastSendTimeNanoseconds = lastSendTimeNanoseconds
+        self.paths = paths
+    }
+
+    public var encoded: [UInt8] {
+        var w = ByteWriter(capacity: Self.fixedSize + paths.count * Self.pathSize)
+        w.u16(Wire.magic)
+        w.u8(Wire.version)
+        w.u8(Wire.Kind.streamEnd.rawValue)
+        w.u32(streamID)
+        w.u32(streamPackets)
+        w.u32(frameCount)
+        w.u64(lastSendTimeNanoseconds)
+        w.u8(UInt8(paths.count))
+        w.zeros(3)
+        for path in paths {
+            w.u8(path.pathID)
+            w.zeros(3)
+            w.u32(path.packetsSent)
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ datagram: UnsafeRawBufferPointer) -> Result<StreamEnd, Wire.DropReason> {
+        var r = ByteReader(datagram)
+        if let reason = checkPreamble(&r, kind: .streamEnd, fixedSize: fixedSize) { return .failure(reason) }
+        let streamID = r.u32()
+        let packets = r.u32()
+        let frames = r.u32()
+        let last = r.u64()
+        let count = Int(r.u8())
+        r.skip(3)
+        guard count <= ReceiverReport.maximumPaths, last < 1 << 62 else { return .failure(.garbled) }
+        guard r.remaining >= count * pathSize else { return .failure(.short) }
+        var paths: [Path] = []
+        for _ in 0..<count {
+            let id = r.u8()
+            r.skip(3)
+            paths.append(Path(pathID: id, packetsSent: r.u32()))
+        }
+        return .success(StreamEnd(streamID: streamID, streamPackets: packets, frameCount: frames, lastSendTimeNanoseconds: last, paths: paths))
+    }
+}
+
+extension Wire {
+    /// The kind of a VNetStream datagram, or why it is not one this build reads.
+    public static func kind(of datagram: UnsafeRawBufferPointer) -> Result<Kind, DropReason> {
+        guard datagram.count >= 4 else { return .failure(.short) }
+        guard UInt16(datagram[0]) << 8 | UInt16(datagram[1]) == magic else { return .failure(.foreign) }
+        guard datagram[2] == version else { return .failure(.futureVersion) }
+        guard let kind = Kind(rawValue: datagram[3]) else { return .failure(.unknownKind) }
+        return .success(kind)
+    }
+}

@@ -1,0 +1,321 @@
+import Devices
+import Foundation
+import Pacing
+import Packets
+import Splitting
+import Traces
+
+/// One VNet as the sender reaches it: a tun interface, and the sender's own address in that
+/// VNet (the source of its packets there, and where that VNet delivers the receiver's reports).
+public struct VNetRoute: Sendable, Equatable {
+    public var tun: String
+    public var source: IPv4Address
+
+    public init(tun: String, source: IPv4Address) {
+        self.tun = tun
+        self.source = source
+    }
+}
+
+/// Moves the split from the receiver's reports. The adaptive controller implements it; a
+/// fixed split needs none.
+public protocol SplitController {
+    /// A report arrived over VNet `vnet` (index into the routes); returns new weights, or nil
+    /// to keep the current ones.
+    mutating func weights(after report: ReceiverReport, over vnet: Int, now: UInt64) -> [Double]?
+}
+
+public struct SenderConfiguration {
+    public var trace: FrameTrace
+    public var routes: [VNetRoute]
+    public var destination: UDPEndpoint
+    /// The UDP source port of media packets, where reports come back to.
+    public var sourcePort: UInt16 = 5005
+    public var mark: TrafficMark = .bestEffort
+    public var split: [Double]
+    /// The largest IPv4 packet to send; nil takes the smallest MTU of the tuns.
+    public var mtu: Int?
+    public var streamID: UInt32 = 1
+    /// How often a line per VNet goes to the log, seconds.
+    public var logInterval: Double = 1
+    /// How long to keep listening for reports after the last packet, seconds.
+    public var linger: Double = 0.5
+    /// Where JSON lines go (one call per line); nil logs nothing.
+    public var log: ((String) -> Void)?
+
+    public init(trace: FrameTrace, routes: [VNetRoute], destination: UDPEndpoint, split: [Double]) {
+        self.trace = trace
+        self.routes = routes
+        self.destination = destination
+        self.split = split
+    }
+}
+
+/// What a sender did: the summary `vnetstream send` prints and writes as JSON.
+public struct SenderSummary: Codable, Sendable {
+    public struct VNet: Codable, Sendable {
+        public var vnet: Int
+        public var tun: String
+        public var source: String
+        public var packets: Int
+        public var bytes: Int
+        /// Packets the tun would not take (kernel queue full): never sent.
+        public var localDrops: Int
+        /// Receiver reports that arrived over this VNet.
+        public var reportsReceived: Int
+
+        enum CodingKeys: String, CodingKey {
+            case vnet, tun, source, packets, bytes
+            case localDrops = "local_drops"
+            case reportsReceived = "reports_received"
+        }
+    }
+
+    public var streamID: UInt32
+    public var frames: Int
+    public var packets: Int
+    public var durationS: Double
+    public var mark: Int
+    public var mtu: Int
+    public var vnets: [VNet]
+    public var pacing: PacingErrors
+    /// Datagrams read from the tuns that were not reports for this stream, by reason.
+    public var ignored: [String: Int]
+    public var lastReport: [PathReport]?
+
+    enum CodingKeys: String, CodingKey {
+        case frames, packets, mtu, mark, vnets, pacing, ignored
+        case streamID = "stream_id"
+        case durationS = "duration_s"
+        case lastReport = "last_report"
+    }
+}
+
+/// Streams a trace in real time into one tun per VNet.
+public final class Sender {
+    public let configuration: SenderConfiguration
+    private let tuns: [TunDevice]
+    private let packetizer: Packetizer
+    private let mtu: Int
+    private var splitter: WeightedSplitter
+    public var controller: SplitController?
+
+    private var buffer: [UInt8]
+    private var readBuffer = [UInt8](repeating: 0, count: 65536)
+    private var identification: UInt16 = 0
+    private var streamSequence: UInt32 = 0
+    private var pathSequence: [UInt32]
+    private var vnetPackets: [Int]
+    private var vnetBytes: [Int]
+    private var intervalPackets: [Int]
+    private var intervalBytes: [Int]
+    private var intervalReports: [Int]
+    private var localDrops: [Int]
+    private var reportsReceived: [Int]
+    private var ignored: [String: Int] = [:]
+    private var lastReport: ReceiverReport?
+    private var start: UInt64 = 0
+    private var nextLog: UInt64 = 0
+
+    /// Attaches to every tun; fails at once (with what to do) when one cannot be had.
+    public init(_ configuration: SenderConfiguration) throws {
+        precondition(configuration.routes.count == configuration.split.count)
+        guard !configuration.routes.isEmpty, configuration.routes.count <= ReceiverReport.maximumPaths else {
+            throw SenderError("give between 1 and \(ReceiverReport.maximumPaths) VNets")
+        }
+        self.configuration = configuration
+        tuns = try configuration.routes.map { try TunDevice.attach($0.tun) }
+        let mtu = try configuration.mtu ?? tuns.map { try $0.mtu() }.min()!
+        guard mtu >= IPv4UDP.headerSize + MediaHeader.size + 1, mtu <= 65535 else {
+            throw SenderError("an MTU of \(mtu) bytes leaves no room for media (at least \(IPv4UDP.headerSize + MediaHeader.size + 1))")
+        }
+        self.mtu = mtu
+        packetizer = Packetizer(mtu: mtu)
+        splitter = WeightedSplitter(weights: configuration.split)
+        buffer = [UInt8](repeating: 0, count: mtu)
+        let count = configuration.routes.count
+        pathSequence = Array(repeating: 0, count: count)
+        vnetPackets = Array(repeating: 0, count: count)
+        vnetBytes = vnetPackets
+        intervalPackets = vnetPackets
+        intervalBytes = vnetPackets
+        intervalReports = vnetPackets
+        localDrops = vnetPackets
+        reportsReceived = vnetPackets
+    }
+
+    /// Streams the whole trace, then sends the end-of-stream message on every VNet and listens
+    /// for reports a little longer. Bounded: it ends with the trace.
+    public func run() throws -> SenderSummary {
+        let trace = configuration.trace
+        let schedule = FrameSchedule(sendTimesSeconds: trace.sendTimes).offsets
+        var lateness: [Int64] = []
+        lateness.reserveCapacity(trace.frames.count)
+        start = MonotonicClock.now() + 20_000_000
+        nextLog = start + UInt64(configuration.logInterval * 1e9)
+        var lastSendTime: UInt64 = 0
+        for (number, frame) in trace.frames.enumerated() {
+            let due = start + schedule[number]
+            try serve(until: due)
+            let now = MonotonicClock.now()
+            lateness.append(Int64(bitPattern: now &- due))
+            lastSendTime = now - start
+            let fragments = packetizer.fragments(ofFrame: frame.bytes)
+            for (index, size) in fragments.enumerated() {
+                let header = MediaHeader(
+                    streamID: configuration.streamID, streamSequence: streamSequence, pathSequence: 0,
+                    frameNumber: UInt32(number), sendTimeNanoseconds: lastSendTime, fragmentIndex: UInt16(index),
+                    fragmentCount: UInt16(fragments.count), pathID: 0,
+                    frameType: UInt8(ascii: frame.type.rawValue.unicodeScalars.first!), mark: configuration.mark.tos)
+                try send(header, payload: size, on: splitter.next())
+                streamSequence &+= 1
+            }
+        }
+        let end = StreamEnd(
+            streamID: configuration.streamID, streamPackets: streamSequence, frameCount: UInt32(trace.frames.count),
+            lastSendTimeNanoseconds: lastSendTime,
+            paths: pathSequence.enumerated().map { StreamEnd.Path(pathID: UInt8($0.offset), packetsSent: $0.element) })
+        // The end message travels over every VNet, three times, so that one lost copy or one
+        // dead VNet does not hide the tail of the stream from the receiver.
+        for _ in 0..<3 {
+            for vnet in tuns.indices { try sendControl(end.encoded, on: vnet) }
+            try serve(until: MonotonicClock.now() + 20_000_000)
+        }
+        try serve(until: MonotonicClock.now() + UInt64(configuration.linger * 1e9))
+        logIntervals(at: MonotonicClock.now())
+        return SenderSummary(
+            streamID: configuration.streamID, frames: trace.frames.count, packets: Int(streamSequence),
+            durationS: Double(lastSendTime) / 1e9, mark: Int(configuration.mark.tos), mtu: mtu,
+            vnets: configuration.routes.indices.map {
+                SenderSummary.VNet(
+                    vnet: $0 + 1, tun: configuration.routes[$0].tun, source: configuration.routes[$0].source.description,
+                    packets: vnetPackets[$0], bytes: vnetBytes[$0], localDrops: localDrops[$0],
+                    reportsReceived: reportsReceived[$0])
+            },
+            pacing: PacingErrors(lateness: lateness), ignored: ignored, lastReport: lastReport?.paths)
+    }
+
+    private func send(_ header: MediaHeader, payload: Int, on vnet: Int) throws {
+        var header = header
+        header.pathID = UInt8(vnet)
+        header.pathSequence = pathSequence[vnet]
+        pathSequence[vnet] &+= 1
+        let length = MediaHeader.size + payload
+        let route = configuration.routes[vnet]
+        identification &+= 1
+        let sent = try buffer.withUnsafeMutableBytes { raw -> Bool in
+            header.write(into: raw, at: IPv4UDP.headerSize)
+            IPv4UDP.writeHeaders(
+                into: raw, payloadLength: length,
+                source: UDPEndpoint(address: route.source, port: configuration.sourcePort),
+                destination: configuration.destination, tos: configuration.mark.tos, identification: identification)
+            return try tuns[vnet].write(UnsafeRawBufferPointer(rebasing: raw[0..<(IPv4UDP.headerSize + length)]))
+        }
+        if sent {
+            vnetPackets[vnet] += 1
+            vnetBytes[vnet] += length
+            intervalPackets[vnet] += 1
+            intervalBytes[vnet] += length
+        } else {
+            localDrops[vnet] += 1
+        }
+    }
+
+    private func sendControl(_ message: [UInt8], on vnet: Int) throws {
+        let route = configuration.routes[vnet]
+        var packet = [UInt8](repeating: 0, count: IPv4UDP.headerSize + message.count)
+        packet.replaceSubrange(IPv4UDP.headerSize..., with: message)
+        identification &+= 1
+        try packet.withUnsafeMutableBytes { raw in
+            IPv4UDP.writeHeaders(
+                into: raw, payloadLength: message.count,
+                source: UDPEndpoint(address: route.source, port: configuration.sourcePort),
+                destination: configuration.destination, tos: configuration.mark.tos, identification: identification)
+            try tuns[vnet].write(UnsafeRawBufferPointer(raw))
+        }
+    }
+
+    /// Until `deadline`: reads reports from every tun as they come, writes the log, then waits
+    /// out the last stretch precisely.
+    private func serve(until deadline: UInt64) throws {
+        let descriptors = tuns.map(\.fileDescriptor)
+        while true {
+            let now = MonotonicClock.now()
+            if now >= nextLog { logIntervals(at: now) }
+            // Poll in whole milliseconds, leaving the last one or two to the pacer.
+            guard deadline > now + 2_000_000 else { break }
+            let wake = min(deadline - 1_000_000, nextLog)
+            let readable = try waitForReadable(descriptors, timeoutNanoseconds: Int64(wake > now ? wake - now : 0))
+            for (vnet, ready) in readable.enumerated() where ready { try drain(vnet) }
+        }
+        Pacer.wait(until: deadline)
+    }
+
+    private func drain(_ vnet: Int) throws {
+        while let count = try readBuffer.withUnsafeMutableBytes({ try tuns[vnet].read(into: $0) }) {
+            readBuffer.withUnsafeBytes { raw in handle(UnsafeRawBufferPointer(rebasing: raw[0..<count]), over: vnet) }
+        }
+    }
+
+    private func handle(_ packet: UnsafeRawBufferPointer, over vnet: Int) {
+        let datagram: IPv4UDP.Datagram
+        switch IPv4UDP.parse(packet) {
+        case .success(let parsed): datagram = parsed
+        case .failure(let reason):
+            ignored[reason.rawValue, default: 0] += 1
+            return
+        }
+        guard datagram.destination.port == configuration.sourcePort else {
+            ignored["other_port", default: 0] += 1
+            return
+        }
+        let payload = UnsafeRawBufferPointer(rebasing: packet[datagram.payload])
+        switch ReceiverReport.decode(payload) {
+        case .success(let report) where report.streamID == configuration.streamID:
+            reportsReceived[vnet] += 1
+            intervalReports[vnet] += 1
+            let now = MonotonicClock.now()
+            if lastReport == nil || report.reportSequence > lastReport!.reportSequence { lastReport = report }
+            log(reportLine(report, over: vnet, at: now))
+            if var controller, let weights = controller.weights(after: report, over: vnet, now: now) {
+                splitter.setWeights(weights)
+                self.controller = controller
+            }
+        case .success: ignored["other_stream", default: 0] += 1
+        case .failure(let reason): ignored[reason.rawValue, default: 0] += 1
+        }
+    }
+
+    private func logIntervals(at now: UInt64) {
+        let t = Double(now &- start) / 1e9
+        for vnet in tuns.indices {
+            log(
+                #"{"kind":"sent","t_s":\#(rounded(t)),"vnet":\#(vnet + 1),"tun":"\#(configuration.routes[vnet].tun)","packets":\#(intervalPackets[vnet]),"bytes":\#(intervalBytes[vnet]),"weight":\#(rounded(splitter.weights[vnet])),"reports":\#(intervalReports[vnet])}"#
+            )
+            intervalPackets[vnet] = 0
+            intervalBytes[vnet] = 0
+            intervalReports[vnet] = 0
+        }
+        nextLog = now + UInt64(configuration.logInterval * 1e9)
+    }
+
+    private func reportLine(_ report: ReceiverReport, over vnet: Int, at now: UInt64) -> String {
+        let paths = report.paths.map {
+            #"{"vnet":\#(Int($0.pathID) + 1),"highest":\#($0.highestSequencePlusOne),"received":\#($0.packetsReceived),"lost":\#($0.packetsLost),"delay_us":\#($0.delayMicroseconds),"jitter_us":\#($0.jitterMicroseconds)}"#
+        }.joined(separator: ",")
+        return #"{"kind":"report","t_s":\#(rounded(Double(now &- start) / 1e9)),"over_vnet":\#(vnet + 1),"report_seq":\#(report.reportSequence),"paths":[\#(paths)]}"#
+    }
+
+    private func log(_ line: @autoclosure () -> String) {
+        configuration.log?(line())
+    }
+}
+
+func rounded(_ value: Double) -> String {
+    String((value * 1000).rounded() / 1000)
+}
+
+public struct SenderError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,195 @@
+import Testing
+
+@testable import Packets
+
+let sampleHeader = MediaHeader(
+    streamID: 0xDEAD_BEEF, streamSequence: 123_456, pathSequence: 61_000, frameNumber: 3_749,
+    sendTimeNanoseconds: 149_960_000_123, fragmentIndex: 1, fragmentCount: 2, pathID: 1,
+    frameType: UInt8(ascii: "B"), mark: 0xB8)
+
+let sampleReport = ReceiverReport(
+    streamID: 7, reportSequence: 99, reportTimeNanoseconds: 12_345_678_900,
+    paths: [
+        PathReport(
+            pathID: 0, highestSequencePlusOne: 1000, packetsReceived: 990, bytesReceived: 1_000_000, packetsLost: 10,
+            packetsReordered: 2, packetsDuplicated: 1, delayMicroseconds: -250, jitterMicroseconds: 812),
+        PathReport(
+            pathID: 1, highestSequencePlusOne: 0, packetsReceived: 0, bytesReceived: 0, packetsLost: 0,
+            packetsReordered: 0, packetsDuplicated: 0, delayMicroseconds: 0, jitterMicroseconds: 0),
+    ])
+
+let sampleEnd = StreamEnd(
+    streamID: 7, streamPackets: 7500, frameCount: 3750, lastSendTimeNanoseconds: 149_960_000_000,
+    paths: [.init(pathID: 0, packetsSent: 3750), .init(pathID: 1, packetsSent: 3750)])
+
+@Suite("Wire format")
+struct WireTests {
+    @Test("media headers, reports and stream ends survive a round trip")
+    func roundTrips() throws {
+        #expect(sampleHeader.encoded.count == MediaHeader.size)
+        #expect(try MediaHeader.decode(sampleHeader.encoded).get() == sampleHeader)
+        #expect(try ReceiverReport.decode(sampleReport.encoded).get() == sampleReport)
+        #expect(sampleEnd.encoded.withUnsafeBytes { (try? StreamEnd.decode($0).get()) == sampleEnd })
+    }
+
+    @Test("the header's bytes are the ones the spec gives")
+    func layout() {
+        let bytes = sampleHeader.encoded
+        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, 1, 1])
+        #expect(Array(bytes[4..<8]) == [0xDE, 0xAD, 0xBE, 0xEF])
+        #expect(Array(bytes[32..<36]) == [1, UInt8(ascii: "B"), 0xB8, 0])
+    }
+
+    @Test("every prefix of a valid message is short, never a crash or a wrong decode")
+    func prefixes() {
+        let media = sampleHeader.encoded
+        for length in 0..<media.count {
+            let result = MediaHeader.decode(Array(media[0..<length]))
+            #expect(result == .failure(.short), "length \(length)")
+        }
+        let report = sampleReport.encoded
+        for length in 0..<report.count {
+            #expect((try? ReceiverReport.decode(Array(report[0..<length])).get()) == nil, "length \(length)")
+        }
+    }
+
+    @Test("foreign, future-version, wrong-kind and garbled datagrams are told apart")
+    func reasons() {
+        var foreign = sampleHeader.encoded
+        foreign[0] = 0x45
+        #expect(MediaHeader.decode(foreign) == .failure(.foreign))
+        var future = sampleHeader.encoded
+        future[2] = 2
+        #expect(MediaHeader.decode(future) == .failure(.futureVersion))
+        #expect(MediaHeader.decode(sampleReport.encoded) == .failure(.unknownKind))
+        var garbled = sampleHeader.encoded
+        garbled[28] = 0xFF  // fragment index 65281 of 2
+        garbled[29] = 0x01
+        #expect(MediaHeader.decode(garbled) == .failure(.garbled))
+        var tooManyPaths = sampleReport.encoded
+        tooManyPaths[20] = 200
+        #expect(ReceiverReport.decode(tooManyPaths) == .failure(.garbled))
+        #expect([UInt8]([0x56, 0x4E, 1, 9]).withUnsafeBytes { Wire.kind(of: $0) } == .failure(.unknownKind))
+    }
+
+    /// The fuzz property: a million inputs, random and mutated from valid messages, through
+    /// every decoder. Each must return (a value or a reason) without trapping; a decoded value
+    /// must survive re-encoding (reserved bytes are ignored on decode, so the bytes may differ there).
+    @Test("a million random and mutated inputs decode or are refused, never crash")
+    func fuzz() {
+        var generator = SplitMix64(seed: 0x5EED)
+        let seeds = [sampleHeader.encoded, sampleReport.encoded, sampleEnd.encoded]
+        var decoded = 0
+        var buffer = [UInt8](repeating: 0, count: 256)
+        for round in 0..<1_000_000 {
+            let length: Int
+            if round % 2 == 0 {
+                // Random bytes, often starting like ours so that the checks past the magic run.
+                length = Int(generator.next() % 200)
+                for i in 0..<length { buffer[i] = UInt8(truncatingIfNeeded: generator.next()) }
+                if length >= 4, round % 4 == 0 {
+                    buffer[0] = 0x56
+                    buffer[1] = 0x4E
+                    buffer[2] = 1
+                    buffer[3] = UInt8(1 + generator.next() % 3)
+                }
+            } else {
+                // A valid message with a few bytes changed, cut short, or run long.
+                let seed = seeds[Int(generator.next() % 3)]
+                length = max(0, min(buffer.count, seed.count + Int(generator.next() % 9) - 4))
+                for i in 0..<length { buffer[i] = i < seed.count ? seed[i] : UInt8(truncatingIfNeeded: generator.next()) }
+                for _ in 0..<(1 + generator.next() % 3) where length > 0 {
+                    buffer[Int(generator.next() % UInt64(length))] = UInt8(truncatingIfNeeded: generator.next())
+                }
+            }
+            buffer.withUnsafeBytes { raw in
+                let input = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+                _ = Wire.kind(of: input)
+                if case .success(let header) = MediaHeader.decode(input) {
+                    decoded += 1
+                    #expect(MediaHeader.decode(header.encoded) == .success(header))
+                    #expect(Array(header.encoded[0..<35]) == Array(input[0..<35]))
+                }
+                if case .success(let report) = ReceiverReport.decode(input) {
+                    decoded += 1
+                    #expect(ReceiverReport.decode(report.encoded) == .success(report))
+                }
+                if case .success = StreamEnd.decode(input) { decoded += 1 }
+                _ = IPv4UDP.parse(input)
+            }
+        }
+        #expect(decoded > 1000, "the mutations should leave some messages valid")
+    }
+}
+
+/// A small deterministic generator, so that a failing fuzz case can be replayed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite("IPv4/UDP and marks")
+struct IPv4UDPTests {
+    @Test("a built packet parses back with valid checksums, and a flipped bit fails them")
+    func checksums() throws {
+        var packet = [UInt8](repeating: 0, count: 28 + 100)
+        for i in 28..<packet.count { packet[i] = UInt8(i & 0xFF) }
+        let source = UDPEndpoint("198.18.1.2:5005")!
+        let destination = UDPEndpoint("198.18.100.1:5004")!
+        packet.withUnsafeMutableBytes {
+            IPv4UDP.writeHeaders(into: $0, payloadLength: 100, source: source, destination: destination, tos: 0xB8, identification: 7)
+        }
+        let datagram = try packet.withUnsafeBytes { try IPv4UDP.parse($0).get() }
+        #expect(datagram.source == source && datagram.destination == destination)
+        #expect(datagram.tos == 0xB8)
+        #expect(datagram.payload == 28..<128)
+        // The IPv4 header checksum of this header, computed independently.
+        var sum = 0
+        for i in stride(from: 0, to: 20, by: 2) where i != 10 { sum += Int(packet[i]) << 8 | Int(packet[i + 1]) }
+        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+        #expect(Int(packet[10]) << 8 | Int(packet[11]) == (~sum & 0xFFFF))
+        var corrupt = packet
+        corrupt[60] ^= 0x01
+        #expect(corrupt.withUnsafeBytes { IPv4UDP.parse($0) } == .failure(.badChecksum))
+    }
+
+    @Test("TT marks read as DSCP names or TOS bytes")
+    func marks() throws {
+        #expect(try TrafficMark(parsing: "EF").tos == 0xB8)
+        #expect(try TrafficMark(parsing: "af41").tos == 34 << 2)
+        #expect(try TrafficMark(parsing: "CS5").tos == 40 << 2)
+        #expect(try TrafficMark(parsing: "0xb8").tos == 0xB8)
+        #expect(try TrafficMark(parsing: "184").tos == 184)
+        #expect(try TrafficMark(parsing: "BE").tos == 0)
+        #expect(TrafficMark(tos: 0xB8).description == "EF (TOS 0xb8)")
+        #expect(throws: TrafficMark.ParseError.self) { try TrafficMark(parsing: "XX") }
+        #expect(throws: TrafficMark.ParseError.self) { try TrafficMark(parsing: "256") }
+    }
+
+    @Test("addresses and endpoints read strictly")
+    func addresses() {
+        #expect(IPv4Address("198.18.0.1")?.value == 0xC612_0001)
+        #expect(IPv4Address("198.18.0") == nil && IPv4Address("198.18.0.256") == nil && IPv4Address("a.b.c.d") == nil)
+        #expect(UDPEndpoint("198.18.100.1:5004")?.port == 5004)
+        #expect(UDPEndpoint("198.18.100.1") == nil && UDPEndpoint("198.18.100.1:0") == nil)
+    }
+
+    @Test("frames are cut into as few, as equal packets as fit the MTU")
+    func packetizer() {
+        let packetizer = Packetizer(mtu: 1500)
+        #expect(packetizer.payloadLimit == 1500 - 28 - 36)
+        #expect(packetizer.fragments(ofFrame: 0) == [])
+        #expect(packetizer.fragments(ofFrame: 1600) == [800, 800])
+        #expect(packetizer.fragments(ofFrame: 1436) == [1436])
+        #expect(packetizer.fragments(ofFrame: 1437) == [719, 718])
+        let big = packetizer.fragments(ofFrame: 16745)
+        #expect(big.reduce(0, +) == 16745 && big.allSatisfy { $0 <= 1436 } && big.count == 12)
+    }
+}
