@@ -64,6 +64,7 @@ let package = Package(
         .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.
-        .testTarget(name: "CommandLineTests", dependencies: ["vnetstream", "Traces", "TestSupport"]),
+        .testTarget(
+            name: "CommandLineTests", dependencies: ["vnetstream", "Traces", "TestSupport", "Streaming", "Accounting"]),
     ]
 )

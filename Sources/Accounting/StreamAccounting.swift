@@ -196,11 +196,14 @@ struct FrameAccounting {
 
     var pending: [Int64: Pending] = [:]
     var highest: Int64 = -1
+    /// Every frame below this number is settled.
+    var settledBelow: Int64 = 0
     /// Frames settled, by type letter: (frames, lost).
     var settled: [UInt8: (frames: Int, lost: Int)] = [:]
 
     mutating func record(_ header: MediaHeader, types: [UInt8]?) {
         let number = Int64(header.frameNumber)
+        if number < settledBelow { return }  // already settled as lost; too late to help
         if number > highest {
             // Frames skipped over wait in the window too: a packet of theirs may still come.
             var n = max(highest + 1, number - Self.window)
@@ -208,10 +211,8 @@ struct FrameAccounting {
                 pending[n] = Pending(type: type(of: n, types), fragments: 1, received: 0)
                 n += 1
             }
-            settle(fromBelow: number - Self.window, highestBefore: highest, types: types)
+            settle(below: number - Self.window, highestBefore: highest, types: types)
             highest = number
-        } else if number <= highest - Self.window {
-            return  // already settled as lost; too late to help
         }
         var frame = pending[number] ?? Pending(type: header.frameType, fragments: Int(header.fragmentCount), received: 0)
         frame.type = header.frameType
@@ -225,15 +226,21 @@ struct FrameAccounting {
         return types[Int(number)]
     }
 
-    /// Settles pending frames below `limit`; frames that were never even placed in the window
-    /// (a gap wider than it) are settled as lost directly.
-    private mutating func settle(fromBelow limit: Int64, highestBefore: Int64, types: [UInt8]?) {
-        for (number, frame) in pending where number < limit {
-            settled[frame.type, default: (0, 0)].frames += 1
-            if frame.received < frame.fragments { settled[frame.type, default: (0, 0)].lost += 1 }
-            pending[number] = nil
+    /// Settles the frames that just left the window (below `limit`): the ones waiting there by
+    /// lookup, O(1) each, and those never placed (a gap wider than the window) in bulk.
+    private mutating func settle(below limit: Int64, highestBefore: Int64, types: [UInt8]?) {
+        guard limit > settledBelow else { return }
+        var n = settledBelow
+        let placedEnd = min(limit, highestBefore + 1)
+        while n < placedEnd {
+            if let frame = pending.removeValue(forKey: n) {
+                settled[frame.type, default: (0, 0)].frames += 1
+                if frame.received < frame.fragments { settled[frame.type, default: (0, 0)].lost += 1 }
+            }
+            n += 1
         }
-        settleLost(from: highestBefore + 1, to: limit, types: types)
+        settleLost(from: max(settledBelow, highestBefore + 1), to: limit, types: types)
+        settledBelow = limit
     }
 
     /// Frames `low..<high`, of which nothing arrived, settled as lost. Without types (or past

@@ -24,14 +24,3 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
         return text
     }
 }
-
-/// Calls `body` again while it fails with EINTR; returns its result or throws with errno.
-@discardableResult
-func retryingOnInterrupt(_ call: String, _ subject: String, _ body: () -> Int) throws -> Int {
-    while true {
-        let result = body()
-        if result >= 0 { return result }
-        if errno == EINTR { continue }
-        throw SystemError(call, subject, errno: errno)
-    }
-}

@@ -66,9 +66,7 @@ public struct MediaHeader: Sendable, Equatable {
     /// Writes the header into `buffer` at `offset` (which must have `size` bytes there).
     public func write(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) {
         var w = ByteWriter(capacity: Self.size)
-        w.u16(Wire.magic)
-        w.u8(Wire.version)
-        w.u8(Wire.Kind.media.rawValue)
+        w.preamble(.media)
         w.u32(streamID)
         w.u32(streamSequence)
         w.u32(pathSequence)
@@ -105,6 +103,15 @@ public struct MediaHeader: Sendable, Equatable {
 
     public static func decode(_ bytes: [UInt8]) -> Result<MediaHeader, Wire.DropReason> {
         bytes.withUnsafeBytes { decode($0) }
+    }
+}
+
+extension ByteWriter {
+    /// Magic, version and kind: the first four bytes of every message.
+    mutating func preamble(_ kind: Wire.Kind) {
+        u16(Wire.magic)
+        u8(Wire.version)
+        u8(kind.rawValue)
     }
 }
 
@@ -175,9 +182,7 @@ public struct ReceiverReport: Sendable, Equatable {
     public var encoded: [UInt8] {
         precondition(paths.count <= Self.maximumPaths)
         var w = ByteWriter(capacity: Self.fixedSize + paths.count * PathReport.size)
-        w.u16(Wire.magic)
-        w.u8(Wire.version)
-        w.u8(Wire.Kind.report.rawValue)
+        w.preamble(.report)
         w.u32(streamID)
         w.u32(reportSequence)
         w.u64(reportTimeNanoseconds)
@@ -264,9 +269,7 @@ public struct StreamEnd: Sendable, Equatable {
 
     public var encoded: [UInt8] {
         var w = ByteWriter(capacity: Self.fixedSize + paths.count * Self.pathSize)
-        w.u16(Wire.magic)
-        w.u8(Wire.version)
-        w.u8(Wire.Kind.streamEnd.rawValue)
+        w.preamble(.streamEnd)
         w.u32(streamID)
         w.u32(streamPackets)
         w.u32(frameCount)

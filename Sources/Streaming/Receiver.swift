@@ -65,7 +65,7 @@ public final class Receiver {
             throw SenderError("the interval and the report period must be positive")
         }
         self.configuration = configuration
-        socket = try UDPSocket(bind: configuration.listen)
+        // Captures first: once the socket is bound (which a sender can see), capture is on.
         if let directory = configuration.captureDirectory {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             do {
@@ -79,6 +79,10 @@ public final class Receiver {
                 for capture in captures { _ = capture.stop() }
                 throw error
             }
+        }
+        do { socket = try UDPSocket(bind: configuration.listen) } catch {
+            for capture in captures { _ = capture.stop() }
+            throw error
         }
     }
 

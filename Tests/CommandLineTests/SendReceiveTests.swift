@@ -1,0 +1,172 @@
+import Accounting
+import Foundation
+import Streaming
+import TestSupport
+import Testing
+
+/// What one stream through the two-VNet network produced.
+struct StreamRun {
+    var sender: ProcessResult
+    var receiver: ProcessResult
+    var summary: SenderSummary
+    var result: ReceiverResult
+    var report: LossReport { result.report! }
+    func vnet(_ number: Int) -> LossReport.PathSummary? { report.paths.first { $0.vnet == number } }
+}
+
+/// `vnetstream send` and `vnetstream recv`, run as root in namespaces the tests make.
+@Suite("send and recv over two VNets", .serialized, .timeLimit(.minutes(5)))
+struct SendReceiveTests {
+    /// Starts the receiver, waits until its socket is bound (its captures are on by then), runs
+    /// the sender to the end, runs `during` meanwhile, and collects both results.
+    func stream(
+        _ network: TwoVNetNetwork, send: [String], recv: [String] = [], during: ((TwoVNetNetwork) throws -> Void)? = nil
+    ) throws -> StreamRun {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let receiver = try network.start(
+            network.receiver,
+            [vnetstreamBinary, "recv", "--listen", "0.0.0.0:5004", "--interval", "2", "--idle-timeout", "3",
+             "--start-timeout", "30", "--linger", "0.5", "--json", directory + "/results.json"] + recv)
+        defer { receiver.stop() }
+        var bound = false
+        for _ in 0..<250 where !bound {
+            bound = try network.exec(network.receiver, ["ss", "-Hlun", "sport = :5004"]).stdout.contains("5004")
+            if !bound { usleep(20_000) }
+        }
+        guard bound else { throw TestSetupError("the receiver did not bind: \(receiver.wait(timeout: 0).summary)") }
+        let sender = try network.start(
+            network.sender,
+            [vnetstreamBinary, "send", "--vnet", "tun0", "--vnet", "tun1", "--to", "\(TwoVNetNetwork.receiverAddress):5004",
+             "--json", directory + "/summary.json"] + send)
+        try during?(network)
+        let sent = sender.wait(timeout: 60)
+        let received = receiver.wait(timeout: 30)
+        guard sent.status == 0 else { throw TestSetupError("the sender failed: \(sent.summary)") }
+        guard received.status == 0 else { throw TestSetupError("the receiver failed: \(received.summary)") }
+        let decoder = JSONDecoder()
+        return StreamRun(
+            sender: sent, receiver: received,
+            summary: try decoder.decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json"))),
+            result: try decoder.decode(ReceiverResult.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/results.json"))))
+    }
+
+    @Test("a TBF path and a random-drop path: losses match nftables' counter, arrivals match libpcap, marks arrive intact")
+    func shapedPaths() throws {
+        let network = try TwoVNetNetwork()
+        defer { network.teardown() }
+        try network.limitRate(router: network.router1, rate: "150kbit")
+        try network.dropMedia(router: network.router2, percent: 10)
+        let captures = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: captures) }
+        let run = try stream(
+            network, send: ["--cbr", "400kbit", "--duration", "6", "--tt", "EF", "--split", "1:1"],
+            recv: ["--pcap-dir", captures, "--capture", "v1", "--capture", "v2"])
+        let report = run.report
+        #expect(run.summary.packets == 300 && report.total.sent == 300, "\(report.markdown)")
+        #expect(report.endReceived)
+        // VNet 2: what the receiver counts lost is exactly what nftables dropped.
+        let dropped = try network.droppedByRule(router: network.router2)
+        #expect(dropped > 0)
+        #expect(run.vnet(2)?.lost == dropped, "\(report.markdown)")
+        // VNet 1: 200 kbit/s offered to a 150 kbit/s bucket loses packets.
+        #expect((run.vnet(1)?.lost ?? 0) > 10, "\(report.markdown)")
+        // What the receiver counts as arrived is what libpcap recorded on each interface
+        // (media packets only: kind byte 1 at UDP payload offset 3), read back with tcpdump.
+        for (vnet, interface) in [(1, "v1"), (2, "v2")] {
+            let read = try runProcess(["tcpdump", "-nn", "-r", "\(captures)/\(interface).pcap", "udp[11] = 1"])
+            #expect(read.status == 0, "\(read.summary)")
+            let lines = read.stdout.split(separator: "\n").count
+            #expect(run.vnet(vnet)?.received == lines, "VNet \(vnet): \(lines) in the capture")
+            #expect(run.result.captures.first { $0.interface == interface }?.droppedByKernel == 0)
+        }
+        // Every packet carried the EF mark (TOS 0xb8 = 184) it was sent with.
+        for vnet in [1, 2] {
+            let path = try #require(run.vnet(vnet))
+            #expect(path.tosSeen == ["184": path.received] && path.tosMismatches == 0)
+        }
+        #expect(run.summary.vnets.allSatisfy { $0.reportsReceived > 10 })
+        #expect(run.summary.pacing.frames == 150)
+    }
+
+    @Test("a 1:0 split puts every packet on VNet 1; 1:1 puts half on each, within one packet")
+    func splits() throws {
+        let network = try TwoVNetNetwork()
+        defer { network.teardown() }
+        let one = try stream(network, send: ["--cbr", "300kbit", "--duration", "2", "--split", "1:0"])
+        #expect(one.summary.vnets.map(\.packets) == [one.summary.packets, 0])
+        #expect(one.vnet(1)?.received == one.summary.packets)
+        #expect(one.report.total.lost == 0)
+        let half = try stream(network, send: ["--cbr", "300kbit", "--duration", "2", "--split", "1:1"])
+        let counts = half.summary.vnets.map(\.packets)
+        #expect(abs(counts[0] - counts[1]) <= 1 && counts[0] + counts[1] == half.summary.packets)
+        #expect(half.vnet(1)?.received == counts[0] && half.vnet(2)?.received == counts[1])
+    }
+
+    @Test("reports reach the sender while one VNet drops everything")
+    func feedbackWithDeadVNet() throws {
+        let network = try TwoVNetNetwork()
+        defer { network.teardown() }
+        try network.dropMedia(router: network.router2, percent: 100)
+        let run = try stream(network, send: ["--cbr", "300kbit", "--duration", "3", "--split", "1:1"])
+        #expect(run.summary.vnets[0].reportsReceived >= 20, "reports every 100 ms for 3 s over VNet 1")
+        let dead = try #require(run.vnet(2))
+        #expect(dead.received == 0 && dead.lost == run.summary.vnets[1].packets)
+        #expect(run.vnet(1)?.lost == 0)
+        // The sender saw VNet 2's losses in the reports that came back over VNet 1.
+        let last = try #require(run.summary.lastReport?.first { $0.pathID == 1 })
+        #expect(last.packetsReceived == 0)
+    }
+
+    @Test("garbage datagrams mid-stream are counted by reason and change nothing else")
+    func garbage() throws {
+        let network = try TwoVNetNetwork()
+        defer { network.teardown() }
+        let run = try stream(network, send: ["--cbr", "300kbit", "--duration", "3"]) { network in
+            usleep(1_000_000)
+            // From router 2: five foreign datagrams, three too short, two of a future version.
+            let script = """
+                for i in 1 2 3 4 5; do printf 'hello, not ours' > /dev/udp/\(TwoVNetNetwork.receiverAddress)/5004; done
+                for i in 1 2 3; do printf 'VN' > /dev/udp/\(TwoVNetNetwork.receiverAddress)/5004; done
+                for i in 1 2; do printf 'VN\\011\\001abcdefghijklmnopqrstuvwxyz0123456789' > /dev/udp/\(TwoVNetNetwork.receiverAddress)/5004; done
+                """
+            try network.exec(network.router2, ["bash", "-c", script]).requireSuccess()
+        }
+        let report = run.report
+        #expect(report.dropped == ["foreign": 5, "short": 3, "future_version": 2], "\(report.markdown)")
+        #expect(report.total.lost == 0 && report.total.received == run.summary.packets)
+        #expect(report.paths.allSatisfy { $0.duplicates == 0 && $0.reordered == 0 })
+    }
+
+    @Test("without root, or without /dev/net/tun, the commands stop at once and say what to do")
+    func privileges() throws {
+        let network = try TwoVNetNetwork()
+        defer { network.teardown() }
+        let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        let send = [vnetstreamBinary, "send", "--cbr", "100kbit", "--duration", "1", "--vnet", "tun0", "--to", "198.18.100.1:5004"]
+        let started = Date()
+        let unprivileged = try network.exec(network.sender, nobody + send)
+        #expect(unprivileged.status != 0)
+        // Either /dev/net/tun itself is closed to other users, or attaching needs CAP_NET_ADMIN:
+        // both say so, and both say what to do.
+        #expect(
+            unprivileged.stderr.contains("/dev/net/tun needs read and write access: run as root")
+                || unprivileged.stderr.contains("needs CAP_NET_ADMIN: run as root"), "\(unprivileged.summary)")
+
+        let noTun = try network.exec(
+            network.sender,
+            ["unshare", "--mount", "--", "sh", "-c", "mount -t tmpfs none /dev/net && exec \"$0\" \"$@\""] + send)
+        #expect(noTun.status != 0)
+        #expect(noTun.stderr.contains("this system has no tun device"), "\(noTun.summary)")
+
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try runProcess(["chmod", "777", directory]).requireSuccess()
+        let capture = try network.exec(
+            network.receiver,
+            nobody + [vnetstreamBinary, "recv", "--pcap-dir", directory, "--capture", "v1", "--start-timeout", "1"])
+        #expect(capture.status != 0)
+        #expect(capture.stderr.contains("run as root"), "\(capture.summary)")
+        #expect(Date().timeIntervalSince(started) < 20, "each stops at once, not after a timeout")
+    }
+}
