@@ -15,6 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Bit rates and durations as typed values, shared by every stage.
@@ -39,6 +40,11 @@ let package = Package(
         .target(
             name: "Streaming",
             dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Devices", "Accounting", "Capture", "Units"]),
+        // The VNet lab: topologies and schedules (TOML), namespaces, veth, tun, OSPF with bird2,
+        // shaping with netem or TBF + nftables, path failures, and the netem VM.
+        .target(
+            name: "Lab",
+            dependencies: ["Units", "Packets", "CNetShims", .product(name: "TOMLKit", package: "TOMLKit")]),
         // Frame traces from real video files through libavformat / libavcodec's parsers.
         .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
         .systemLibrary(
@@ -51,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "vnetstream",
             dependencies: [
-                "Traces", "VideoTraces", "Units", "CPcap", "Streaming", "Packets", "Splitting",
+                "Traces", "VideoTraces", "Units", "CPcap", "Streaming", "Packets", "Splitting", "Lab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).
@@ -62,6 +68,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "Units", "TestSupport"]),
         .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing"]),
+        .testTarget(
+            name: "LabTests", dependencies: ["Lab", "vnetstream", "TestSupport", "Streaming", "Accounting"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.
         .testTarget(

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "cnetshims.h"
 #include <netinet/in.h>
 #include <errno.h>
@@ -8,6 +9,11 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <sys/wait.h>
+#include <spawn.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
 
 int vns_tun_attach(const char *name, int *err_step) {
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -60,4 +66,97 @@ long vns_recv_with_tos(int fd, void *buffer, size_t length, uint32_t *source_add
     *source_addr = ntohl(from.sin_addr.s_addr);
     *source_port = ntohs(from.sin_port);
     return (long)n;
+}
+
+int vns_spawn_detached(char *const argv[]) {
+    pid_t child = fork();
+    if (child < 0) return -1;
+    if (child == 0) {
+        setsid();
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
+        syscall(SYS_close_range, 3U, ~0U, 0U);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+extern char **environ;
+
+int vns_spawn_piped(char *const argv[], int fds[3]) {
+    int in[2], out[2], err[2];
+    if (pipe2(in, O_CLOEXEC) < 0) return -1;
+    if (pipe2(out, O_CLOEXEC) < 0) { close(in[0]); close(in[1]); return -1; }
+    if (pipe2(err, O_CLOEXEC) < 0) { close(in[0]); close(in[1]); close(out[0]); close(out[1]); return -1; }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(in[0]); close(out[1]); close(err[1]);
+    if (rc != 0) { close(in[1]); close(out[0]); close(err[0]); errno = rc; return -1; }
+    fds[0] = in[1]; fds[1] = out[0]; fds[2] = err[0];
+    return pid;
+}
+
+static int append(char **buffer, size_t *length, size_t *capacity, const char *data, size_t count) {
+    if (*length + count + 1 > *capacity) {
+        size_t next = (*capacity ? *capacity * 2 : 4096);
+        while (next < *length + count + 1) next *= 2;
+        char *grown = realloc(*buffer, next);
+        if (!grown) return -1;
+        *buffer = grown; *capacity = next;
+    }
+    memcpy(*buffer + *length, data, count);
+    *length += count;
+    (*buffer)[*length] = 0;
+    return 0;
+}
+
+int vns_collect(int pid, int fds[3], const char *input, size_t input_length,
+                char **out, size_t *out_length, char **err, size_t *err_length) {
+    size_t written = 0, out_capacity = 0, err_capacity = 0;
+    *out = NULL; *err = NULL; *out_length = 0; *err_length = 0;
+    int in_fd = fds[0];
+    if (input_length == 0) { close(in_fd); in_fd = -1; }
+    int open_count = 2;
+    struct pollfd p[3];
+    char chunk[8192];
+    while (open_count > 0 || in_fd >= 0) {
+        p[0].fd = fds[1]; p[0].events = POLLIN; p[0].revents = 0;
+        p[1].fd = fds[2]; p[1].events = POLLIN; p[1].revents = 0;
+        p[2].fd = in_fd; p[2].events = POLLOUT; p[2].revents = 0;
+        if (poll(p, 3, -1) < 0) { if (errno == EINTR) continue; break; }
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+                ssize_t n = read(p[i].fd, chunk, sizeof chunk);
+                if (n > 0) {
+                    if (i == 0) append(out, out_length, &out_capacity, chunk, (size_t)n);
+                    else append(err, err_length, &err_capacity, chunk, (size_t)n);
+                } else if (n == 0 || errno != EINTR) {
+                    close(p[i].fd);
+                    fds[i + 1] = -1;
+                    open_count--;
+                }
+            }
+        }
+        if (in_fd >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t n = write(in_fd, input + written, input_length - written);
+            if (n > 0) written += (size_t)n;
+            if (n < 0 && errno != EINTR && errno != EAGAIN) written = input_length;
+            if (written >= input_length) { close(in_fd); in_fd = -1; }
+        }
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) { if (errno != EINTR) return -1; }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

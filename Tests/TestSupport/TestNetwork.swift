@@ -9,6 +9,7 @@ public final class BackgroundProcess: @unchecked Sendable {
     private var outData = Data()
     private var errData = Data()
     public let argv: [String]
+    public var pid: Int32 { process.processIdentifier }
 
     public init(_ argv: [String]) throws {
         self.argv = argv

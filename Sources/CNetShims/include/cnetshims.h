@@ -18,4 +18,20 @@ int vns_interface_mtu(const char *name);
 /// *source_addr and *source_port are in host order.
 long vns_recv_with_tos(int fd, void *buffer, size_t length, uint32_t *source_addr, uint16_t *source_port, int *tos);
 
+/// Runs argv (argv[0] a full path) as a new session with stdin, stdout and stderr on /dev/null
+/// and every other descriptor closed, and waits for it: for daemons that fork into the
+/// background, which must not inherit any descriptor of ours. Returns its exit status, or -1
+/// with errno set when it could not be started.
+int vns_spawn_detached(char *const argv[]);
+
+/// Starts argv (argv[0] a full path) with pipes on stdin, stdout and stderr (fds[0..2], ours
+/// to use and close) and every other descriptor closed. Returns the pid, or -1 with errno set.
+int vns_spawn_piped(char *const argv[], int fds[3]);
+
+/// Writes `input` to the child's stdin and closes it, reads its stdout and stderr to the end
+/// (into malloc'd buffers the caller frees), and waits for it. Returns its exit status
+/// (128 + signal if killed), or -1 with errno set.
+int vns_collect(int pid, int fds[3], const char *input, size_t input_length,
+                char **out, size_t *out_length, char **err, size_t *err_length);
+
 #endif

@@ -1,0 +1,108 @@
+import CNetShims
+import Foundation
+
+/// Runs the real tools (ip, tc, nft, bird, qemu). A failure carries the command line, its exit
+/// status and its stderr, and names the Debian package when the tool itself is missing.
+public enum Command {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public var argv: [String]
+        public var status: Int32
+        public var stderr: String
+
+        public var description: String {
+            "`\(argv.joined(separator: " "))` failed (exit \(status)): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))"
+        }
+    }
+
+    static let packages = [
+        "ip": "iproute2", "tc": "iproute2", "nft": "nftables", "bird": "bird2", "birdc": "bird2",
+        "qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "cpio": "cpio",
+    ]
+
+    /// The path of a tool, or an error naming its Debian package.
+    public static func locate(_ name: String) throws -> String {
+        for directory in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"] {
+            let path = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw LabError("\(name) is not installed: apt-get install \(packages[name] ?? name) (scripts/install-deps does)")
+    }
+
+    /// Runs to completion; returns stdout, or throws `Failure`.
+    @discardableResult
+    public static func run(_ argv: [String], input: String? = nil) throws -> String {
+        try start(argv, input: input).finish()
+    }
+
+    /// Runs several commands at once and waits for all; throws the first failure.
+    public static func runConcurrently(_ commands: [(argv: [String], input: String?)]) throws {
+        let running = try commands.map { try start($0.argv, input: $0.input) }
+        var firstError: Error?
+        for process in running {
+            do { _ = try process.finish() } catch { if firstError == nil { firstError = error } }
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// A started command. Spawned with posix_spawn rather than Foundation's Process, which
+    /// takes about 50 ms a command here: too slow for schedule events due within 50 ms.
+    final class Running {
+        let pid: Int32
+        var fds: [Int32]
+        let argv: [String]
+        let input: String?
+
+        init(pid: Int32, fds: [Int32], argv: [String], input: String?) {
+            self.pid = pid
+            self.fds = fds
+            self.argv = argv
+            self.input = input
+        }
+
+        func finish() throws -> String {
+            var out: UnsafeMutablePointer<CChar>?
+            var err: UnsafeMutablePointer<CChar>?
+            var outLength = 0
+            var errLength = 0
+            let bytes = Array((input ?? "").utf8)
+            let status = bytes.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) {
+                    vns_collect(pid, &fds, $0.baseAddress, $0.count, &out, &outLength, &err, &errLength)
+                }
+            }
+            defer {
+                free(out)
+                free(err)
+            }
+            let stdout = out.map { String(cString: $0) } ?? ""
+            let stderr = err.map { String(cString: $0) } ?? ""
+            guard status == 0 else { throw Failure(argv: argv, status: status, stderr: stderr) }
+            return stdout
+        }
+    }
+
+    static func start(_ argv: [String], input: String?) throws -> Running {
+        let full = [argv[0].hasPrefix("/") ? argv[0] : try locate(argv[0])] + argv.dropFirst()
+        var pointers = full.map { strdup($0) } + [nil]
+        defer { for pointer in pointers { free(pointer) } }
+        var fds: [Int32] = [-1, -1, -1]
+        let pid = vns_spawn_piped(&pointers, &fds)
+        guard pid > 0 else { throw Failure(argv: argv, status: -1, stderr: String(cString: strerror(errno))) }
+        return Running(pid: pid, fds: fds, argv: argv, input: input)
+    }
+
+    /// Starts a daemon that forks into the background (bird): its output goes to /dev/null, so
+    /// that the child, which keeps its descriptors, cannot hold a pipe of ours open; waits for
+    /// the starting process to exit and checks its status.
+    public static func startDaemon(_ argv: [String]) throws {
+        // Not Foundation's Process: on Linux it learns of a child's exit through a descriptor
+        // the child inherits, and a daemon keeps it open for good.
+        let full = [argv[0].hasPrefix("/") ? argv[0] : try locate(argv[0])] + argv.dropFirst()
+        var pointers = full.map { strdup($0) } + [nil]
+        defer { for pointer in pointers { free(pointer) } }
+        let status = vns_spawn_detached(&pointers)
+        guard status == 0 else {
+            throw Failure(argv: argv, status: status, stderr: status < 0 ? String(cString: strerror(errno)) : "(see its log)")
+        }
+    }
+}

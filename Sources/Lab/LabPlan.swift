@@ -1,0 +1,172 @@
+import Packets
+
+/// A topology laid out for one run: namespace names, interfaces, addresses, the commands that
+/// build it and each router's bird configuration. Pure: nothing here touches the kernel, so a
+/// plan can be printed (`lab up --dry-run`) and checked without root.
+///
+/// Naming contract: node N of run R lives in namespace `vl<R>-<N>`. Addresses: links get /30s
+/// from 198.19.0.0/16 in order; VNet i's tun is 198.18.i.1/30 with the sender's address in that
+/// VNet 198.18.i.2; the receiver's address sits on its loopback.
+public struct LabPlan: Sendable {
+    public let topology: Topology
+    public let runID: String
+    public let shaper: Shaper
+
+    /// A veth link as built: two ends, their addresses, and what it is for.
+    public struct PlannedLink: Sendable, Equatable {
+        public var vnet: Int
+        public var a: Topology.Endpoint
+        public var b: Topology.Endpoint
+        public var aAddress: IPv4Address
+        public var bAddress: IPv4Address
+        public var cost: Int
+        public var path: String?
+        /// Sender-to-ingress or egress-to-receiver (not shaped, not in OSPF as a transit link).
+        public var access: Bool
+        public var initial: LinkConditions
+
+        public var name: String { "\(a)-\(b)" }
+    }
+
+    public let links: [PlannedLink]
+
+    public static let ingressInterface = "snd"
+    public static let egressInterface = "rcv"
+
+    public init(topology: Topology, runID: String, shaper: Shaper) throws {
+        self.topology = topology
+        self.runID = runID
+        self.shaper = shaper
+        var links: [PlannedLink] = []
+        var next: UInt32 = IPv4Address("198.19.0.0")!.value
+        func allocate() -> (IPv4Address, IPv4Address) {
+            defer { next += 4 }
+            return (IPv4Address(next + 1), IPv4Address(next + 2))
+        }
+        for (index, vnet) in topology.vnets.enumerated() {
+            for link in vnet.links {
+                for end in [link.a, link.b] where [Self.ingressInterface, Self.egressInterface].contains(end.interface) {
+                    throw LabError("\(end): the interface names '\(Self.ingressInterface)' and '\(Self.egressInterface)' are the lab's own")
+                }
+                let (a, b) = allocate()
+                links.append(
+                    PlannedLink(
+                        vnet: index, a: link.a, b: link.b, aAddress: a, bAddress: b, cost: link.cost, path: link.path,
+                        access: false, initial: try link.conditions()))
+            }
+            let (s, i) = allocate()
+            links.append(
+                PlannedLink(
+                    vnet: index, a: .init(node: topology.sender, interface: "vnet\(index + 1)"),
+                    b: .init(node: vnet.ingress, interface: Self.ingressInterface), aAddress: s, bAddress: i, cost: 1,
+                    path: nil, access: true, initial: LinkConditions()))
+            let (e, r) = allocate()
+            links.append(
+                PlannedLink(
+                    vnet: index, a: .init(node: vnet.egress, interface: Self.egressInterface),
+                    b: .init(node: topology.receiver, interface: "vnet\(index + 1)"), aAddress: e, bAddress: r, cost: 1,
+                    path: nil, access: true, initial: LinkConditions()))
+        }
+        self.links = links
+    }
+
+    public func namespace(_ node: String) -> String { "vl\(runID)-\(node)" }
+
+    public var nodes: [String] { [topology.sender] + topology.vnets.flatMap(\.routers) + [topology.receiver] }
+
+    public var receiverAddress: IPv4Address { IPv4Address(topology.receiverAddress)! }
+    public func tunAddress(vnet: Int) -> IPv4Address { IPv4Address(IPv4Address("198.18.0.1")!.value + UInt32(vnet + 1) << 8) }
+    /// The sender's own address in VNet `vnet`: the source of its packets there.
+    public func senderAddress(vnet: Int) -> IPv4Address { tunAddress(vnet: vnet).adding(1) }
+    public func senderPrefix(vnet: Int) -> String { "\(tunAddress(vnet: vnet).adding(UInt32.max))/30" }
+
+    /// Links that carry a VNet's traffic between its routers (shaped, in OSPF).
+    public var transitLinks: [PlannedLink] { links.filter { !$0.access } }
+
+    /// The commands that build the lab, in order, after the namespaces exist.
+    public var buildCommands: [[String]] {
+        var commands: [[String]] = []
+        for node in nodes {
+            let ns = namespace(node)
+            commands.append(["ip", "-n", ns, "link", "set", "lo", "up"])
+            commands.append(
+                ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                 "net.ipv4.conf.default.rp_filter=0"])
+        }
+        for link in links {
+            commands.append(
+                ["ip", "-n", namespace(link.a.node), "link", "add", link.a.interface, "type", "veth", "peer", "name",
+                 link.b.interface, "netns", namespace(link.b.node)])
+            commands.append(["ip", "-n", namespace(link.a.node), "addr", "add", "\(link.aAddress)/30", "dev", link.a.interface])
+            commands.append(["ip", "-n", namespace(link.b.node), "addr", "add", "\(link.bAddress)/30", "dev", link.b.interface])
+            commands.append(["ip", "-n", namespace(link.a.node), "link", "set", link.a.interface, "up"])
+            commands.append(["ip", "-n", namespace(link.b.node), "link", "set", link.b.interface, "up"])
+        }
+        let sender = namespace(topology.sender)
+        let receiver = namespace(topology.receiver)
+        commands.append(["ip", "-n", receiver, "addr", "add", "\(receiverAddress)/32", "dev", "lo"])
+        for (index, vnet) in topology.vnets.enumerated() {
+            let table = String(100 + index + 1)
+            let ingressLink = links.first { $0.access && $0.vnet == index && $0.a.node == topology.sender }!
+            let egressLink = links.first { $0.access && $0.vnet == index && $0.b.node == topology.receiver }!
+            commands.append(["ip", "-n", sender, "tuntap", "add", "dev", vnet.tun, "mode", "tun"])
+            commands.append(["ip", "-n", sender, "addr", "add", "\(tunAddress(vnet: index))/30", "dev", vnet.tun])
+            commands.append(["ip", "-n", sender, "link", "set", vnet.tun, "up"])
+            commands.append(["ip", "-n", sender, "rule", "add", "iif", vnet.tun, "lookup", table, "pref", String(1000 + index)])
+            commands.append(
+                ["ip", "-n", sender, "route", "add", receiverAddress.description, "via", ingressLink.bAddress.description, "table", table])
+            commands.append(["ip", "-n", receiver, "route", "add", senderPrefix(vnet: index), "via", egressLink.aAddress.description])
+        }
+        return commands
+    }
+
+    /// Interfaces of `node` that lead to another router (shaped, blackholable).
+    public func transitInterfaces(of node: String) -> [String] {
+        transitLinks.flatMap { link in [link.a, link.b].filter { $0.node == node }.map(\.interface) }
+    }
+
+    /// bird2 configuration for a router: OSPF on its transit links with the file's costs and
+    /// timers; statics toward the sender (on the ingress) and the receiver (on the egress),
+    /// exported into OSPF so the whole VNet routes both ways.
+    /// `logDirectory` is where the router's bird writes ROUTER.log (the lab's state folder).
+    public func birdConfig(router: String, logDirectory: String = "/run/vnetstream/labs/ID") -> String {
+        let index = topology.vnets.firstIndex { $0.routers.contains(router) }!
+        let vnet = topology.vnets[index]
+        let own = links.filter { $0.a.node == router || $0.b.node == router }
+        let routerID = own.map { $0.a.node == router ? $0.aAddress : $0.bAddress }.min() ?? IPv4Address(1)
+        var statics: [String] = []
+        if router == vnet.ingress, let access = links.first(where: { $0.access && $0.vnet == index && $0.b.node == router }) {
+            statics.append("  route \(senderPrefix(vnet: index)) via \(access.aAddress);")
+        }
+        if router == vnet.egress, let access = links.first(where: { $0.access && $0.vnet == index && $0.a.node == router }) {
+            statics.append("  route \(receiverAddress)/32 via \(access.bAddress);")
+        }
+        var text = """
+            # bird2 for router \(router) of VNet \(vnet.name), lab run \(runID) (written by vnetstream lab up)
+            router id \(routerID);
+            log "\(logDirectory)/\(router).log" all;
+            protocol device { scan time 2; }
+            # Routes learnt by OSPF (intra-area and the statics other routers export as
+            # external type 2) and this router's own statics go into the kernel.
+            protocol kernel {
+              ipv4 { import none; export where source ~ [RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2, RTS_STATIC]; };
+            }
+
+            """
+        if !statics.isEmpty {
+            text += "protocol static {\n  ipv4;\n" + statics.joined(separator: "\n") + "\n}\n"
+        }
+        text += """
+            protocol ospf v2 ospf_\(index + 1) {
+              ipv4 { import all; export where source = RTS_STATIC; };
+              area 0 {
+
+            """
+        for link in own where !link.access {
+            let end = link.a.node == router ? link.a : link.b
+            text += "    interface \"\(end.interface)\" { type ptp; cost \(link.cost); hello \(vnet.helloS); dead \(vnet.deadS); };\n"
+        }
+        text += "  };\n}\n"
+        return text
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+
+/// Plays a schedule on a lab: waits for each event's time (from `start`), applies the events
+/// due then as one batch, and logs each with when it was due, when it started and when it took
+/// effect (the shaping commands returned), as one JSON line.
+public struct SchedulePlayer {
+    public let lab: Lab
+
+    public init(lab: Lab) { self.lab = lab }
+
+    /// One applied event, as logged.
+    public struct Applied: Codable, Sendable {
+        public var kind = "event"
+        public var index: Int
+        public var event: String
+        public var atS: Double
+        public var startedS: Double
+        /// When the change was in place: every tc and nft command had returned.
+        public var appliedS: Double
+        public var lateMs: Double
+        public var shaper: String
+        /// What the shaper could not do for this event (e.g. delay without netem).
+        public var limitations: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case kind, index, event, shaper, limitations
+            case atS = "at_s"
+            case startedS = "started_s"
+            case appliedS = "applied_s"
+            case lateMs = "late_ms"
+        }
+    }
+
+    /// Plays every event; `log` gets one JSON line per event. Returns what was applied.
+    @discardableResult
+    public func play(_ schedule: Schedule, start: Date? = nil, log: (String) -> Void = { _ in }) throws -> [Applied] {
+        // The first tc and nft runs pay for loading; pay it before the clock starts.
+        for node in Set(lab.plan.transitLinks.flatMap { [$0.a.node, $0.b.node] }).sorted().prefix(1) {
+            _ = try? Command.run(["ip", "netns", "exec", lab.plan.namespace(node), "nft", "list", "table", "inet", "vnetlab"])
+            _ = try? Command.run(["tc", "-n", lab.plan.namespace(node), "qdisc", "show"])
+        }
+        let start = start ?? Date()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var applied: [Applied] = []
+        var index = 0
+        while index < schedule.events.count {
+            let at = schedule.events[index].atS
+            var batch: [Schedule.Event] = []
+            while index + batch.count < schedule.events.count && schedule.events[index + batch.count].atS == at {
+                batch.append(schedule.events[index + batch.count])
+            }
+            let due = start.addingTimeInterval(at)
+            let wait = due.timeIntervalSinceNow
+            if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+            let started = Date().timeIntervalSince(start)
+            try lab.apply(batch)
+            let done = (lab.lastEffective ?? Date()).timeIntervalSince(start)
+            for (offset, event) in batch.enumerated() {
+                let conditions = try event.apply(to: LinkConditions())
+                let record = Applied(
+                    index: index + offset + 1, event: event.summary, atS: at, startedS: rounded(started), appliedS: rounded(done),
+                    lateMs: rounded((done - at) * 1000), shaper: lab.shaper.rawValue,
+                    limitations: lab.shaper.limitations(conditions))
+                applied.append(record)
+                log(String(decoding: try encoder.encode(record), as: UTF8.self))
+            }
+            index += batch.count
+        }
+        return applied
+    }
+}
+
+func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }

@@ -1,0 +1,150 @@
+import Foundation
+import Units
+
+/// What a link does to packets in one direction.
+public struct LinkConditions: Codable, Sendable, Equatable {
+    /// nil: not rate-limited.
+    public var rate: BitRate?
+    public var delayMs: Double = 0
+    public var jitterMs: Double = 0
+    public var lossPct: Double = 0
+    /// The queue, as time at the link's rate: the limit is set from it (never left at netem's
+    /// 1000 packets, which at these rates is a delay line of many seconds).
+    public var queueMs: Double = 100
+    /// Blackholed: 100 % loss in both directions, link left up, so routing finds out by missed hellos.
+    public var down = false
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        rate = try c.decodeIfPresent(BitRate.self, forKey: .rate)
+        delayMs = try c.decodeIfPresent(Double.self, forKey: .delayMs) ?? 0
+        jitterMs = try c.decodeIfPresent(Double.self, forKey: .jitterMs) ?? 0
+        lossPct = try c.decodeIfPresent(Double.self, forKey: .lossPct) ?? 0
+        queueMs = try c.decodeIfPresent(Double.self, forKey: .queueMs) ?? 100
+        down = try c.decodeIfPresent(Bool.self, forKey: .down) ?? false
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case rate, down
+        case delayMs = "delay_ms"
+        case jitterMs = "jitter_ms"
+        case lossPct = "loss_pct"
+        case queueMs = "queue_ms"
+    }
+}
+
+/// How links are shaped: netem where the kernel has it; TBF (rate, queue) plus nftables (random
+/// loss) where it does not. Always named in logs and results.
+public enum Shaper: String, Codable, Sendable, CaseIterable {
+    case netem
+    case tbf
+
+    /// What this shaper cannot do with these conditions, said rather than dropped silently.
+    public func limitations(_ conditions: LinkConditions) -> [String] {
+        guard self == .tbf else { return [] }
+        var notes: [String] = []
+        if conditions.delayMs > 0 { notes.append("delay \(conditions.delayMs) ms not emulated: this kernel has no sch_netem (run inside `vnetstream lab vm`)") }
+        if conditions.jitterMs > 0 { notes.append("jitter \(conditions.jitterMs) ms not emulated: this kernel has no sch_netem") }
+        return notes
+    }
+}
+
+/// The tc and nft lines that put conditions on one interface's egress.
+///
+/// Every shaped interface has a root qdisc with handle 1: from lab up on, and changes are made
+/// with `qdisc replace` of the same kind on that handle, i.e. in place: the device never sits on
+/// a noop qdisc mid-run. Random loss with TBF, and blackholes with either shaper, are rules in
+/// per-interface nftables chains that are flushed and refilled in one atomic `nft -f`.
+public struct InterfaceShaping: Equatable, Sendable {
+    public var interface: String
+    public var shaper: Shaper
+    public var conditions: LinkConditions
+
+    public init(interface: String, shaper: Shaper, conditions: LinkConditions) {
+        self.interface = interface
+        self.shaper = shaper
+        self.conditions = conditions
+    }
+
+    /// Packets of about this size are assumed when a queue time becomes a netem packet limit.
+    static let typicalPacketBytes = 1000.0
+
+    /// `tc -batch` lines (without the leading `tc`).
+    public var tcLines: [String] {
+        let c = conditions
+        switch shaper {
+        case .netem:
+            // netem's limit counts packets in its delay line too.
+            var limit = 1000
+            if let rate = c.rate {
+                let seconds = (c.queueMs + c.delayMs + c.jitterMs) / 1000
+                limit = max(4, Int((rate.bitsPerSecond * seconds / 8 / Self.typicalPacketBytes).rounded(.up)))
+            }
+            var line = "qdisc replace dev \(interface) root handle 1: netem limit \(limit)"
+            if c.delayMs > 0 || c.jitterMs > 0 {
+                line += " delay \(number(c.delayMs))ms"
+                if c.jitterMs > 0 { line += " \(number(c.jitterMs))ms" }
+            }
+            if c.lossPct > 0 { line += " loss random \(number(c.lossPct))%" }
+            if let rate = c.rate { line += " rate \(Int(rate.bitsPerSecond.rounded()))bit" }
+            return [line]
+        case .tbf:
+            // No rate: a bucket so large it never limits, so the qdisc's kind never changes.
+            let bits = c.rate?.bitsPerSecond ?? 10e9
+            let burst = Self.tbfBurstBytes(bits)
+            let limit = Int(bits * c.queueMs / 1000 / 8) + burst
+            return ["qdisc replace dev \(interface) root handle 1: tbf rate \(Int(bits.rounded()))bit burst \(burst) limit \(limit)"]
+        }
+    }
+
+    /// At least one MTU and at least rate/HZ (HZ 250 on Debian kernels), or TBF under-delivers.
+    static func tbfBurstBytes(_ bitsPerSecond: Double) -> Int {
+        max(1600, Int((bitsPerSecond / 8 / 250).rounded(.up)))
+    }
+
+    /// nft lines that take this interface's random loss (TBF shaper) from `old` conditions to
+    /// these: the interface's loss chain, flushed and refilled.
+    public func nftLines(from old: LinkConditions?) -> [String] {
+        var lines: [String] = []
+        let loss = shaper == .tbf ? conditions.lossPct : 0
+        let oldLoss = shaper == .tbf ? (old?.lossPct ?? 0) : 0
+        if loss != oldLoss {
+            lines.append("flush chain inet vnetlab loss_\(interface)")
+            if loss > 0 {
+                let threshold = Int((loss / 100 * 1_000_000).rounded())
+                lines.append("add rule inet vnetlab loss_\(interface) numgen random mod 1000000 < \(threshold) counter drop")
+            }
+        }
+        return lines
+    }
+
+    /// Blackholing a link is membership of one end's interface in that node's `down` set:
+    /// dropping what enters from the link and what leaves into it cuts both directions. An
+    /// element is added or deleted; rules are never rewritten for it (a commit that removes
+    /// rules waits for a kernel grace period, tens of milliseconds).
+    public static func blackholeLine(interface: String, down: Bool) -> String {
+        "\(down ? "add" : "delete") element inet vnetlab down { \"\(interface)\" }"
+    }
+
+    /// The table, set and hooks a node needs, for all its link interfaces.
+    public static func nftSetup(interfaces: [String]) -> [String] {
+        var lines = [
+            "table inet vnetlab {",
+            "  set down { type ifname; }",
+            "  chain pre { type filter hook prerouting priority -150; iifname @down counter drop; }",
+            "  chain post { type filter hook postrouting priority 150; oifname @down counter drop; }",
+        ]
+        for interface in interfaces { lines.append("  chain loss_\(interface) { }") }
+        lines.append("}")
+        for interface in interfaces {
+            lines.append(#"add rule inet vnetlab post oifname "\#(interface)" jump loss_\#(interface)"#)
+        }
+        return lines
+    }
+}
+
+func number(_ value: Double) -> String {
+    value == value.rounded() ? String(Int(value)) : String(value)
+}

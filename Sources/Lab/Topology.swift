@@ -1,0 +1,233 @@
+import Foundation
+import Packets
+import TOMLKit
+import Units
+
+/// A VNet lab as data: nodes, links, costs, timers. Nothing touches the kernel until `Lab.up`.
+/// Written as TOML (see `Experiments/topologies/paper-fig6.toml` and `Docs/lab.md`).
+public struct Topology: Codable, Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    /// The sending host: it holds one tun per VNet, with policy routing into that VNet.
+    public var sender: String
+    /// The receiving host, reached over every VNet.
+    public var receiver: String
+    /// The receiver's address, on its loopback; every VNet routes to it.
+    public var receiverAddress: String
+    public var vnets: [VNet]
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, sender, receiver
+        case receiverAddress = "receiver_address"
+        case vnets = "vnet"
+    }
+
+    /// One virtual network: its routers, its links, its OSPF instance.
+    public struct VNet: Codable, Sendable, Equatable {
+        public var name: String
+        /// The sender's tun interface into this VNet.
+        public var tun: String
+        /// OSPF hello and dead intervals, seconds.
+        public var helloS: Int
+        public var deadS: Int
+        public var routers: [String]
+        /// The router the sender attaches to, and the one the receiver attaches to.
+        public var ingress: String
+        public var egress: String
+        public var links: [Link]
+
+        enum CodingKeys: String, CodingKey {
+            case name, tun, routers, ingress, egress
+            case helloS = "hello_s"
+            case deadS = "dead_s"
+            case links = "link"
+        }
+    }
+
+    /// A link between two routers of a VNet, as `node:interface` endpoints (containerlab's way).
+    public struct Link: Codable, Sendable, Equatable {
+        public var endpoints: [String]
+        /// OSPF cost, both directions.
+        public var cost: Int
+        /// The path this link belongs to (`P1,1`), so that events can name the path.
+        public var path: String?
+        /// Conditions at lab up, both directions (events change them later).
+        public var rate: String?
+        public var delayMs: Double?
+        public var jitterMs: Double?
+        public var lossPct: Double?
+        public var queueMs: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case endpoints, cost, path, rate
+            case delayMs = "delay_ms"
+            case jitterMs = "jitter_ms"
+            case lossPct = "loss_pct"
+            case queueMs = "queue_ms"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            endpoints = try c.decode([String].self, forKey: .endpoints)
+            cost = try c.decode(Int.self, forKey: .cost)
+            path = try c.decodeIfPresent(String.self, forKey: .path)
+            rate = try c.decodeIfPresent(String.self, forKey: .rate)
+            delayMs = try c.number(.delayMs)
+            jitterMs = try c.number(.jitterMs)
+            lossPct = try c.number(.lossPct)
+            queueMs = try c.number(.queueMs)
+        }
+
+        public var a: Endpoint { Endpoint(endpoints[0]) }
+        public var b: Endpoint { Endpoint(endpoints[1]) }
+
+        /// The conditions this link starts with.
+        public func conditions() throws -> LinkConditions {
+            var conditions = LinkConditions()
+            if let rate { conditions.rate = try BitRate(parsing: rate) }
+            conditions.delayMs = delayMs ?? 0
+            conditions.jitterMs = jitterMs ?? 0
+            conditions.lossPct = lossPct ?? 0
+            if let queueMs { conditions.queueMs = queueMs }
+            return conditions
+        }
+    }
+
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        public var node: String
+        public var interface: String
+
+        public init(node: String, interface: String) {
+            self.node = node
+            self.interface = interface
+        }
+
+        init(_ text: String) {
+            let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+            node = parts.first ?? ""
+            interface = parts.count > 1 ? parts[1] : ""
+        }
+
+        public var description: String { "\(node):\(interface)" }
+    }
+
+    /// Reads and checks a topology file.
+    public static func load(_ path: String) throws -> Topology {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw LabError("\(path): cannot read: \(error.localizedDescription)")
+        }
+        let topology: Topology
+        do { topology = try TOMLDecoder().decode(Topology.self, from: text) } catch let error as TOMLParseError {
+            throw LabError("\(path):\(error.source.begin.line): \(error.description)")
+        } catch {
+            throw LabError("\(path): not a topology: \(describe(error))")
+        }
+        try topology.validate(file: path)
+        return topology
+    }
+
+    /// Checks that names are unique and short enough, that links join routers of their own
+    /// VNet, and that every VNet can reach its egress from its ingress.
+    public func validate(file: String = "topology") throws {
+        func fail(_ message: String) -> LabError { LabError("\(file): \(message)") }
+        var nodes: Set<String> = [sender, receiver]
+        guard sender != receiver else { throw fail("sender and receiver must be different nodes") }
+        guard IPv4Address(receiverAddress) != nil else { throw fail("receiver_address '\(receiverAddress)' is not an IPv4 address") }
+        guard !vnets.isEmpty, vnets.count <= 32 else { throw fail("a topology has 1 to 32 VNets") }
+        var tuns: Set<String> = []
+        for name in [sender, receiver] where !Self.isNodeName(name) {
+            throw fail("node name '\(name)' must be 1-8 letters, digits or '-'")
+        }
+        for vnet in vnets {
+            guard tuns.insert(vnet.tun).inserted, Self.isInterfaceName(vnet.tun) else {
+                throw fail("VNet \(vnet.name): tun '\(vnet.tun)' must be a unique interface name of 1-15 characters")
+            }
+            guard vnet.helloS > 0, vnet.deadS > vnet.helloS else {
+                throw fail("VNet \(vnet.name): hello_s must be positive and dead_s larger than hello_s")
+            }
+            for router in vnet.routers {
+                guard Self.isNodeName(router) else { throw fail("router name '\(router)' must be 1-8 letters, digits or '-'") }
+                guard nodes.insert(router).inserted else { throw fail("node '\(router)' is named twice") }
+            }
+            let routers = Set(vnet.routers)
+            guard routers.contains(vnet.ingress), routers.contains(vnet.egress) else {
+                throw fail("VNet \(vnet.name): ingress and egress must be among its routers")
+            }
+            var interfaces: Set<Endpoint> = []
+            var adjacency: [String: [String]] = [:]
+            for link in vnet.links {
+                guard link.endpoints.count == 2 else { throw fail("VNet \(vnet.name): a link has two endpoints") }
+                for end in [link.a, link.b] {
+                    guard routers.contains(end.node) else {
+                        throw fail("VNet \(vnet.name): link endpoint \(end) is not on one of its routers")
+                    }
+                    guard Self.isInterfaceName(end.interface), interfaces.insert(end).inserted else {
+                        throw fail("VNet \(vnet.name): endpoint \(end) needs a unique interface name of 1-15 characters")
+                    }
+                }
+                guard link.cost > 0, link.cost < 65535 else { throw fail("VNet \(vnet.name): link cost must be 1-65534") }
+                do { _ = try link.conditions() } catch { throw fail("VNet \(vnet.name): link \(link.a)-\(link.b): \(error)") }
+                adjacency[link.a.node, default: []].append(link.b.node)
+                adjacency[link.b.node, default: []].append(link.a.node)
+            }
+            var seen: Set<String> = [vnet.ingress]
+            var queue = [vnet.ingress]
+            while let node = queue.popLast() {
+                for next in adjacency[node] ?? [] where seen.insert(next).inserted { queue.append(next) }
+            }
+            guard seen.contains(vnet.egress) else { throw fail("VNet \(vnet.name): no link path from \(vnet.ingress) to \(vnet.egress)") }
+        }
+        guard Set(vnets.map(\.name)).count == vnets.count else { throw fail("VNet names must be unique") }
+    }
+
+    static func isNodeName(_ name: String) -> Bool {
+        (1...8).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+    }
+
+    static func isInterfaceName(_ name: String) -> Bool {
+        (1...15).contains(name.utf8.count) && !name.contains("/") && !name.contains(" ") && !name.contains(":")
+    }
+
+    /// Every link of a VNet that belongs to a named path.
+    public func links(ofPath path: String) -> [(vnet: Int, link: Link)] {
+        vnets.enumerated().flatMap { index, vnet in vnet.links.filter { $0.path == path }.map { (index, $0) } }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A number written either way in TOML (`30` or `30.0`): TOMLKit reads an integer only as
+    /// an integer.
+    func number(_ key: Key) throws -> Double? {
+        guard contains(key) else { return nil }
+        if let whole = try? decode(Int.self, forKey: key) { return Double(whole) }
+        return try decode(Double.self, forKey: key)
+    }
+}
+
+/// Something the lab cannot do; the message says what and, where it can, what to do.
+public struct LabError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+func describe(_ error: Error) -> String {
+    if let decoding = error as? DecodingError {
+        switch decoding {
+        case .keyNotFound(let key, let context):
+            return "missing key '\(key.stringValue)'" + path(context.codingPath)
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            return context.debugDescription + path(context.codingPath)
+        @unknown default: return String(describing: error)
+        }
+    }
+    return String(describing: error)
+}
+
+private func path(_ keys: [CodingKey]) -> String {
+    keys.isEmpty ? "" : " at " + keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+}
+
+extension IPv4Address {
+    func adding(_ n: UInt32) -> IPv4Address { IPv4Address(value &+ n) }
+}

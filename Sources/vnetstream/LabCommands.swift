@@ -1,0 +1,225 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Lab
+
+extension Shaper: ExpressibleByArgument {}
+
+/// `auto` detects netem; `netem` or `tbf` forces one.
+enum ShaperChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, netem, tbf
+    var shaper: Shaper? { self == .auto ? nil : Shaper(rawValue: rawValue) }
+}
+
+/// On SIGINT or SIGTERM, runs `cleanup` and exits (128 + signal). Returns the sources to keep.
+func onInterrupt(_ cleanup: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            cleanup()
+            exit(128 + number)
+        }
+        source.resume()
+        return source
+    }
+}
+
+struct LabCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lab",
+        abstract: "Build VNet topologies from namespaces, route them with OSPF, shape their links, replay schedules.",
+        subcommands: [Up.self, Down.self, Status.self, Play.self, Exec.self])
+}
+
+extension LabCommand {
+    struct Up: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build a topology: namespaces, veth links, tuns, policy routing, shaping, bird2 OSPF per router.",
+            discussion: """
+                Prints the run id; `vnetstream lab down ID` removes the lab. Interrupted while \
+                building (Ctrl-C, SIGTERM) or failing a step, it removes what it made.
+                """)
+
+        @Argument(help: "The topology file (TOML), e.g. Experiments/topologies/paper-fig6.toml.")
+        var topology: String
+
+        @Option(help: "How links are shaped.")
+        var shaper: ShaperChoice = .auto
+
+        @Option(help: "The run id that names the lab's namespaces (vl<ID>-<node>); default random.")
+        var id: String?
+
+        @Option(help: "Seconds to wait for OSPF to converge in every VNet (0: do not wait).")
+        var wait: Double = 60
+
+        @Flag(help: "Print the commands and bird configurations instead of running them.")
+        var dryRun = false
+
+        func run() throws {
+            let model = try Topology.load(topology)
+            if dryRun {
+                let plan = try LabPlan(topology: model, runID: id ?? "ID", shaper: shaper.shaper ?? .tbf)
+                for node in plan.nodes { print("ip netns add \(plan.namespace(node))") }
+                for argv in plan.buildCommands { print(argv.joined(separator: " ")) }
+                for link in plan.transitLinks {
+                    for end in [link.a, link.b] {
+                        let shaping = InterfaceShaping(interface: end.interface, shaper: plan.shaper, conditions: link.initial)
+                        for line in shaping.tcLines { print("tc -n \(plan.namespace(end.node)) \(line)") }
+                    }
+                }
+                for vnet in model.vnets {
+                    for router in vnet.routers { print("\n# \(router).conf\n" + plan.birdConfig(router: router)) }
+                }
+                return
+            }
+            let runID = id ?? String(format: "%04x", UInt16.random(in: 0...UInt16.max))
+            // The build stops at its next step and removes what it made; should it not get
+            // there within 10 s, the handler removes the lab itself.
+            let guards = onInterrupt {
+                Lab.interrupt()
+                Thread.sleep(forTimeInterval: 10)
+                if let lab = try? Lab.open(runID: runID) { lab.down() }
+            }
+            let lab = try Lab.up(topology: model, file: topology, runID: runID, shaper: shaper.shaper) { print($0) }
+            if wait > 0 {
+                do {
+                    let seconds = try lab.waitForRouting(timeout: wait)
+                    print(String(format: "OSPF converged in every VNet after %.1f s", seconds))
+                } catch {
+                    lab.down()
+                    throw error
+                }
+            }
+            _ = guards
+            print("lab \(lab.runID) is up (shaper \(lab.shaper.rawValue)); remove it with: vnetstream lab down \(lab.runID)")
+        }
+    }
+
+    struct Down: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a lab: its processes, namespaces (links, qdiscs, rules) and state. Safe to run twice.")
+
+        @Argument(help: "The run id (default: the only lab that is up).")
+        var id: String?
+
+        @Flag(help: "Remove every lab that is up.")
+        var all = false
+
+        func run() throws {
+            let ids = all ? Lab.runningIDs : [id].compactMap { $0 }
+            if ids.isEmpty && !all {
+                if Lab.runningIDs.isEmpty {
+                    print("no lab is up")
+                    return
+                }
+                let lab = try Lab.open(runID: nil)
+                report(lab.runID, lab.down())
+                return
+            }
+            for id in ids {
+                guard let lab = try? Lab.open(runID: id) else {
+                    print("lab \(id): not up (nothing to remove)")
+                    continue
+                }
+                report(id, lab.down())
+            }
+        }
+
+        func report(_ id: String, _ removed: [String]) {
+            print("lab \(id) removed: " + (removed.isEmpty ? "nothing was left" : removed.joined(separator: ", ")))
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a lab's nodes, links, shaping and OSPF neighbours.")
+
+        @Argument(help: "The run id (default: the only lab that is up).")
+        var id: String?
+
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func run() throws {
+            let status = try Lab.open(runID: id).status()
+            if json {
+                print(try encodeJSON(status))
+                return
+            }
+            print("lab \(status.runID): \(status.topology), shaper \(status.shaper.rawValue) (\(status.shaperReason))")
+            print("namespaces: \(status.namespaces.joined(separator: " "))")
+            for link in status.links {
+                var line = "  \(link.vnet) \(link.path ?? "access") \(link.addresses.joined(separator: " "))"
+                if let c = link.conditions {
+                    line += " rate \(c.rate?.description ?? "unlimited") delay \(number(c.delayMs)) ms loss \(number(c.lossPct)) %" + (c.down ? " DOWN" : "")
+                }
+                print(line)
+                for qdisc in link.qdiscs { print("      \(qdisc)") }
+            }
+            for (router, neighbours) in status.ospfNeighbours.sorted(by: { $0.key < $1.key }) {
+                print("OSPF \(router):\n" + neighbours.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+            }
+        }
+    }
+
+    struct Play: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply a schedule's events to a lab at their times; log each with the time it took effect (JSON lines).")
+
+        @Argument(help: "The schedule file (TOML), e.g. Experiments/schedules/paper-table2.toml.")
+        var schedule: String
+
+        @Option(help: "The lab's run id (default: the only lab that is up).")
+        var id: String?
+
+        @Option(help: "Multiply every event time by this (0.1 plays a 150 s schedule in 15 s).")
+        var timeScale: Double = 1
+
+        @Option(help: "Also write the JSON lines to this file.")
+        var log: String?
+
+        func run() throws {
+            guard timeScale > 0 else { throw ValidationError("--time-scale must be positive.") }
+            let plan = try Schedule.load(schedule).scaled(by: timeScale)
+            let lab = try Lab.open(runID: id)
+            let file = try log.map { try LineWriter(path: $0) }
+            try SchedulePlayer(lab: lab).play(plan) { line in
+                print(line)
+                file?.write(line)
+            }
+            file?.close()
+        }
+    }
+
+    struct Exec: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a command inside one node of a lab (ip netns exec vl<ID>-<NODE> ...).")
+
+        @Option(help: "The lab's run id (default: the only lab that is up).")
+        var id: String?
+
+        @Argument(help: "The node.")
+        var node: String
+
+        @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.")
+        var command: [String] = []
+
+        func run() throws {
+            let lab = try Lab.open(runID: id)
+            guard lab.plan.nodes.contains(node) else {
+                throw ValidationError("no node '\(node)' in \(lab.plan.topology.name): \(lab.plan.nodes.joined(separator: ", "))")
+            }
+            let argv = ["/usr/sbin/ip", "netns", "exec", lab.plan.namespace(node)] + (command.first == "--" ? Array(command.dropFirst()) : command)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: argv[0])
+            process.arguments = Array(argv.dropFirst())
+            try process.run()
+            process.waitUntilExit()
+            throw ExitCode(process.terminationStatus)
+        }
+    }
+}
+
+func number(_ value: Double) -> String {
+    value == value.rounded() ? String(Int(value)) : String(value)
+}

@@ -1,0 +1,229 @@
+import Accounting
+import Foundation
+import Streaming
+import TestSupport
+import Testing
+
+@testable import Lab
+
+let paperTopology = repositoryRoot + "/Experiments/topologies/paper-fig6.toml"
+let paperSchedule = repositoryRoot + "/Experiments/schedules/paper-table2.toml"
+let onePath = repositoryRoot + "/Tests/LabTests/Fixtures/one-path.toml"
+
+/// A run id no other test uses at the same time.
+func freshRunID() -> String { String(format: "t%05x", UInt32.random(in: 0...0xFFFFF)) }
+
+/// Namespaces and bird processes of run `id` that still exist.
+func leftovers(_ id: String) throws -> [String] {
+    let namespaces = try runProcess(["ip", "netns", "list"]).stdout.split(separator: "\n")
+        .map { String($0.split(separator: " ")[0]) }.filter { $0.hasPrefix("vl\(id)-") }
+    let birds = try runProcess(["pgrep", "-af", "^bird .*/labs/\(id)/"]).stdout.split(separator: "\n").map(String.init)
+    return namespaces + birds
+}
+
+@Suite("Lab files and plans (no root needed)")
+struct LabPlanTests {
+    @Test("paper-fig6 reads as the paper's Fig. 6: two VNets, Pi,1 cheaper than Pi,2, timers from the file")
+    func paperTopology() throws {
+        let topology = try Topology.load(repositoryRoot + "/Experiments/topologies/paper-fig6.toml")
+        #expect(topology.vnets.map(\.name) == ["vnet1", "vnet2"])
+        for (index, vnet) in topology.vnets.enumerated() {
+            let n = index + 1
+            let cheap = vnet.links.filter { $0.path == "P\(n),1" }
+            let fallback = vnet.links.filter { $0.path == "P\(n),2" }
+            #expect(cheap.count == 2 && fallback.count == 2)
+            #expect(cheap.map(\.cost).reduce(0, +) < fallback.map(\.cost).reduce(0, +))
+        }
+        let plan = try LabPlan(topology: topology, runID: "ab12", shaper: .tbf)
+        #expect(plan.nodes.count == 10)
+        #expect(plan.namespace("in1") == "vlab12-in1")
+        let addresses = plan.links.flatMap { [$0.aAddress, $0.bAddress] }
+        #expect(Set(addresses).count == addresses.count)
+        #expect(addresses.allSatisfy { $0.description.hasPrefix("198.19.") })
+        #expect(plan.senderAddress(vnet: 0).description == "198.18.1.2" && plan.senderAddress(vnet: 1).description == "198.18.2.2")
+        let bird = plan.birdConfig(router: "in1", logDirectory: "/x")
+        #expect(bird.contains(#"interface "p11" { type ptp; cost 10; hello 5; dead 15; };"#))
+        #expect(bird.contains(#"interface "p12" { type ptp; cost 20; hello 5; dead 15; };"#))
+        #expect(bird.contains("route 198.18.1.0/30 via 198.19.0.17;"))
+        #expect(plan.birdConfig(router: "out1", logDirectory: "/x").contains("route 198.18.100.1/32 via"))
+    }
+
+    @Test("paper-table2 reads as Table II: shifts every 30 s, P1,1 down at 90 s and up at 120 s")
+    func paperSchedule() throws {
+        let schedule = try Schedule.load(repositoryRoot + "/Experiments/schedules/paper-table2.toml")
+        #expect(schedule.events.count == 8)
+        #expect(schedule.events.filter { $0.vnet == "vnet1" }.map(\.rate) == ["600kbit", "200kbit", "400kbit"])
+        #expect(schedule.events.filter { $0.vnet == "vnet2" }.map(\.rate) == ["200kbit", "600kbit", "400kbit"])
+        #expect(schedule.events.filter { $0.path == "P1,1" }.map { "\(Int($0.atS)) \($0.action!)" } == ["90 down", "120 up"])
+        #expect(schedule.scaled(by: 0.1).events.last?.atS == 12)
+    }
+
+    @Test("bad files are refused with the file and what to fix")
+    func badFiles() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let base = try String(contentsOfFile: onePath, encoding: .utf8)
+        let cases: [(String, String)] = [
+            (base.replacingOccurrences(of: #"endpoints = ["mid:out", "out:mid"]"#, with: #"endpoints = ["mid:out", "nowhere:mid"]"#),
+             "link endpoint nowhere:mid is not on one of its routers"),
+            (base.replacingOccurrences(of: "dead_s = 4", with: "dead_s = 1"), "dead_s larger than hello_s"),
+            (base.replacingOccurrences(of: #"rate = "2mbit""#, with: #"rate = "2mbps""#), "tc reads 'kbps' as kilobytes"),
+            (base.replacingOccurrences(of: "cost = 10\n  path = \"P1\"\n  rate", with: "cost = 0\n  path = \"P1\"\n  rate"),
+             "link cost must be 1-65534"),
+            ("name = \"broken\"\nsender = [", "broken.toml:2:"),
+        ]
+        for (index, (text, message)) in cases.enumerated() {
+            let path = try writeFile(directory, index == cases.count - 1 ? "broken.toml" : "case\(index).toml", text)
+            let error = #expect(throws: LabError.self) { try Topology.load(path) }
+            #expect(error?.description.contains(message) == true, "\(error?.description ?? "no error")")
+            #expect(error?.description.hasPrefix(path) == true)
+        }
+        let schedule = try writeFile(directory, "s.toml", "name = \"s\"\n[[event]]\nat_s = 5\nvnet = \"vnet1\"\npath = \"P1\"\nrate = \"1mbit\"\n")
+        let error = #expect(throws: LabError.self) { try Schedule.load(schedule) }
+        #expect(error?.description.contains("event 1 (at 5 s): name exactly one of vnet, path or link") == true)
+    }
+
+    @Test("shaping lines: netem with a queue limit from the rate, TBF with burst and limit, loss and blackholes in nftables")
+    func shaping() {
+        var conditions = LinkConditions()
+        conditions.rate = .kbit(400)
+        conditions.delayMs = 50
+        conditions.lossPct = 2
+        let netem = InterfaceShaping(interface: "p11", shaper: .netem, conditions: conditions)
+        // 400 kbit/s for 100 ms queue + 50 ms delay, in 1000-byte packets: 7.5, so 8.
+        #expect(netem.tcLines == ["qdisc replace dev p11 root handle 1: netem limit 8 delay 50ms loss random 2% rate 400000bit"])
+        #expect(netem.nftLines(from: nil).isEmpty)
+        let tbf = InterfaceShaping(interface: "p11", shaper: .tbf, conditions: conditions)
+        #expect(tbf.tcLines == ["qdisc replace dev p11 root handle 1: tbf rate 400000bit burst 1600 limit 6600"])
+        #expect(tbf.nftLines(from: nil) == [
+            "flush chain inet vnetlab loss_p11", "add rule inet vnetlab loss_p11 numgen random mod 1000000 < 20000 counter drop",
+        ])
+        #expect(Shaper.tbf.limitations(conditions).first?.contains("delay 50.0 ms not emulated") == true)
+        #expect(Shaper.netem.limitations(conditions).isEmpty)
+        #expect(InterfaceShaping.blackholeLine(interface: "p11", down: true) == #"add element inet vnetlab down { "p11" }"#)
+        // A big rate needs a burst of at least rate/HZ.
+        #expect(InterfaceShaping.tbfBurstBytes(100e6) == 50_000)
+    }
+}
+
+@Suite("The lab, for real (root, namespaces, bird2)", .serialized, .timeLimit(.minutes(5)))
+struct LabTests {
+    @Test("paper-fig6: OSPF converges over Pi,1; blackholing P1,1 moves VNet 1 to P1,2 within dead + 2 s; VNet 2 untouched; nothing left after down")
+    func paperFailover() throws {
+        let id = freshRunID()
+        let lab = try Lab.up(topology: try Topology.load(paperTopology), file: paperTopology, runID: id)
+        defer { lab.down() }
+        try lab.waitForRouting(timeout: 60)
+        let receiver = lab.plan.topology.receiverAddress
+        func via(_ node: String) -> String? { lab.nextHop(node: node, to: receiver).flatMap { lab.neighbour(of: node, at: $0) } }
+        #expect(via("in1") == "p11" && via("in2") == "p21")
+        let dead = Double(lab.plan.topology.vnets[0].deadS)
+        var event = Schedule.Event(atS: 0)
+        event.path = "P1,1"
+        event.action = "down"
+        let start = Date()
+        try lab.apply(event)
+        var moved: Double?
+        var vnet2Changed = false
+        while Date().timeIntervalSince(start) < dead + 10 {
+            if via("in2") != "p21" { vnet2Changed = true }
+            if via("in1") == "p12" {
+                moved = Date().timeIntervalSince(start)
+                break
+            }
+            usleep(100_000)
+        }
+        let seconds = try #require(moved, "VNet 1 never moved to P1,2")
+        #expect(seconds <= dead + 2, "moved after \(seconds) s")
+        #expect(seconds >= Double(lab.plan.topology.vnets[0].helloS), "a blackhole is noticed by missed hellos, not at once")
+        #expect(!vnet2Changed && via("in2") == "p21")
+        // The return path too: out1 reaches the sender's VNet 1 address over P1,2 now.
+        let back = lab.nextHop(node: "out1", to: lab.plan.senderAddress(vnet: 0).description)
+        #expect(back.flatMap { lab.neighbour(of: "out1", at: $0) } == "p12")
+        event.action = "up"
+        try lab.apply(event)
+        let removed = lab.down()
+        #expect(removed.contains { $0.contains("bird") })
+        #expect(try leftovers(id).isEmpty)
+    }
+
+    @Test("a TBF-shaped path carries its configured rate within 10 % (measured with the sender and receiver)")
+    func rate() throws {
+        let id = freshRunID()
+        let lab = try Lab.up(topology: try Topology.load(onePath), file: onePath, runID: id, shaper: .tbf)
+        defer { lab.down() }
+        try lab.waitForRouting(timeout: 30)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let receiver = try BackgroundProcess(
+            ["ip", "netns", "exec", lab.plan.namespace("dst"), vnetstreamBinary, "recv", "--json", directory + "/r.json",
+             "--idle-timeout", "3", "--linger", "1"])
+        defer { receiver.stop() }
+        usleep(300_000)
+        // 4 Mbit/s offered into 2 Mbit/s for 5 s, in near-MTU packets.
+        let sender = try runProcess(
+            ["ip", "netns", "exec", lab.plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "4mbit", "--fps", "100",
+             "--duration", "5", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json", directory + "/s.json"])
+        #expect(sender.status == 0, "\(sender.summary)")
+        let received = receiver.wait(timeout: 30)
+        #expect(received.status == 0, "\(received.summary)")
+        let result = try JSONDecoder().decode(ReceiverResult.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/r.json")))
+        let summary = try JSONDecoder().decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/s.json")))
+        let path = try #require(result.report?.paths.first)
+        // TBF counts whole frames: UDP payload + UDP 8 + IPv4 20 + Ethernet 14. The queue
+        // (100 ms) drains after the last packet is sent.
+        let wireBytes = Double(path.bytesReceived + path.received * (8 + 20 + 14))
+        let seconds = summary.durationS + 0.1
+        let rate = wireBytes * 8 / seconds
+        #expect(abs(rate / 2e6 - 1) < 0.10, "carried \(rate / 1000) kbit/s on a 2000 kbit/s link")
+        #expect(path.lost > 0, "twice the rate was offered")
+    }
+
+    @Test("schedule events take effect within 50 ms of their time (median), and every one within 150 ms under load")
+    func scheduleTiming() throws {
+        let id = freshRunID()
+        let lab = try Lab.up(topology: try Topology.load(paperTopology), file: paperTopology, runID: id)
+        defer { lab.down() }
+        let schedule = try Schedule.load(paperSchedule).scaled(by: 0.02)  // 150 s in 3 s
+        var lines: [String] = []
+        let applied = try SchedulePlayer(lab: lab).play(schedule) { lines.append($0) }
+        #expect(applied.count == 8 && lines.count == 8)
+        let late = applied.map(\.lateMs).sorted()
+        #expect(late[late.count / 2] <= 50, "late by \(late) ms")
+        #expect(late.last! <= 150, "late by \(late) ms")
+        #expect(late.first! >= 0)
+        // What the schedule said is what the kernel has now: vnet1 at 400 kbit/s, P1,1 up.
+        let qdisc = try Command.run(["tc", "-n", lab.plan.namespace("in1"), "qdisc", "show", "dev", "p11"])
+        #expect(qdisc.contains("rate 400Kbit"), "\(qdisc)")
+        let set = try Command.run(["ip", "netns", "exec", lab.plan.namespace("p11"), "nft", "list", "set", "inet", "vnetlab", "down"])
+        #expect(!set.contains("elements"), "P1,1 is up again: \(set)")
+        #expect(lines[0].contains(#""shaper":"tbf""#) || lines[0].contains(#""shaper":"netem""#))
+    }
+
+    @Test("lab up killed mid-build cleans up by itself (SIGTERM); after SIGKILL, lab down removes everything")
+    func interrupted() throws {
+        for signal in [SIGTERM, SIGKILL] {
+            let id = freshRunID()
+            let up = try BackgroundProcess([vnetstreamBinary, "lab", "up", paperTopology, "--id", id])
+            // Wait until it is building (some namespaces exist), then interrupt it.
+            var building = false
+            for _ in 0..<200 where !building {
+                building = (try leftovers(id)).count >= 3
+                if !building { usleep(20_000) }
+            }
+            #expect(building)
+            kill(up.pid, signal)
+            let result = up.wait(timeout: 30)
+            #expect(result.status != 0)
+            if signal == SIGKILL {
+                #expect(!(try leftovers(id)).isEmpty, "a killed process cannot clean up; lab down must")
+                let down = try runProcess([vnetstreamBinary, "lab", "down", id])
+                #expect(down.status == 0, "\(down.summary)")
+            }
+            let left = try leftovers(id)
+            #expect(left.isEmpty, "after signal \(signal): \(left)")
+            let again = try runProcess([vnetstreamBinary, "lab", "down", id])
+            #expect(again.status == 0 && again.stdout.contains("not up"), "lab down twice is safe: \(again.summary)")
+        }
+    }
+}
