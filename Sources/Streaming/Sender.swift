@@ -175,11 +175,12 @@ public final class Sender {
             streamID: configuration.streamID, streamPackets: streamSequence, frameCount: UInt32(trace.frames.count),
             lastSendTimeNanoseconds: lastSendTime,
             paths: pathSequence.enumerated().map { StreamEnd.Path(pathID: UInt8($0.offset), packetsSent: $0.element) })
-        // The end message travels over every VNet, three times, so that one lost copy or one
-        // dead VNet does not hide the tail of the stream from the receiver.
+        // The end message travels over every VNet, three times 100 ms apart, so that neither
+        // one dead VNet nor a shaped queue still full of the stream's tail (which drops
+        // whatever arrives while it is full) hides the end from the receiver.
         for _ in 0..<3 {
             for vnet in tuns.indices { try sendControl(end.encoded, on: vnet) }
-            try serve(until: MonotonicClock.now() + 20_000_000)
+            try serve(until: MonotonicClock.now() + 100_000_000)
         }
         try serve(until: MonotonicClock.now() + UInt64(configuration.linger * 1e9))
         logIntervals(at: MonotonicClock.now())

@@ -29,7 +29,7 @@ struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Build VNet topologies from namespaces, route them with OSPF, shape their links, replay schedules.",
-        subcommands: [Up.self, Down.self, Status.self, Play.self, Exec.self])
+        subcommands: [Up.self, Down.self, Status.self, Play.self, Exec.self, VM.self])
 }
 
 extension LabCommand {
@@ -216,6 +216,42 @@ extension LabCommand {
             try process.run()
             process.waitUntilExit()
             throw ExitCode(process.terminationStatus)
+        }
+    }
+}
+
+extension LabCommand {
+    struct VM: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "vm",
+            abstract: "Run a command inside a throwaway VM whose kernel has netem (and RED).",
+            discussion: """
+                Boots Debian's linux-image-amd64 under qemu-system-x86_64 (software emulation), with \
+                this host's root read-only over 9p and tmpfs on /tmp and /run, runs the command as \
+                root in the current folder, passes its output and exit status through, and leaves \
+                nothing behind. Example: vnetstream lab vm -- vnetstream lab up FILE --shaper netem
+                """)
+
+        @Option(help: "Memory for the VM in MiB.")
+        var memory = 2048
+
+        @Option(help: "Stop the VM after this many seconds.")
+        var timeout: Double = 900
+
+        @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
+        var command: [String] = []
+
+        func run() throws {
+            let argv = command.first == "--" ? Array(command.dropFirst()) : command
+            guard !argv.isEmpty else { throw ValidationError("Give the command to run, after --.") }
+            var vm = try NetemVM.findKernel()
+            vm.memoryMegabytes = memory
+            vm.timeout = timeout
+            let outcome = try vm.run(argv) { print($0) }
+            FileHandle.standardError.write(
+                Data(String(format: "vnetstream lab vm: kernel %@, booted in %.1f s, finished in %.1f s, exit %d\n",
+                            vm.kernelRelease, outcome.bootSeconds, outcome.totalSeconds, outcome.status).utf8))
+            throw ExitCode(outcome.status)
         }
     }
 }

@@ -117,6 +117,10 @@ struct LabTests {
         let receiver = lab.plan.topology.receiverAddress
         func via(_ node: String) -> String? { lab.nextHop(node: node, to: receiver).flatMap { lab.neighbour(of: node, at: $0) } }
         #expect(via("in1") == "p11" && via("in2") == "p21")
+        // lab status reports the OSPF neighbours bird sees: in1 has two, both Full.
+        let status = lab.status()
+        #expect(status.ospfNeighbours["in1"]?.components(separatedBy: "Full/PtP").count == 3, "\(status.ospfNeighbours["in1"] ?? "")")
+        #expect(status.links.count == lab.plan.links.count && status.shaper == lab.shaper)
         let dead = Double(lab.plan.topology.vnets[0].deadS)
         var event = Schedule.Event(atS: 0)
         event.path = "P1,1"
@@ -225,5 +229,42 @@ struct LabTests {
             let again = try runProcess([vnetstreamBinary, "lab", "down", id])
             #expect(again.status == 0 && again.stdout.contains("not up"), "lab down twice is safe: \(again.summary)")
         }
+    }
+}
+
+@Suite("netem inside the VM (Debian's kernel under qemu)", .serialized, .timeLimit(.minutes(10)))
+struct NetemVMTests {
+    @Test("a command runs in the VM with its output and exit status passed through, and netem attaches there")
+    func passthrough() throws {
+        let result = try runProcess(
+            [vnetstreamBinary, "lab", "vm", "--", "sh", "-c", "tc qdisc add dev lo root netem delay 1ms && tc qdisc show dev lo; echo done; exit 7"])
+        #expect(result.status == 7, "\(result.summary)")
+        #expect(result.stdout.contains("qdisc netem") && result.stdout.contains("done"), "\(result.stdout)")
+        #expect(!result.stdout.contains("VNETSTREAM-VM"), "the markers stay inside")
+    }
+
+    @Test("in the VM the lab detects netem; a 50 ms netem link shows 50 ms within 5 ms and a 1 Mbit/s link carries it within 10 %")
+    func netemLab() throws {
+        let result = try runProcess(
+            [vnetstreamBinary, "lab", "vm", "--timeout", "480", "--", "bash", repositoryRoot + "/Tests/LabTests/Fixtures/netem-check.sh",
+             vnetstreamBinary, repositoryRoot + "/Tests/LabTests/Fixtures/one-path-netem.toml"])
+        #expect(result.status == 0, "\(result.summary)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        func after(_ marker: String) -> String? {
+            lines.first { $0.hasPrefix(marker + " ") }.map { String($0.dropFirst(marker.count + 1)) }
+        }
+        #expect(after("SHAPER") == "netem")
+        // busybox ping: "round-trip min/avg/max = 103.307/116.065/220.042 ms"; 50 ms each way.
+        let ping = try #require(after("PING"), "\(result.stdout)")
+        let numbers = ping.split(separator: "=").last!.split(separator: "/").compactMap { Double($0.trimmingCharacters(in: .whitespaces.union(.letters))) }
+        let oneWay = try #require(numbers.first) / 2
+        #expect(oneWay >= 50 && oneWay <= 55, "one-way delay \(oneWay) ms from \(ping)")
+        let receiver = try JSONDecoder().decode(ReceiverResult.self, from: Data(try #require(after("RECEIVER")).utf8))
+        let sender = try JSONDecoder().decode(SenderSummary.self, from: Data(try #require(after("SENDER")).utf8))
+        let path = try #require(receiver.report?.paths.first)
+        let wireBits = Double(path.bytesReceived + path.received * (8 + 20 + 14)) * 8
+        let rate = wireBits / (sender.durationS + 0.15)
+        print("netem in the VM: one-way delay \(oneWay) ms, rate \(rate / 1000) kbit/s of 1000, \(path.received) packets received, \(path.lost) lost")
+        #expect(abs(rate / 1e6 - 1) < 0.10, "carried \(rate / 1000) kbit/s on a 1000 kbit/s netem link")
     }
 }
