@@ -142,8 +142,12 @@ struct SendReceiveTests {
     func privileges() throws {
         let network = try TwoVNetNetwork()
         defer { network.teardown() }
+        // A tun owned by root: attaching to it needs CAP_NET_ADMIN. (One made without an owner
+        // lets any user attach, and /dev/net/tun is world-writable on some systems.)
+        try network.ip("-n", network.sender, "tuntap", "add", "dev", "tunroot", "mode", "tun", "user", "0")
+        try network.ip("-n", network.sender, "addr", "add", "198.18.9.1/30", "dev", "tunroot")
         let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        let send = [vnetstreamBinary, "send", "--cbr", "100kbit", "--duration", "1", "--vnet", "tun0", "--to", "198.18.100.1:5004"]
+        let send = [vnetstreamBinary, "send", "--cbr", "100kbit", "--duration", "1", "--vnet", "tunroot", "--to", "198.18.100.1:5004"]
         let started = Date()
         let unprivileged = try network.exec(network.sender, nobody + send)
         #expect(unprivileged.status != 0)
