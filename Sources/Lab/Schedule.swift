@@ -84,16 +84,7 @@ public struct Schedule: Codable, Sendable, Equatable {
     }
 
     public static func load(_ path: String) throws -> Schedule {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw LabError("\(path): cannot read: \(error.localizedDescription)")
-        }
-        let schedule: Schedule
-        do { schedule = try TOMLDecoder().decode(Schedule.self, from: text) } catch let error as TOMLParseError {
-            throw LabError("\(path):\(error.source.begin.line): \(error.description)")
-        } catch {
-            throw LabError("\(path): not a schedule: \(describe(error))")
-        }
+        let schedule = try loadTOML(Schedule.self, from: path, kind: "schedule")
         try schedule.validate(file: path)
         return schedule
     }

@@ -113,16 +113,7 @@ public struct Topology: Codable, Sendable, Equatable {
 
     /// Reads and checks a topology file.
     public static func load(_ path: String) throws -> Topology {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw LabError("\(path): cannot read: \(error.localizedDescription)")
-        }
-        let topology: Topology
-        do { topology = try TOMLDecoder().decode(Topology.self, from: text) } catch let error as TOMLParseError {
-            throw LabError("\(path):\(error.source.begin.line): \(error.description)")
-        } catch {
-            throw LabError("\(path): not a topology: \(describe(error))")
-        }
+        let topology = try loadTOML(Topology.self, from: path, kind: "topology")
         try topology.validate(file: path)
         return topology
     }
@@ -209,6 +200,19 @@ extension KeyedDecodingContainer {
 public struct LabError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Decodes a TOML file; errors name the file (and the line, for syntax errors).
+func loadTOML<T: Decodable>(_ type: T.Type, from path: String, kind: String) throws -> T {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+        throw LabError("\(path): cannot read: \(error.localizedDescription)")
+    }
+    do { return try TOMLDecoder().decode(T.self, from: text) } catch let error as TOMLParseError {
+        throw LabError("\(path):\(error.source.begin.line): \(error.description)")
+    } catch {
+        throw LabError("\(path): not a \(kind): \(describe(error))")
+    }
 }
 
 func describe(_ error: Error) -> String {
