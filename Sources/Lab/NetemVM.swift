@@ -126,6 +126,20 @@ public struct NetemVM {
             bootSeconds: booted.map { $0.timeIntervalSince(start) } ?? 0, totalSeconds: Date().timeIntervalSince(start))
     }
 
+    /// First-level folders under /tmp (e.g. /tmp/ci) that the command's working folder or its
+    /// absolute arguments live in, with symlinks resolved.
+    static func keptTemporaryFolders(directory: String, arguments: [String]) -> [String] {
+        var folders: [String] = []
+        for path in [directory] + arguments where path.hasPrefix("/") {
+            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            let parts = resolved.split(separator: "/")
+            guard parts.count >= 2, parts[0] == "tmp" else { continue }
+            let folder = "/tmp/\(parts[1])"
+            if !folders.contains(folder), FileManager.default.fileExists(atPath: folder) { folders.append(folder) }
+        }
+        return folders
+    }
+
     /// Single-quotes a word for sh.
     static func quoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
@@ -142,6 +156,14 @@ public struct NetemVM {
             \(command.map(Self.quoted).joined(separator: " "))
             """
         let modprobe = "#!/bin/busybox sh\nexec /bin/busybox chroot /host /sbin/modprobe \"$@\"\n"
+        // A fresh tmpfs goes on /tmp, which would hide the host's /tmp: folders there that the
+        // command needs (its working folder, absolute paths among its arguments) are bound
+        // aside first and back on top after.
+        let kept = Self.keptTemporaryFolders(directory: directory, arguments: command)
+        let keepAside = kept.enumerated().map { "$B mkdir -p /keep/\($0.offset) && $B mount --bind /host\(Self.quoted($0.element)) /keep/\($0.offset)" }
+            .joined(separator: "\n")
+        let keepBack = kept.enumerated().map { "$B mkdir -p /host\(Self.quoted($0.element)) && $B mount --bind /keep/\($0.offset) /host\(Self.quoted($0.element))" }
+            .joined(separator: "\n")
         let load = Self.rootModules.map { "/bin/busybox insmod /modules/\(($0 as NSString).lastPathComponent)" }.joined(separator: "\n")
         let initScript = """
             #!/bin/busybox sh
@@ -152,7 +174,9 @@ public struct NetemVM {
             \(load)
             $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host || { echo "\(Self.exitMarker)126"; $B reboot -f; }
             for d in proc sys dev; do $B mount --rbind /$d /host/$d; done
+            \(keepAside)
             $B mount -t tmpfs tmpfs /host/tmp
+            \(keepBack)
             $B mount -t tmpfs tmpfs /host/run
             $B mount -t tmpfs tmpfs /host/var/run 2>/dev/null
             $B mkdir -p /host/run/netns /host/tmp/vm
