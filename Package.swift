@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Devices", dependencies: ["Packets", "CNetShims"]),
         .target(name: "CNetShims"),
         // Receiver accounting per path and interval, and the loss tables: a state machine, no I/O.
-        .target(name: "Accounting", dependencies: ["Packets"]),
+        .target(name: "Accounting", dependencies: ["Packets", "Units"]),
         // Per-interface captures with libpcap.
         .target(name: "Capture", dependencies: ["CPcap"]),
         // The sender and receiver loops: the stages above put together over real devices.

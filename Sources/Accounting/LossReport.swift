@@ -1,4 +1,5 @@
 import Packets
+import Units
 
 /// The receiver's results for one stream: one document, units in the key names, rendered to
 /// Markdown, CSV and JSON from the same values.
@@ -258,6 +259,4 @@ func fixed(_ value: Double) -> String {
     return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
 }
 
-func trim(_ value: Double) -> String {
-    value == value.rounded() ? String(Int(value)) : String(value)
-}
+func trim(_ value: Double) -> String { value.plainText }

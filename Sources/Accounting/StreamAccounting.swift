@@ -119,7 +119,6 @@ struct PathAccounting {
     var previousTransit: Int64?
     var marks: [UInt8: Int] = [:]
     var markMismatches = 0
-    var tosUnknown = 0
 
     init(id: UInt8, intervalNanoseconds: UInt64) {
         self.id = id
@@ -133,8 +132,6 @@ struct PathAccounting {
         if let tos {
             marks[tos, default: 0] += 1
             if tos != header.mark { markMismatches += 1 }
-        } else {
-            tosUnknown += 1
         }
         if let previousTransit {
             jitter += (Double(abs(transit - previousTransit)) - jitter) / 16

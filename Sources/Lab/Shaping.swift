@@ -145,6 +145,4 @@ public struct InterfaceShaping: Equatable, Sendable {
     }
 }
 
-func number(_ value: Double) -> String {
-    value == value.rounded() ? String(Int(value)) : String(value)
-}
+func number(_ value: Double) -> String { value.plainText }

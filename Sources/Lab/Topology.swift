@@ -179,11 +179,6 @@ public struct Topology: Codable, Sendable, Equatable {
     static func isInterfaceName(_ name: String) -> Bool {
         (1...15).contains(name.utf8.count) && !name.contains("/") && !name.contains(" ") && !name.contains(":")
     }
-
-    /// Every link of a VNet that belongs to a named path.
-    public func links(ofPath path: String) -> [(vnet: Int, link: Link)] {
-        vnets.enumerated().flatMap { index, vnet in vnet.links.filter { $0.path == path }.map { (index, $0) } }
-    }
 }
 
 extension KeyedDecodingContainer {

@@ -1,3 +1,4 @@
+import Units
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -214,10 +215,7 @@ public enum TraceReader {
     }
 }
 
-func formatted(_ value: Double) -> String {
-    if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-    return String(value)
-}
+func formatted(_ value: Double) -> String { value.plainText }
 
 // MARK: - Reading a file
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Lab
+import Units
 
 extension Shaper: ExpressibleByArgument {}
 
@@ -256,6 +257,4 @@ extension LabCommand {
     }
 }
 
-func number(_ value: Double) -> String {
-    value == value.rounded() ? String(Int(value)) : String(value)
-}
+func number(_ value: Double) -> String { value.plainText }
