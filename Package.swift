@@ -29,6 +29,9 @@ let package = Package(
         .target(name: "Packets"),
         // The splitter: which VNet each packet takes (the controller drives its weights).
         .target(name: "Splitting"),
+        // The controller: from the receiver's reports, each VNet's capacity and liveness, and the
+        // split that follows from them; also the fixed and duplicate modes. No I/O.
+        .target(name: "Control", dependencies: ["Packets"]),
         // Tun interfaces and UDP sockets: thin typed wrappers over the syscalls.
         .target(name: "Devices", dependencies: ["Packets", "CNetShims"]),
         .target(name: "CNetShims"),
@@ -39,12 +42,14 @@ let package = Package(
         // The sender and receiver loops: the stages above put together over real devices.
         .target(
             name: "Streaming",
-            dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Devices", "Accounting", "Capture", "Units"]),
+            dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Control", "Devices", "Accounting", "Capture", "Units"]),
         // The VNet lab: topologies and schedules (TOML), namespaces, veth, tun, OSPF with bird2,
         // shaping with netem or TBF + nftables, path failures, and the netem VM.
         .target(
             name: "Lab",
             dependencies: ["Units", "Packets", "CNetShims", .product(name: "TOMLKit", package: "TOMLKit")]),
+        // Experiments: many runs side by side, each in its own lab, and their results and reports.
+        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing"]),
         // Frame traces from real video files through libavformat / libavcodec's parsers.
         .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
         .systemLibrary(
@@ -57,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "vnetstream",
             dependencies: [
-                "Traces", "VideoTraces", "Units", "CPcap", "Streaming", "Packets", "Splitting", "Lab",
+                "Traces", "VideoTraces", "Units", "CPcap", "Streaming", "Packets", "Splitting", "Control", "Pacing", "Lab", "Experiment",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).
@@ -67,13 +72,13 @@ let package = Package(
         // Helpers for tests that run real programs (ffmpeg, ffprobe, the built vnetstream).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "Units", "TestSupport"]),
-        .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing"]),
+        .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing", "Control"]),
         .testTarget(
-            name: "LabTests", dependencies: ["Lab", "vnetstream", "TestSupport", "Streaming", "Accounting"],
+            name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting"],
             exclude: ["Fixtures"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.
         .testTarget(
-            name: "CommandLineTests", dependencies: ["vnetstream", "Traces", "TestSupport", "Streaming", "Accounting"]),
+            name: "CommandLineTests", dependencies: ["vnetstream", "Experiment", "Traces", "TestSupport", "Streaming", "Accounting"]),
     ]
 )

@@ -43,8 +43,9 @@ public struct StreamAccounting {
     public mutating func drop(_ reason: Wire.DropReason) { dropped[reason, default: 0] += 1 }
 
     /// A media packet of this stream: `bytes` is the UDP payload length, `tos` what the IP
-    /// header carried (nil if unknown), `arrival` the receiver's monotonic clock.
-    public mutating func record(_ header: MediaHeader, bytes: Int, tos: UInt8?, arrival: UInt64) {
+    /// header carried (nil if unknown), `arrival` the receiver's monotonic clock, `kernelStamp`
+    /// the kernel's receive timestamp if it gave one (any clock; only gaps are used).
+    public mutating func record(_ header: MediaHeader, bytes: Int, tos: UInt8?, arrival: UInt64, kernelStamp: Int64? = nil) {
         guard header.streamID == streamID else {
             otherStreams += 1
             return
@@ -65,7 +66,7 @@ public struct StreamAccounting {
         // beyond how much later it was sent. Clock offsets between hosts cancel out.
         let delay = Int64(bitPattern: elapsed) - (Int64(bitPattern: header.sendTimeNanoseconds) - Int64(bitPattern: firstSendTime))
         paths[header.pathID, default: PathAccounting(id: header.pathID, intervalNanoseconds: intervalNanoseconds)]
-            .record(header, bytes: bytes, tos: tos, arrival: arrival, delay: delay)
+            .record(header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), delay: delay)
         if outcome == .new || outcome == .late {
             frames.record(header, types: frameTypes)
         }
@@ -119,16 +120,20 @@ struct PathAccounting {
     var previousTransit: Int64?
     var marks: [UInt8: Int] = [:]
     var markMismatches = 0
+    var trains = PacketTrains()
 
     init(id: UInt8, intervalNanoseconds: UInt64) {
         self.id = id
         self.tallies = IntervalTallies(intervalNanoseconds: intervalNanoseconds)
     }
 
-    mutating func record(_ header: MediaHeader, bytes: Int, tos: UInt8?, arrival: UInt64, delay transit: Int64) {
+    mutating func record(_ header: MediaHeader, bytes: Int, tos: UInt8?, stamp: Int64, delay transit: Int64) {
         let outcome = tracker.record(
             Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &tallies)
         guard outcome == .new || outcome == .late else { return }
+        trains.record(
+            pathSequence: Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds,
+            bytes: bytes + IPv4UDP.headerSize, stamp: stamp)
         if let tos {
             marks[tos, default: 0] += 1
             if tos != header.mark { markMismatches += 1 }
@@ -159,7 +164,9 @@ struct PathAccounting {
             packetsLost: UInt32(clamping: max(0, tracker.missing)), packetsReordered: UInt32(clamping: tracker.reordered),
             packetsDuplicated: UInt32(clamping: tracker.duplicates),
             delayMicroseconds: Int32(clamping: Int64(smoothedDelay / 1000)),
-            jitterMicroseconds: UInt32(clamping: Int64(jitter / 1000)))
+            jitterMicroseconds: UInt32(clamping: Int64(jitter / 1000)),
+            capacityBitsPerSecond: UInt32(clamping: Int64(trains.latestBitsPerSecond)),
+            capacitySamples: UInt32(clamping: trains.samples))
     }
 }
 

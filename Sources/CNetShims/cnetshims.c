@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
 #include <spawn.h>
@@ -45,10 +46,11 @@ int vns_interface_mtu(const char *name) {
     return rc < 0 ? -1 : ifr.ifr_mtu;
 }
 
-long vns_recv_with_tos(int fd, void *buffer, size_t length, uint32_t *source_addr, uint16_t *source_port, int *tos) {
+long vns_recv_with_tos(int fd, void *buffer, size_t length, uint32_t *source_addr, uint16_t *source_port, int *tos,
+                       int64_t *kernel_ns) {
     struct sockaddr_in from;
     struct iovec iov = { .iov_base = buffer, .iov_len = length };
-    char control[CMSG_SPACE(sizeof(int)) * 4];
+    char control[CMSG_SPACE(sizeof(int)) * 4 + CMSG_SPACE(sizeof(struct timespec))];
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
     msg.msg_name = &from;
@@ -60,8 +62,14 @@ long vns_recv_with_tos(int fd, void *buffer, size_t length, uint32_t *source_add
     ssize_t n = recvmsg(fd, &msg, 0);
     if (n < 0) return -1;
     *tos = -1;
+    *kernel_ns = -1;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) *tos = *(unsigned char *)CMSG_DATA(c);
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec stamp;
+            memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
+            *kernel_ns = (int64_t)stamp.tv_sec * 1000000000 + stamp.tv_nsec;
+        }
     }
     *source_addr = ntohl(from.sin_addr.s_addr);
     *source_port = ntohs(from.sin_port);
@@ -159,4 +167,33 @@ int vns_collect(int pid, int fds[3], const char *input, size_t input_length,
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) { if (errno != EINTR) return -1; }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int vns_enable_receive_timestamps(int fd) {
+    int on = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+}
+
+int vns_spawn_to_files(char *const argv[], const char *out_path, const char *err_path) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) { errno = rc; return -1; }
+    return pid;
+}
+
+int vns_wait(int pid, int block) {
+    int status = 0;
+    for (;;) {
+        pid_t got = waitpid(pid, &status, block ? 0 : WNOHANG);
+        if (got == 0) return -2;
+        if (got < 0) { if (errno == EINTR) continue; return -1; }
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
 }

@@ -15,9 +15,13 @@ public final class UDPSocket: @unchecked Sendable {
         public var source: UDPEndpoint
         /// The IPv4 TOS byte it carried (nil if the kernel did not say).
         public var tos: UInt8?
+        /// When the kernel received it (CLOCK_REALTIME, nanoseconds; nil if it did not say):
+        /// unaffected by how late this process got to read it, so gaps between arrivals are
+        /// the network's, not the scheduler's.
+        public var kernelTimeNanoseconds: Int64?
     }
 
-    /// Binds to `local` (address 0.0.0.0 for any) with IP_RECVTOS on and a receive buffer of
+    /// Binds to `local` (address 0.0.0.0 for any) with IP_RECVTOS and SO_TIMESTAMPNS on and a receive buffer of
     /// `receiveBufferBytes`.
     public init(bind local: UDPEndpoint, receiveBufferBytes: Int32 = 4 << 20) throws {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -25,6 +29,7 @@ public final class UDPSocket: @unchecked Sendable {
         var on: Int32 = 1
         var size = receiveBufferBytes
         setsockopt(fd, Int32(IPPROTO_IP), IP_RECVTOS, &on, socklen_t(MemoryLayout<Int32>.size))
+        vns_enable_receive_timestamps(fd)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in(endpoint: local)
         let bound = withUnsafePointer(to: &address) {
@@ -49,12 +54,13 @@ public final class UDPSocket: @unchecked Sendable {
         var address: UInt32 = 0
         var port: UInt16 = 0
         var tos: Int32 = -1
+        var stamp: Int64 = -1
         while true {
-            let count = vns_recv_with_tos(fileDescriptor, buffer.baseAddress, buffer.count, &address, &port, &tos)
+            let count = vns_recv_with_tos(fileDescriptor, buffer.baseAddress, buffer.count, &address, &port, &tos, &stamp)
             if count >= 0 {
                 return Arrival(
                     count: count, source: UDPEndpoint(address: IPv4Address(address), port: port),
-                    tos: tos >= 0 ? UInt8(tos) : nil)
+                    tos: tos >= 0 ? UInt8(tos) : nil, kernelTimeNanoseconds: stamp >= 0 ? stamp : nil)
             }
             if errno == EINTR { continue }
             if errno == EAGAIN { return nil }

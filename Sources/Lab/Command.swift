@@ -16,7 +16,7 @@ public enum Command {
 
     static let packages = [
         "ip": "iproute2", "tc": "iproute2", "nft": "nftables", "bird": "bird2", "birdc": "bird2",
-        "qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "cpio": "cpio",
+        "qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "cpio": "cpio", "gnuplot": "gnuplot-nox",
     ]
 
     /// The path of a tool, or an error naming its Debian package.
@@ -103,6 +103,60 @@ public enum Command {
         let status = vns_spawn_detached(&pointers)
         guard status == 0 else {
             throw Failure(argv: argv, status: status, stderr: status < 0 ? String(cString: strerror(errno)) : "(see its log)")
+        }
+    }
+
+    /// A long-running child whose output goes to files (a sender or receiver of an experiment).
+    public final class Child: @unchecked Sendable {
+        public let pid: Int32
+        public let argv: [String]
+        public let stdoutFile: String
+        public let stderrFile: String
+        private var status: Int32?
+
+        /// Starts `argv` with stdout and stderr written to the two files.
+        public init(_ argv: [String], stdout: String, stderr: String) throws {
+            let full = [argv[0].hasPrefix("/") ? argv[0] : try Command.locate(argv[0])] + argv.dropFirst()
+            var pointers = full.map { strdup($0) } + [nil]
+            defer { for pointer in pointers { free(pointer) } }
+            let pid = vns_spawn_to_files(&pointers, stdout, stderr)
+            guard pid > 0 else { throw Failure(argv: argv, status: -1, stderr: String(cString: strerror(errno))) }
+            self.pid = pid
+            self.argv = argv
+            self.stdoutFile = stdout
+            self.stderrFile = stderr
+        }
+
+        /// The exit status if it has exited (nil while it runs).
+        public func poll() -> Int32? {
+            if status == nil {
+                let result = vns_wait(pid, 0)
+                if result != -2 { status = result }
+            }
+            return status
+        }
+
+        /// Waits for it to exit; returns its exit status.
+        @discardableResult
+        public func wait() -> Int32 {
+            if status == nil { status = vns_wait(pid, 1) }
+            return status!
+        }
+
+        /// Asks it to stop (SIGTERM), then waits.
+        public func terminate() {
+            guard poll() == nil else { return }
+            kill(pid, SIGTERM)
+            wait()
+        }
+
+        /// Throws `Failure` (with its stderr file's text) unless it exited with status 0.
+        public func check() throws {
+            let status = wait()
+            guard status == 0 else {
+                let text = (try? String(contentsOfFile: stderrFile, encoding: .utf8)) ?? ""
+                throw Failure(argv: argv, status: status, stderr: text.isEmpty ? "(stderr empty: \(stderrFile))" : text)
+            }
         }
     }
 }

@@ -83,7 +83,7 @@ public final class Lab: @unchecked Sendable {
         interruptLock.unlock()
     }
 
-    static func checkInterrupted() throws {
+    public static func checkInterrupted() throws {
         interruptLock.lock()
         defer { interruptLock.unlock() }
         if interruptedFlag { throw LabError("interrupted") }

@@ -100,7 +100,7 @@ public struct InterfaceShaping: Equatable, Sendable {
     }
 
     /// At least one MTU and at least rate/HZ (HZ 250 on Debian kernels), or TBF under-delivers.
-    static func tbfBurstBytes(_ bitsPerSecond: Double) -> Int {
+    public static func tbfBurstBytes(_ bitsPerSecond: Double) -> Int {
         max(1600, Int((bitsPerSecond / 8 / 250).rounded(.up)))
     }
 

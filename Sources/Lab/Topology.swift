@@ -184,7 +184,7 @@ public struct Topology: Codable, Sendable, Equatable {
 extension KeyedDecodingContainer {
     /// A number written either way in TOML (`30` or `30.0`): TOMLKit reads an integer only as
     /// an integer.
-    func number(_ key: Key) throws -> Double? {
+    public func number(_ key: Key) throws -> Double? {
         guard contains(key) else { return nil }
         if let whole = try? decode(Int.self, forKey: key) { return Double(whole) }
         return try decode(Double.self, forKey: key)
@@ -198,7 +198,7 @@ public struct LabError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Decodes a TOML file; errors name the file (and the line, for syntax errors).
-func loadTOML<T: Decodable>(_ type: T.Type, from path: String, kind: String) throws -> T {
+public func loadTOML<T: Decodable>(_ type: T.Type, from path: String, kind: String) throws -> T {
     let text: String
     do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
         throw LabError("\(path): cannot read: \(error.localizedDescription)")

@@ -127,7 +127,7 @@ func checkPreamble(_ r: inout ByteReader, kind: Wire.Kind, fixedSize: Int) -> Wi
 
 /// What the receiver knows of one path, cumulative since the stream began.
 public struct PathReport: Sendable, Equatable, Codable {
-    public static let size = 40
+    public static let size = 48
 
     public var pathID: UInt8
     /// Highest path sequence seen, plus one (0: nothing yet), so the sender can tell progress.
@@ -141,12 +141,19 @@ public struct PathReport: Sendable, Equatable, Codable {
     public var delayMicroseconds: Int32
     /// RFC 3550 interarrival jitter, microseconds.
     public var jitterMicroseconds: UInt32
+    /// The path's bottleneck rate as the latest packet train measured it (IPv4 bits per second;
+    /// 0: no train yet), and how many trains have been measured so far (so a sender can tell a
+    /// new sample from a repeated one).
+    public var capacityBitsPerSecond: UInt32
+    public var capacitySamples: UInt32
 
     public init(
         pathID: UInt8, highestSequencePlusOne: UInt32, packetsReceived: UInt32, bytesReceived: UInt64,
         packetsLost: UInt32, packetsReordered: UInt32, packetsDuplicated: UInt32, delayMicroseconds: Int32,
-        jitterMicroseconds: UInt32
+        jitterMicroseconds: UInt32, capacityBitsPerSecond: UInt32 = 0, capacitySamples: UInt32 = 0
     ) {
+        self.capacityBitsPerSecond = capacityBitsPerSecond
+        self.capacitySamples = capacitySamples
         self.pathID = pathID
         self.highestSequencePlusOne = highestSequencePlusOne
         self.packetsReceived = packetsReceived
@@ -199,6 +206,8 @@ public struct ReceiverReport: Sendable, Equatable {
             w.u32(path.packetsDuplicated)
             w.u32(UInt32(bitPattern: path.delayMicroseconds))
             w.u32(path.jitterMicroseconds)
+            w.u32(path.capacityBitsPerSecond)
+            w.u32(path.capacitySamples)
         }
         return w.bytes
     }
@@ -221,7 +230,8 @@ public struct ReceiverReport: Sendable, Equatable {
             let path = PathReport(
                 pathID: id, highestSequencePlusOne: r.u32(), packetsReceived: r.u32(), bytesReceived: r.u64(),
                 packetsLost: r.u32(), packetsReordered: r.u32(), packetsDuplicated: r.u32(),
-                delayMicroseconds: Int32(bitPattern: r.u32()), jitterMicroseconds: r.u32())
+                delayMicroseconds: Int32(bitPattern: r.u32()), jitterMicroseconds: r.u32(),
+                capacityBitsPerSecond: r.u32(), capacitySamples: r.u32())
             guard path.packetsReceived <= path.highestSequencePlusOne || path.highestSequencePlusOne == 0 && path.packetsReceived == 0
             else { return .failure(.garbled) }
             paths.append(path)

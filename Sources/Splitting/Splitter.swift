@@ -1,7 +1,9 @@
 /// Splits a stream's packets across paths in proportion to weights, as evenly as the ratio
 /// allows: smooth weighted round robin (each pick adds every weight to its path's credit and
 /// takes the path with the most, which then pays the total back). 1:1 alternates strictly; 3:1
-/// gives A A B A, never A A A B; a zero weight never picks its path.
+/// gives A A B A, never A A A B; a zero weight never picks its path. Picks may be weighed by
+/// packet size (`next(bytes:)`), so that the shares hold in bytes when packet sizes vary, as
+/// they do in VBR video.
 ///
 /// A value type with no I/O: the sender asks it for the next path, a controller sets weights.
 public struct WeightedSplitter: Sendable, Equatable {
@@ -26,14 +28,24 @@ public struct WeightedSplitter: Sendable, Equatable {
         for index in credit.indices where weights[index] == 0 { credit[index] = 0 }
     }
 
-    /// The path for the next packet.
-    public mutating func next() -> Int {
+    /// Counts a packet the sender put on `path` by itself (a probe train's frame) as that
+    /// path's pick, so that the long-run shares still follow the weights.
+    public mutating func take(_ path: Int, bytes: Int = 1) {
+        let size = Double(bytes)
+        for index in weights.indices where weights[index] > 0 { credit[index] += weights[index] * size }
+        credit[path] -= size
+    }
+
+    /// The path for the next packet (of `bytes`, when shares are to hold in bytes; every pick
+    /// of a stream should then give its size).
+    public mutating func next(bytes: Int = 1) -> Int {
+        let size = Double(bytes)
         var best = -1
         for index in weights.indices where weights[index] > 0 {
-            credit[index] += weights[index]
+            credit[index] += weights[index] * size
             if best < 0 || credit[index] > credit[best] { best = index }
         }
-        credit[best] -= 1
+        credit[best] -= size
         return best
     }
 }

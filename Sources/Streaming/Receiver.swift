@@ -26,6 +26,8 @@ public struct ReceiverConfiguration: Sendable {
     /// Interfaces to capture on, and where the pcap files go (one per interface).
     public var captureInterfaces: [String] = []
     public var captureDirectory: String?
+    /// Where one CSV line per media packet of the stream goes (header line first); nil: none.
+    public var packetLog: (@Sendable (String) -> Void)?
 
     public init(listen: UDPEndpoint) { self.listen = listen }
 }
@@ -88,6 +90,7 @@ public final class Receiver {
 
     /// Receives until the stream ends (or a timeout); returns the results. Captures stop too.
     public func run() throws -> ReceiverResult {
+        configuration.packetLog?("mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos")
         let begin = MonotonicClock.now()
         let reportPeriod = UInt64(configuration.reportMilliseconds) * 1_000_000
         var nextReport = begin + reportPeriod
@@ -159,7 +162,11 @@ public final class Receiver {
                             streamID: header.streamID, intervalSeconds: configuration.interval, frameTypes: configuration.frameTypes)
                     }
                     guard accounting != nil else { return false }
-                    accounting!.record(header, bytes: arrival.count, tos: arrival.tos, arrival: now)
+                    accounting!.record(header, bytes: arrival.count, tos: arrival.tos, arrival: now, kernelStamp: arrival.kernelTimeNanoseconds)
+                    if header.streamID == accounting!.streamID, let packetLog = configuration.packetLog {
+                        packetLog(
+                            "\(now),\(header.streamSequence),\(Int(header.pathID) + 1),\(header.pathSequence),\(header.frameNumber),\(arrival.count + IPv4UDP.headerSize),\(arrival.tos.map(String.init) ?? "")")
+                    }
                     if header.streamID == accounting!.streamID { returnAddresses[header.pathID] = arrival.source }
                 case .failure(let reason): drop(reason)
                 }

@@ -1,3 +1,4 @@
+import Control
 import Devices
 import Foundation
 import Pacing
@@ -17,14 +18,6 @@ public struct VNetRoute: Sendable, Equatable {
     }
 }
 
-/// Moves the split from the receiver's reports. The adaptive controller implements it; a
-/// fixed split needs none.
-public protocol SplitController {
-    /// A report arrived over VNet `vnet` (index into the routes); returns new weights, or nil
-    /// to keep the current ones.
-    mutating func weights(after report: ReceiverReport, over vnet: Int, now: UInt64) -> [Double]?
-}
-
 public struct SenderConfiguration {
     public var trace: FrameTrace
     public var routes: [VNetRoute]
@@ -42,6 +35,12 @@ public struct SenderConfiguration {
     public var linger: Double = 0.5
     /// Where JSON lines go (one call per line); nil logs nothing.
     public var log: ((String) -> Void)?
+    /// Where one CSV line per packet sent goes (header line first); nil logs none.
+    public var packetLog: ((String) -> Void)?
+    /// When the first frame is due, on the monotonic clock (CLOCK_MONOTONIC, nanoseconds),
+    /// so that another process (the lab's schedule) can share the stream's time zero; nil
+    /// starts 20 ms after `run()` is called.
+    public var startAt: UInt64?
 
     public init(trace: FrameTrace, routes: [VNetRoute], destination: UDPEndpoint, split: [Double]) {
         self.trace = trace
@@ -59,13 +58,18 @@ public struct SenderSummary: Codable, Sendable {
         public var source: String
         public var packets: Int
         public var bytes: Int
+        /// Of those, copies: probe-train padding and probes of a dead VNet (duplicate mode's
+        /// packets are not copies: each VNet carries the whole stream).
+        public var copies: Int
+        public var copyBytes: Int
         /// Packets the tun would not take (kernel queue full): never sent.
         public var localDrops: Int
         /// Receiver reports that arrived over this VNet.
         public var reportsReceived: Int
 
         enum CodingKeys: String, CodingKey {
-            case vnet, tun, source, packets, bytes
+            case vnet, tun, source, packets, bytes, copies
+            case copyBytes = "copy_bytes"
             case localDrops = "local_drops"
             case reportsReceived = "reports_received"
         }
@@ -79,12 +83,15 @@ public struct SenderSummary: Codable, Sendable {
     public var mtu: Int
     public var vnets: [VNet]
     public var pacing: PacingErrors
+    /// What the controller did (adaptive mode): dead and alive events, capacity estimates.
+    public var controlEvents: Int
     /// Datagrams read from the tuns that were not reports for this stream, by reason.
     public var ignored: [String: Int]
     public var lastReport: [PathReport]?
 
     enum CodingKeys: String, CodingKey {
         case frames, packets, mtu, mark, vnets, pacing, ignored
+        case controlEvents = "control_events"
         case streamID = "stream_id"
         case durationS = "duration_s"
         case lastReport = "last_report"
@@ -98,7 +105,8 @@ public final class Sender {
     private let packetizer: Packetizer
     private let mtu: Int
     private var splitter: WeightedSplitter
-    public var controller: SplitController?
+    /// Moves the split and plans probes; a fixed split (`--split`) by default.
+    public var controller: any SplitController
 
     private var buffer: [UInt8]
     private var readBuffer = [UInt8](repeating: 0, count: 65536)
@@ -107,6 +115,9 @@ public final class Sender {
     private var pathSequence: [UInt32]
     private var vnetPackets: [Int]
     private var vnetBytes: [Int]
+    private var vnetCopies: [Int]
+    private var vnetCopyBytes: [Int]
+    private var controlEvents = 0
     private var intervalPackets: [Int]
     private var intervalBytes: [Int]
     private var intervalReports: [Int]
@@ -132,11 +143,14 @@ public final class Sender {
         self.mtu = mtu
         packetizer = Packetizer(mtu: mtu)
         splitter = WeightedSplitter(weights: configuration.split)
+        controller = StaticSplit(weights: configuration.split)
         buffer = [UInt8](repeating: 0, count: mtu)
         let count = configuration.routes.count
         pathSequence = Array(repeating: 0, count: count)
         vnetPackets = Array(repeating: 0, count: count)
         vnetBytes = vnetPackets
+        vnetCopies = vnetPackets
+        vnetCopyBytes = vnetPackets
         intervalPackets = vnetPackets
         intervalBytes = vnetPackets
         intervalReports = vnetPackets
@@ -151,25 +165,57 @@ public final class Sender {
         let schedule = FrameSchedule(sendTimesSeconds: trace.sendTimes).offsets
         var lateness: [Int64] = []
         lateness.reserveCapacity(trace.frames.count)
-        start = MonotonicClock.now() + 20_000_000
+        start = configuration.startAt ?? MonotonicClock.now() + 20_000_000
         nextLog = start + UInt64(configuration.logInterval * 1e9)
+        splitter.setWeights(controller.weights)
+        configuration.packetLog?("t_s,stream_seq,vnet,path_seq,frame,bytes,copy")
         var lastSendTime: UInt64 = 0
         for (number, frame) in trace.frames.enumerated() {
             let due = start + schedule[number]
             try serve(until: due)
             let now = MonotonicClock.now()
             lateness.append(Int64(bitPattern: now &- due))
-            lastSendTime = now - start
+            lastSendTime = now &- start
             let fragments = packetizer.fragments(ofFrame: frame.bytes)
+            guard !fragments.isEmpty else { continue }
+            let plan = controller.plan(fragmentBytes: fragments.map { $0 + MediaHeader.size + IPv4UDP.headerSize }, now: now)
+            var header = MediaHeader(
+                streamID: configuration.streamID, streamSequence: streamSequence, pathSequence: 0,
+                frameNumber: UInt32(number), sendTimeNanoseconds: lastSendTime, fragmentIndex: 0,
+                fragmentCount: UInt16(fragments.count), pathID: 0,
+                frameType: UInt8(ascii: frame.type.rawValue.unicodeScalars.first!), mark: configuration.mark.tos)
+            let firstSequence = streamSequence
+            var carried = Set<Int>()
             for (index, size) in fragments.enumerated() {
-                let header = MediaHeader(
-                    streamID: configuration.streamID, streamSequence: streamSequence, pathSequence: 0,
-                    frameNumber: UInt32(number), sendTimeNanoseconds: lastSendTime, fragmentIndex: UInt16(index),
-                    fragmentCount: UInt16(fragments.count), pathID: 0,
-                    frameType: UInt8(ascii: frame.type.rawValue.unicodeScalars.first!), mark: configuration.mark.tos)
-                try send(header, payload: size, on: splitter.next())
+                header.streamSequence = streamSequence
+                header.fragmentIndex = UInt16(index)
+                if plan.everywhere {
+                    for vnet in tuns.indices { try send(header, payload: size, on: vnet, copy: false) }
+                } else if let train = plan.train {
+                    splitter.take(train, bytes: IPv4UDP.headerSize + MediaHeader.size + size)
+                    try send(header, payload: size, on: train, copy: false)
+                    carried.insert(train)
+                } else {
+                    let vnet = splitter.next(bytes: IPv4UDP.headerSize + MediaHeader.size + size)
+                    try send(header, payload: size, on: vnet, copy: false)
+                    carried.insert(vnet)
+                }
                 streamSequence &+= 1
             }
+            // Probe-train padding: copies of the frame's largest packet until the train is long enough.
+            if let train = plan.train, plan.trainPackets > fragments.count {
+                let largest = fragments.indices.max { fragments[$0] < fragments[$1] }!
+                header.streamSequence = firstSequence &+ UInt32(largest)
+                header.fragmentIndex = UInt16(largest)
+                for _ in fragments.count..<plan.trainPackets { try send(header, payload: fragments[largest], on: train, copy: true) }
+            }
+            // Probes of dead VNets: a copy of the frame's first packet each.
+            header.streamSequence = firstSequence
+            header.fragmentIndex = 0
+            for vnet in plan.copiesOn where !carried.contains(vnet) && tuns.indices.contains(vnet) {
+                try send(header, payload: fragments[0], on: vnet, copy: true)
+            }
+            logControlEvents(at: now)
         }
         let end = StreamEnd(
             streamID: configuration.streamID, streamPackets: streamSequence, frameCount: UInt32(trace.frames.count),
@@ -190,13 +236,15 @@ public final class Sender {
             vnets: configuration.routes.indices.map {
                 SenderSummary.VNet(
                     vnet: $0 + 1, tun: configuration.routes[$0].tun, source: configuration.routes[$0].source.description,
-                    packets: vnetPackets[$0], bytes: vnetBytes[$0], localDrops: localDrops[$0],
+                    packets: vnetPackets[$0], bytes: vnetBytes[$0], copies: vnetCopies[$0], copyBytes: vnetCopyBytes[$0],
+                    localDrops: localDrops[$0],
                     reportsReceived: reportsReceived[$0])
             },
-            pacing: PacingErrors(lateness: lateness), ignored: ignored, lastReport: lastReport?.paths)
+            pacing: PacingErrors(lateness: lateness), controlEvents: controlEvents, ignored: ignored,
+            lastReport: lastReport?.paths)
     }
 
-    private func send(_ header: MediaHeader, payload: Int, on vnet: Int) throws {
+    private func send(_ header: MediaHeader, payload: Int, on vnet: Int, copy: Bool) throws {
         var header = header
         header.pathID = UInt8(vnet)
         header.pathSequence = pathSequence[vnet]
@@ -212,13 +260,36 @@ public final class Sender {
                 destination: configuration.destination, tos: configuration.mark.tos, identification: identification)
             return try tuns[vnet].write(UnsafeRawBufferPointer(rebasing: raw[0..<(IPv4UDP.headerSize + length)]))
         }
+        let now = MonotonicClock.now()
         if sent {
             vnetPackets[vnet] += 1
             vnetBytes[vnet] += length
             intervalPackets[vnet] += 1
             intervalBytes[vnet] += length
+            if copy {
+                vnetCopies[vnet] += 1
+                vnetCopyBytes[vnet] += length
+            }
         } else {
             localDrops[vnet] += 1
+        }
+        controller.sent(vnet: vnet, pathSequence: header.pathSequence, bytes: IPv4UDP.headerSize + length, now: now)
+        if let packetLog = configuration.packetLog {
+            packetLog(
+                "\(rounded(Double(now &- start) / 1e9, 6)),\(header.streamSequence),\(vnet + 1),\(header.pathSequence),\(header.frameNumber),\(IPv4UDP.headerSize + length),\(copy ? 1 : 0)\(sent ? "" : ",local_drop")")
+        }
+    }
+
+    private func logControlEvents(at now: UInt64) {
+        let events = controller.takeEvents()
+        guard !events.isEmpty else { return }
+        controlEvents += events.count
+        splitter.setWeights(controller.weights)
+        let t = rounded(Double(now &- start) / 1e9)
+        let weights = splitter.weights.map { rounded($0) }.joined(separator: ",")
+        for event in events {
+            let rate = event.bitsPerSecond.map { #","kbit_s":\#(rounded($0 / 1000))"# } ?? ""
+            log(#"{"kind":"control","t_s":\#(t),"vnet":\#(event.vnet + 1),"event":"\#(event.kind.rawValue)"\#(rate),"detail":"\#(event.detail)","weights":[\#(weights)]}"#)
         }
     }
 
@@ -278,10 +349,8 @@ public final class Sender {
             let now = MonotonicClock.now()
             if lastReport == nil || report.reportSequence > lastReport!.reportSequence { lastReport = report }
             log(reportLine(report, over: vnet, at: now))
-            if var controller, let weights = controller.weights(after: report, over: vnet, now: now) {
-                splitter.setWeights(weights)
-                self.controller = controller
-            }
+            controller.received(report, over: vnet, now: now)
+            logControlEvents(at: now)
         case .success: ignored["other_stream", default: 0] += 1
         case .failure(let reason): ignored[reason.rawValue, default: 0] += 1
         }
@@ -312,8 +381,9 @@ public final class Sender {
     }
 }
 
-func rounded(_ value: Double) -> String {
-    String((value * 1000).rounded() / 1000)
+func rounded(_ value: Double, _ places: Int = 3) -> String {
+    let scale = places == 6 ? 1e6 : 1e3
+    return String((value * scale).rounded() / scale)
 }
 
 public struct SenderError: Error, CustomStringConvertible {

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Control
 import Devices
 import Foundation
+import Pacing
 import Packets
 import Splitting
 import Streaming
@@ -60,8 +62,25 @@ struct Send: ParsableCommand {
     @Option(help: "The TT mark: a DSCP name (EF, AF41, CS5, ...) or the TOS byte as a number (184, 0xb8).")
     var tt: String = "BE"
 
-    @Option(help: "Fixed split between the VNets, one weight each (1:1, 1:0, 3:1).")
+    @Option(
+        help: ArgumentHelp(
+            "How to spread packets over the VNets: adaptive, static, uni or duplicate.",
+            discussion: """
+                adaptive: the controller splits by each VNet's measured capacity and leaves a dead \
+                VNet (Docs/controller.md). static: a fixed --split. uni: everything on VNet \
+                --uni. duplicate: every packet on every VNet. Default: static when --split is \
+                given, else adaptive.
+                """))
+    var mode: SendMode?
+
+    @Option(help: "Fixed split between the VNets for --mode static, one weight each (1:1, 3:1).")
     var split: String?
+
+    @Option(help: "The VNet (1-based, in --vnet order) that carries everything in --mode uni.")
+    var uni: Int = 1
+
+    @Option(help: "Seconds between each live VNet's probe trains in --mode adaptive.")
+    var probeInterval: Double = 1
 
     @Option(help: "The largest IPv4 packet to send (default: the smallest tun MTU).")
     var mtu: Int?
@@ -74,6 +93,14 @@ struct Send: ParsableCommand {
 
     @Option(help: "Write the summary as JSON to this file.")
     var json: String?
+
+    @Option(help: "Write one CSV line per packet sent to this file (time, stream and path sequence, VNet, bytes, copy).")
+    var packetLog: String?
+
+    @Option(help: "Send the first frame at this CLOCK_MONOTONIC time, in nanoseconds (to share time zero with a lab schedule).")
+    var startAt: UInt64?
+
+    var resolvedMode: SendMode { mode ?? (split != nil ? .static : .adaptive) }
 
     func validate() throws {
         if trace == nil && cbr == nil { throw ValidationError("Give a trace file or --cbr RATE.") }
@@ -88,6 +115,14 @@ struct Send: ParsableCommand {
             }
         }
         if !(duration > 0) { throw ValidationError("--duration must be positive.") }
+        if split != nil && resolvedMode != .static { throw ValidationError("--split goes with --mode static, not --mode \(resolvedMode.rawValue).") }
+        if resolvedMode == .uni && !(1...max(1, vnets.count)).contains(uni) {
+            throw ValidationError("--uni \(uni) names no VNet: give 1 to \(vnets.count).")
+        }
+        if !(probeInterval > 0) { throw ValidationError("--probe-interval must be positive.") }
+        if let startAt, startAt < MonotonicClock.now() {
+            throw ValidationError("--start-at \(startAt) has passed (the monotonic clock reads \(MonotonicClock.now())).")
+        }
         _ = try mark()
     }
 
@@ -112,29 +147,49 @@ struct Send: ParsableCommand {
             }
             return VNetRoute(tun: vnet.tun, source: far)
         }
-        let weights = split.flatMap(SplitRatio.init)?.weights ?? Array(repeating: 1, count: routes.count)
+        var weights = split.flatMap(SplitRatio.init)?.weights ?? Array(repeating: 1, count: routes.count)
+        if resolvedMode == .uni { weights = routes.indices.map { $0 == uni - 1 ? 1 : 0 } }
         var configuration = SenderConfiguration(trace: frames, routes: routes, destination: to, split: weights)
+        configuration.startAt = startAt
         configuration.sourcePort = port
         configuration.mark = try mark()
         configuration.mtu = mtu
         configuration.streamID = streamID
         let logFile = try log.map { try LineWriter(path: $0) }
         if let logFile { configuration.log = { logFile.write($0) } }
+        let packetFile = try packetLog.map { try LineWriter(path: $0) }
+        if let packetFile { configuration.packetLog = { packetFile.write($0) } }
         let sender = try Sender(configuration)
+        switch resolvedMode {
+        case .adaptive:
+            var parameters = AdaptiveController.Parameters()
+            parameters.probeInterval = probeInterval
+            sender.controller = AdaptiveController(vnets: routes.count, parameters: parameters)
+        case .duplicate: sender.controller = DuplicateSplit(vnets: routes.count)
+        case .static, .uni: break
+        }
         let summary = try sender.run()
         logFile?.close()
+        packetFile?.close()
         if let json { try writeText(try encodeJSON(summary) + "\n", to: json) }
-        var lines = ["sent \(summary.frames) frames, \(summary.packets) packets in \(decimal(summary.durationS, 3)) s, marked \(try mark())"]
+        var lines = [
+            "sent \(summary.frames) frames, \(summary.packets) packets in \(decimal(summary.durationS, 3)) s, marked \(try mark()), mode \(resolvedMode.rawValue)"
+        ]
         for vnet in summary.vnets {
             lines.append(
                 "  VNet \(vnet.vnet) (\(vnet.tun), from \(vnet.source)): \(vnet.packets) packets, \(vnet.bytes) bytes, "
-                    + "\(vnet.reportsReceived) reports received" + (vnet.localDrops > 0 ? ", \(vnet.localDrops) not taken by the tun" : ""))
+                    + "\(vnet.reportsReceived) reports received" + (vnet.copies > 0 ? ", \(vnet.copies) of the packets copies" : "")
+                    + (vnet.localDrops > 0 ? ", \(vnet.localDrops) not taken by the tun" : ""))
         }
         lines.append(
             "  pacing: p50 \(decimal(summary.pacing.p50Microseconds, 1)) us, p99 \(decimal(summary.pacing.p99Microseconds, 1)) us, "
                 + "max \(decimal(summary.pacing.maxMicroseconds, 1)) us late")
         print(lines.joined(separator: "\n"))
     }
+}
+
+enum SendMode: String, ExpressibleByArgument, CaseIterable {
+    case adaptive, `static`, uni, duplicate
 }
 
 struct Recv: ParsableCommand {
@@ -184,6 +239,9 @@ struct Recv: ParsableCommand {
     @Option(name: .customLong("capture"), help: "An interface to capture on (repeat; default with --pcap-dir: every interface but lo).")
     var captureInterfaces: [String] = []
 
+    @Option(help: "Write one CSV line per packet of the stream received to this file (CLOCK_MONOTONIC arrival, stream and path sequence, VNet, bytes, TOS).")
+    var packetLog: String?
+
     func validate() throws {
         if !(interval > 0) { throw ValidationError("--interval must be a positive number of seconds.") }
         if reportMs <= 0 { throw ValidationError("--report-ms must be positive.") }
@@ -208,8 +266,11 @@ struct Recv: ParsableCommand {
                 ? ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).filter { $0 != "lo" }.sorted()
                 : captureInterfaces
         }
+        let packetFile = try packetLog.map { try LineWriter(path: $0) }
+        if let packetFile { configuration.packetLog = { packetFile.write($0) } }
         let receiver = try Receiver(configuration)
         let result = try receiver.run()
+        packetFile?.close()
         if let json { try writeText(try encodeJSON(result) + "\n", to: json) }
         guard let report = result.report else {
             throw ValidationError("no stream arrived on \(listen) within \(decimal(startTimeout, 0)) s")
@@ -223,7 +284,7 @@ struct Recv: ParsableCommand {
 }
 
 /// Writes lines to a file as they come (the log of a long run survives an interruption).
-final class LineWriter {
+final class LineWriter: @unchecked Sendable {
     private let handle: FileHandle
 
     init(path: String) throws {

@@ -12,7 +12,8 @@ let sampleReport = ReceiverReport(
     paths: [
         PathReport(
             pathID: 0, highestSequencePlusOne: 1000, packetsReceived: 990, bytesReceived: 1_000_000, packetsLost: 10,
-            packetsReordered: 2, packetsDuplicated: 1, delayMicroseconds: -250, jitterMicroseconds: 812),
+            packetsReordered: 2, packetsDuplicated: 1, delayMicroseconds: -250, jitterMicroseconds: 812,
+            capacityBitsPerSecond: 612_000, capacitySamples: 17),
         PathReport(
             pathID: 1, highestSequencePlusOne: 0, packetsReceived: 0, bytesReceived: 0, packetsLost: 0,
             packetsReordered: 0, packetsDuplicated: 0, delayMicroseconds: 0, jitterMicroseconds: 0),

@@ -14,9 +14,11 @@ int vns_tun_attach(const char *name, int *err_step);
 int vns_interface_mtu(const char *name);
 
 /// recvfrom() that also returns the datagram's IPv4 TOS byte (IP_RECVTOS must be on; *tos is
-/// -1 when the kernel gave none). Returns the byte count, or -1 with errno set.
-/// *source_addr and *source_port are in host order.
-long vns_recv_with_tos(int fd, void *buffer, size_t length, uint32_t *source_addr, uint16_t *source_port, int *tos);
+/// -1 when the kernel gave none) and the kernel's receive timestamp (SO_TIMESTAMPNS must be
+/// on: CLOCK_REALTIME nanoseconds; *kernel_ns is -1 when the kernel gave none). Returns the
+/// byte count, or -1 with errno set. *source_addr and *source_port are in host order.
+long vns_recv_with_tos(int fd, void *buffer, size_t length, uint32_t *source_addr, uint16_t *source_port, int *tos,
+                       int64_t *kernel_ns);
 
 /// Runs argv (argv[0] a full path) as a new session with stdin, stdout and stderr on /dev/null
 /// and every other descriptor closed, and waits for it: for daemons that fork into the
@@ -33,5 +35,18 @@ int vns_spawn_piped(char *const argv[], int fds[3]);
 /// (128 + signal if killed), or -1 with errno set.
 int vns_collect(int pid, int fds[3], const char *input, size_t input_length,
                 char **out, size_t *out_length, char **err, size_t *err_length);
+
+/// Turns on SO_TIMESTAMPNS (the macro's value differs by architecture and time_t width, which
+/// Swift cannot import). Returns 0, or -1 with errno set.
+int vns_enable_receive_timestamps(int fd);
+
+/// Starts argv (argv[0] a full path) with stdin on /dev/null and stdout and stderr written to
+/// the two files (created or truncated), every other descriptor closed. Returns the pid, or -1
+/// with errno set.
+int vns_spawn_to_files(char *const argv[], const char *out_path, const char *err_path);
+
+/// Waits for a child (block: until it exits; otherwise returns -2 while it runs). Returns its
+/// exit status (128 + signal if killed), or -1 with errno set.
+int vns_wait(int pid, int block);
 
 #endif

@@ -1,0 +1,284 @@
+import Packets
+
+/// The adaptive split: each VNet's share is its estimated capacity over the sum of the live
+/// VNets' capacities. Written up in `Docs/controller.md`.
+///
+/// What it estimates, per VNet:
+/// - **Capacity**, from packet trains the receiver measures (`PacketTrains`): every
+///   `probeInterval` each live VNet gets one frame as a train of at least three packets (the
+///   frame's own fragments, then copies). A train measures the bottleneck whatever the VNet's
+///   current load, so an idle VNet's capacity is known and recovered capacity is seen within a
+///   probe or two. Between trains, a VNet whose queue grows (smoothed one-way delay more than
+///   `saturationDelayMs` above its base) is saturated: its estimate drops at once to the rate it
+///   delivered over the last `rateWindow`, which a full queue makes equal to its capacity.
+/// - **Liveness**, from sequence progress: the oldest packet on a VNet that the latest report
+///   does not cover is older, when that report arrived, than `max(stallMinimumMs, lag mean + 4
+///   lag deviations)` (the lag being how old the newest covered packet was, learnt while the
+///   VNet worked). Reports arrive over every VNet, so a dead VNet is noticed through the others.
+///   A dead VNet gets weight 0 and a copy of a packet every `deadProbeInterval`; the first copy
+///   that arrives brings it back.
+///
+/// Why it does not oscillate: the capacity a train measures does not depend on the split, so
+/// moving traffic never changes the next estimate; the saturation cut sets the estimate to the
+/// delivered rate of a full queue, which is again the capacity, not a step of a guess. Weights
+/// move only when an estimate moves by more than `hysteresis`.
+public struct AdaptiveController: SplitController {
+    public struct Parameters: Sendable, Equatable {
+        /// How often each live VNet gets a probe train, seconds.
+        public var probeInterval: Double = 1
+        /// Packets in a probe train, originals and copies.
+        public var trainPackets = 3
+        /// Trains are built only from packets at least this large (IPv4 bytes): two of them must
+        /// empty a token bucket's burst allowance before the third is measured.
+        public var trainMinimumPacketBytes = 800
+        /// The floor and ceiling of the stall threshold, milliseconds.
+        public var stallMinimumMs: Double = 100
+        public var stallMaximumMs: Double = 1000
+        /// A stall counts only if some report arrived this recently, milliseconds.
+        public var reportFreshnessMs: Double = 300
+        /// How often a dead VNet gets a copy, seconds.
+        public var deadProbeInterval: Double = 0.1
+        /// Queueing delay above the VNet's base that means it is saturated, milliseconds.
+        public var saturationDelayMs: Double = 20
+        /// How much the queueing delay must grow over the rate window to count as saturated
+        /// (or packets be lost), milliseconds.
+        public var saturationGrowthMs: Double = 5
+        /// The window over which delivered rate is measured, seconds.
+        public var rateWindow: Double = 0.3
+        /// Weights change only when an estimate moved by more than this fraction.
+        public var hysteresis: Double = 0.05
+
+        public init() {}
+    }
+
+    struct Path {
+        static let ring = 8192
+        var sendTimes = [UInt64](repeating: 0, count: ring)
+        /// Packets sent on this path so far (the next path sequence).
+        var sent: UInt32 = 0
+        var highestReported: UInt32 = 0
+        var lagMean: Double = 0
+        var lagDeviation: Double = 0
+        var lagSamples = 0
+        var dead = false
+        var sentAtDeath: UInt32 = 0
+        var trainSamplesSeen: UInt32 = 0
+        var samples: [Double] = []
+        var estimate: Double?
+        var nextProbe: UInt64 = 0
+        var nextDeadProbe: UInt64 = 0
+        /// Recent reports' receiver time, IPv4 bytes received, packets lost and smoothed delay
+        /// (µs), for the delivered rate and whether the queue grows.
+        var history: [(time: UInt64, bytes: UInt64, lost: UInt32, delay: Int32)] = []
+        /// Smallest smoothed delay seen, microseconds, per 2 s bucket (the base is their minimum).
+        var delayFloor: [(bucket: UInt64, delay: Int32)] = []
+
+        func sendTime(of sequence: UInt32) -> UInt64? {
+            guard sequence < sent, sent - sequence <= UInt32(Self.ring) else { return nil }
+            return sendTimes[Int(sequence % UInt32(Self.ring))]
+        }
+    }
+
+    public let parameters: Parameters
+    public private(set) var weights: [Double]
+    var paths: [Path]
+    var appliedEstimates: [Double?]
+    var lastReportSequence: Int64 = -1
+    var lastReportArrival: UInt64?
+    var started: UInt64?
+    var events: [ControlEvent] = []
+
+    public init(vnets: Int, parameters: Parameters = Parameters()) {
+        precondition(vnets > 0)
+        self.parameters = parameters
+        weights = Array(repeating: 1, count: vnets)
+        paths = Array(repeating: Path(), count: vnets)
+        appliedEstimates = Array(repeating: nil, count: vnets)
+    }
+
+    /// Each VNet's capacity estimate, bits per second (nil: none yet).
+    public var estimates: [Double?] { paths.map(\.estimate) }
+    /// Which VNets are dead.
+    public var dead: [Bool] { paths.map(\.dead) }
+
+    private func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, seconds) * 1e9) }
+
+    public mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan {
+        if started == nil {
+            started = now
+            // Stagger the first trains so that the VNets are not probed in the same frame.
+            for index in paths.indices {
+                paths[index].nextProbe = now + nanoseconds(0.2 + parameters.probeInterval * Double(index) / Double(paths.count))
+            }
+        }
+        checkStalls(now: now)
+        var plan = FramePlan()
+        for index in paths.indices where paths[index].dead && now >= paths[index].nextDeadProbe {
+            plan.copiesOn.append(index)
+            paths[index].nextDeadProbe = now + nanoseconds(parameters.deadProbeInterval)
+        }
+        let largest = fragmentBytes.max() ?? 0
+        if !fragmentBytes.isEmpty,
+            let due = paths.indices.filter({ !paths[$0].dead && now >= paths[$0].nextProbe }).min(by: {
+                paths[$0].nextProbe < paths[$1].nextProbe
+            })
+        {
+            if largest >= parameters.trainMinimumPacketBytes {
+                plan.train = due
+                plan.trainPackets = max(fragmentBytes.count, parameters.trainPackets)
+                paths[due].nextProbe = now + nanoseconds(parameters.probeInterval)
+            } else if now >= paths[due].nextProbe + nanoseconds(parameters.probeInterval) {
+                // No frame large enough came for a whole interval: skip this round.
+                paths[due].nextProbe = now + nanoseconds(parameters.probeInterval)
+            }
+        }
+        plan.copiesOn.removeAll { $0 == plan.train }
+        return plan
+    }
+
+    public mutating func sent(vnet: Int, pathSequence: UInt32, bytes: Int, now: UInt64) {
+        paths[vnet].sendTimes[Int(pathSequence % UInt32(Path.ring))] = now
+        paths[vnet].sent = max(paths[vnet].sent, pathSequence &+ 1)
+    }
+
+    public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {
+        // The same report comes over every VNet: the first copy counts.
+        guard Int64(report.reportSequence) > lastReportSequence else { return }
+        lastReportSequence = Int64(report.reportSequence)
+        lastReportArrival = now
+        var changed = false
+        for figures in report.paths {
+            let index = Int(figures.pathID)
+            guard paths.indices.contains(index) else { continue }
+            changed = update(index, with: figures, reportTime: report.reportTimeNanoseconds, now: now) || changed
+        }
+        if changed { recomputeWeights() }
+    }
+
+    public mutating func takeEvents() -> [ControlEvent] {
+        defer { events.removeAll() }
+        return events
+    }
+
+    /// Folds one path's figures in; returns whether its estimate or liveness changed.
+    private mutating func update(_ index: Int, with figures: PathReport, reportTime: UInt64, now: UInt64) -> Bool {
+        var path = paths[index]
+        defer { paths[index] = path }
+        var changed = false
+        let highest = figures.highestSequencePlusOne
+        if highest > path.highestReported {
+            path.highestReported = highest
+            if let sentAt = path.sendTime(of: highest - 1) {
+                let lag = Double(now &- sentAt)
+                if path.lagSamples == 0 {
+                    path.lagMean = lag
+                    path.lagDeviation = lag / 2
+                } else {
+                    path.lagDeviation += (abs(lag - path.lagMean) - path.lagDeviation) / 4
+                    path.lagMean += (lag - path.lagMean) / 8
+                }
+                path.lagSamples += 1
+            }
+            if path.dead && highest > path.sentAtDeath {
+                path.dead = false
+                path.nextProbe = now
+                path.history.removeAll()
+                events.append(ControlEvent(kind: .alive, vnet: index, detail: "copy arrived"))
+                changed = true
+            }
+        }
+        // Trains: a new sample moves the estimate.
+        if figures.capacitySamples > path.trainSamplesSeen, figures.capacityBitsPerSecond > 0 {
+            path.trainSamplesSeen = figures.capacitySamples
+            path.samples.append(Double(figures.capacityBitsPerSecond))
+            if path.samples.count > 3 { path.samples.removeFirst() }
+            path.estimate = Self.estimate(from: path.samples)
+            events.append(ControlEvent(kind: .capacity, vnet: index, bitsPerSecond: path.estimate, detail: "train"))
+            changed = true
+        }
+        // Saturation: the queue grew, so what arrived is what the VNet can carry.
+        let bytes = figures.bytesReceived + UInt64(figures.packetsReceived) * UInt64(IPv4UDP.headerSize)
+        path.history.append((reportTime, bytes, figures.packetsLost, figures.delayMicroseconds))
+        let bucket = reportTime / 2_000_000_000
+        if path.delayFloor.last?.bucket == bucket {
+            path.delayFloor[path.delayFloor.count - 1].delay = min(path.delayFloor[path.delayFloor.count - 1].delay, figures.delayMicroseconds)
+        } else {
+            path.delayFloor.append((bucket, figures.delayMicroseconds))
+            if path.delayFloor.count > 5 { path.delayFloor.removeFirst() }
+        }
+        let window = nanoseconds(parameters.rateWindow)
+        while path.history.count > 2, reportTime &- path.history[1].time >= window { path.history.removeFirst() }
+        let base = path.delayFloor.map(\.delay).min() ?? figures.delayMicroseconds
+        let queueing = Double(figures.delayMicroseconds - base) / 1000
+        // Saturated: queued beyond the threshold, and the queue still growing or overflowing.
+        // Then the bottleneck is busy throughout the window and what arrived is its capacity (a
+        // queue that drains after the split moved says nothing: its VNet may be half idle).
+        if !path.dead, queueing > parameters.saturationDelayMs, let first = path.history.first,
+            reportTime &- first.time >= window / 2, figures.packetsReceived > 0,
+            Double(figures.delayMicroseconds - first.delay) / 1000 >= parameters.saturationGrowthMs || figures.packetsLost > first.lost
+        {
+            let delivered = Double(bytes - first.bytes) * 8e9 / Double(reportTime - first.time)
+            if delivered > 0, delivered < (path.estimate ?? .infinity) * 0.95 {
+                path.estimate = delivered
+                path.samples = [delivered]
+                events.append(ControlEvent(kind: .capacity, vnet: index, bitsPerSecond: delivered, detail: "saturated"))
+                changed = true
+            }
+        }
+        return changed
+    }
+
+    /// The estimate from the last few train samples: the mean of the last two when they agree
+    /// (a real shift shows in two trains in a row), otherwise the median, so one odd train
+    /// does not move the split.
+    static func estimate(from samples: [Double]) -> Double {
+        let n = samples.count
+        if n >= 2, abs(samples[n - 1] - samples[n - 2]) <= 0.15 * max(samples[n - 1], samples[n - 2]) {
+            return (samples[n - 1] + samples[n - 2]) / 2
+        }
+        if n >= 3 { return samples.sorted()[1] }
+        return samples[n - 1]
+    }
+
+    private mutating func checkStalls(now: UInt64) {
+        guard let arrival = lastReportArrival, now &- arrival <= nanoseconds(parameters.reportFreshnessMs / 1000) else { return }
+        var changed = false
+        for index in paths.indices where !paths[index].dead {
+            let path = paths[index]
+            guard path.highestReported < path.sent, let oldest = path.sendTime(of: path.highestReported), arrival > oldest else { continue }
+            let learnt = path.lagSamples >= 5 ? (path.lagMean + 4 * path.lagDeviation) / 1e6 : 0
+            let threshold = min(parameters.stallMaximumMs, max(parameters.stallMinimumMs, learnt))
+            let stalled = Double(arrival - oldest) / 1e6
+            if stalled > threshold {
+                paths[index].dead = true
+                paths[index].sentAtDeath = path.sent
+                paths[index].nextDeadProbe = now
+                events.append(ControlEvent(kind: .dead, vnet: index, detail: "stalled \(Int(stalled)) ms (threshold \(Int(threshold)) ms)"))
+                changed = true
+            }
+        }
+        if changed { recomputeWeights() }
+    }
+
+    private mutating func recomputeWeights() {
+        let live = paths.indices.filter { !paths[$0].dead }
+        guard !live.isEmpty else {
+            weights = Array(repeating: 1, count: paths.count)
+            appliedEstimates = paths.map(\.estimate)
+            return
+        }
+        let known = live.compactMap { paths[$0].estimate }
+        let fallback = known.isEmpty ? 1 : known.reduce(0, +) / Double(known.count)
+        let proposed = paths.indices.map { paths[$0].dead ? 0 : (paths[$0].estimate ?? fallback) }
+        // Liveness changes always apply; estimate changes only beyond the hysteresis.
+        let livenessChanged = zip(proposed, weights).contains { ($0 == 0) != ($1 == 0) }
+        let moved = paths.indices.contains { index in
+            guard let now = paths[index].estimate else { return false }
+            guard let before = appliedEstimates[index] else { return true }
+            return abs(now - before) > parameters.hysteresis * before
+        }
+        guard livenessChanged || moved else { return }
+        weights = proposed
+        appliedEstimates = paths.map(\.estimate)
+    }
+}

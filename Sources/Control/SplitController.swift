@@ -1,0 +1,91 @@
+import Packets
+
+/// Decides where a stream's packets go: the split's weights, and per frame whether to send a
+/// probe train or copies. A value type with no I/O and no clock of its own: the sender tells it
+/// what it sent and what reports arrived, with the time, and asks before each frame.
+public protocol SplitController {
+    /// The current weights, one per VNet (the splitter normalises them).
+    var weights: [Double] { get }
+    /// What to do with the next frame of `fragmentBytes` (IPv4 bytes of each packet).
+    mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan
+    /// One packet went out on `vnet` with that path sequence.
+    mutating func sent(vnet: Int, pathSequence: UInt32, bytes: Int, now: UInt64)
+    /// A receiver report arrived over `vnet`.
+    mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64)
+    /// What changed since the last call, for the log (state changes, new estimates).
+    mutating func takeEvents() -> [ControlEvent]
+}
+
+/// How one frame goes out.
+public struct FramePlan: Equatable, Sendable {
+    /// Every packet on every VNet (duplicate mode).
+    public var everywhere = false
+    /// All of the frame's packets on this VNet, back to back, then copies of them until the
+    /// train has `trainPackets` packets: a capacity probe the receiver measures.
+    public var train: Int?
+    public var trainPackets = 0
+    /// A copy of the frame's first packet on each of these VNets (probing a dead VNet costs the
+    /// stream nothing: the receiver counts a packet lost only if no copy arrived).
+    public var copiesOn: [Int] = []
+
+    public init(everywhere: Bool = false, train: Int? = nil, trainPackets: Int = 0, copiesOn: [Int] = []) {
+        self.everywhere = everywhere
+        self.train = train
+        self.trainPackets = trainPackets
+        self.copiesOn = copiesOn
+    }
+
+    /// The weighted split alone.
+    public static let split = FramePlan()
+}
+
+/// A change the controller made, as logged.
+public struct ControlEvent: Equatable, Sendable {
+    public enum Kind: String, Sendable {
+        /// No progress in the path's sequence while reports arrive: weight 0, probed with copies.
+        case dead
+        /// Progress again after being dead.
+        case alive
+        /// A new capacity estimate (train, or delivered rate while saturated).
+        case capacity
+    }
+
+    public var kind: Kind
+    public var vnet: Int
+    /// The estimate behind the event, bits per second (capacity events).
+    public var bitsPerSecond: Double?
+    /// Where it came from: `train`, `saturated`, or for dead: how long the path stalled, in ms.
+    public var detail: String
+
+    public init(kind: Kind, vnet: Int, bitsPerSecond: Double? = nil, detail: String) {
+        self.kind = kind
+        self.vnet = vnet
+        self.bitsPerSecond = bitsPerSecond
+        self.detail = detail
+    }
+}
+
+/// A fixed split: `static` with a ratio, `uni` with one VNet's weight alone. Never moves.
+public struct StaticSplit: SplitController {
+    public let weights: [Double]
+
+    public init(weights: [Double]) { self.weights = weights }
+
+    public mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan { .split }
+    public mutating func sent(vnet: Int, pathSequence: UInt32, bytes: Int, now: UInt64) {}
+    public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {}
+    public mutating func takeEvents() -> [ControlEvent] { [] }
+}
+
+/// Every packet on every VNet: the stream survives as long as one VNet delivers each packet,
+/// at the cost of sending everything once per VNet.
+public struct DuplicateSplit: SplitController {
+    public let weights: [Double]
+
+    public init(vnets: Int) { weights = Array(repeating: 1, count: vnets) }
+
+    public mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan { FramePlan(everywhere: true) }
+    public mutating func sent(vnet: Int, pathSequence: UInt32, bytes: Int, now: UInt64) {}
+    public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {}
+    public mutating func takeEvents() -> [ControlEvent] { [] }
+}

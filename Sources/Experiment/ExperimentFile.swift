@@ -1,0 +1,178 @@
+import Foundation
+import Lab
+import Units
+
+/// An experiment: a lab topology, a schedule of condition shifts, the sources to stream and the
+/// ways to send them (`Experiments/*.toml`). Every source runs in every mode, each pair in a lab
+/// of its own, all side by side.
+public struct ExperimentFile: Decodable, Sendable {
+    public var name: String
+    public var description: String?
+    /// Paths relative to the experiment file.
+    public var topology: String
+    public var schedule: String
+    /// Length of the accounting intervals, seconds (scaled with `time_scale`).
+    public var intervalS: Double
+    /// Length of every stream, seconds (scaled with `time_scale`).
+    public var durationS: Double
+    /// Multiplies the schedule's times, the interval and the duration (0.2 plays a 150 s
+    /// experiment in 30 s; routing timers do not scale).
+    public var timeScale: Double
+    public var reportMs: Int
+    public var probeIntervalS: Double
+    /// Seconds between the starts of consecutive runs, so that their schedule events (tc and
+    /// nft calls) do not all fall on the same instant.
+    public var staggerS: Double
+    public var modes: [Mode]
+    public var sources: [Source]
+
+    public struct Source: Decodable, Sendable, Equatable {
+        /// `cbr` or `vbr` in the paper's experiment: the name results use.
+        public var name: String
+        /// Constant bit rate (`320kbit`) ...
+        public var cbr: String?
+        /// ... or a frame trace (relative to the experiment file), optionally fitted to a mean
+        /// and a 1-second peak.
+        public var trace: String?
+        public var fitMean: String?
+        public var fitPeak: String?
+        public var fps: Double
+
+        enum CodingKeys: String, CodingKey {
+            case name, cbr, trace, fps
+            case fitMean = "fit_mean"
+            case fitPeak = "fit_peak"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            name = try c.decode(String.self, forKey: .name)
+            cbr = try c.decodeIfPresent(String.self, forKey: .cbr)
+            trace = try c.decodeIfPresent(String.self, forKey: .trace)
+            fitMean = try c.decodeIfPresent(String.self, forKey: .fitMean)
+            fitPeak = try c.decodeIfPresent(String.self, forKey: .fitPeak)
+            fps = try c.number(.fps) ?? 25
+        }
+    }
+
+    /// A way to send: `uni-net1`, `uni-net2` (everything on one VNet), `multi-net` (the adaptive
+    /// controller), `static-1:1` (a fixed split), `duplicate` (every packet on every VNet).
+    public enum Mode: Sendable, Equatable, Hashable, CustomStringConvertible, Decodable {
+        case uni(Int)
+        case adaptive
+        case fixed(String)
+        case duplicate
+
+        public init?(_ text: String) {
+            if text == "multi-net" {
+                self = .adaptive
+            } else if text == "duplicate" {
+                self = .duplicate
+            } else if text.hasPrefix("uni-net"), let n = Int(text.dropFirst(7)), n >= 1 {
+                self = .uni(n)
+            } else if text.hasPrefix("static-"), !text.dropFirst(7).isEmpty {
+                let ratio = String(text.dropFirst(7))
+                guard ratio.split(separator: ":").allSatisfy({ Double($0).map { $0 >= 0 } ?? false }) else { return nil }
+                self = .fixed(ratio)
+            } else {
+                return nil
+            }
+        }
+
+        public init(from decoder: Decoder) throws {
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let mode = Mode(text) else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not a mode (uni-netN, multi-net, static-A:B, duplicate)"))
+            }
+            self = mode
+        }
+
+        public var description: String {
+            switch self {
+            case .uni(let n): "uni-net\(n)"
+            case .adaptive: "multi-net"
+            case .fixed(let ratio): "static-\(ratio)"
+            case .duplicate: "duplicate"
+            }
+        }
+
+        /// The `vnetstream send` options for this mode.
+        public var sendArguments: [String] {
+            switch self {
+            case .uni(let n): ["--mode", "uni", "--uni", String(n)]
+            case .adaptive: ["--mode", "adaptive"]
+            case .fixed(let ratio): ["--mode", "static", "--split", ratio]
+            case .duplicate: ["--mode", "duplicate"]
+            }
+        }
+
+        /// Whether more than one VNet carries the stream (the fluid bound is then the VNets' sum).
+        public var usesAllVNets: Bool {
+            if case .uni = self { return false }
+            return true
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, topology, schedule, modes
+        case sources = "source"
+        case intervalS = "interval_s"
+        case durationS = "duration_s"
+        case timeScale = "time_scale"
+        case reportMs = "report_ms"
+        case probeIntervalS = "probe_interval_s"
+        case staggerS = "stagger_s"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        topology = try c.decode(String.self, forKey: .topology)
+        schedule = try c.decode(String.self, forKey: .schedule)
+        intervalS = try c.number(.intervalS) ?? 30
+        durationS = try c.number(.durationS) ?? 150
+        timeScale = try c.number(.timeScale) ?? 1
+        reportMs = Int(try c.number(.reportMs) ?? 50)
+        probeIntervalS = try c.number(.probeIntervalS) ?? 1
+        staggerS = try c.number(.staggerS) ?? 0.5
+        modes = try c.decode([Mode].self, forKey: .modes)
+        sources = try c.decode([Source].self, forKey: .sources)
+    }
+
+    /// Reads and checks an experiment file.
+    public static func load(_ path: String) throws -> ExperimentFile {
+        let file = try loadTOML(ExperimentFile.self, from: path, kind: "experiment")
+        try file.validate(file: path)
+        return file
+    }
+
+    func validate(file: String) throws {
+        func fail(_ message: String) -> LabError { LabError("\(file): \(message)") }
+        guard intervalS > 0, durationS > 0, timeScale > 0, reportMs > 0, probeIntervalS > 0, staggerS >= 0 else {
+            throw fail("interval_s, duration_s, time_scale, report_ms and probe_interval_s must be positive, stagger_s not negative")
+        }
+        guard !modes.isEmpty, !sources.isEmpty else { throw fail("give at least one mode and one [[source]]") }
+        guard Set(modes).count == modes.count else { throw fail("a mode is listed twice") }
+        guard Set(sources.map(\.name)).count == sources.count else { throw fail("two sources share a name") }
+        for source in sources {
+            guard (source.cbr == nil) != (source.trace == nil) else {
+                throw fail("source '\(source.name)' needs exactly one of cbr = RATE or trace = FILE")
+            }
+            for rate in [source.cbr, source.fitMean, source.fitPeak].compactMap({ $0 }) {
+                do { _ = try BitRate(parsing: rate) } catch { throw fail("source '\(source.name)': \(error)") }
+            }
+            guard (source.fitMean == nil) == (source.fitPeak == nil) else {
+                throw fail("source '\(source.name)': fit_mean and fit_peak go together")
+            }
+            guard source.fps > 0 else { throw fail("source '\(source.name)': fps must be positive") }
+        }
+    }
+
+    /// A path in the file, resolved against the file's folder.
+    public static func resolve(_ path: String, relativeTo file: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(path).standardizedFileURL.path
+    }
+}

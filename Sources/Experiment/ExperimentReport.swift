@@ -1,0 +1,254 @@
+import Foundation
+import Lab
+
+/// The paper's published loss figures (Tables III and IV), percent of packets sent per interval.
+public enum PaperFigures {
+    /// [source: [row: five intervals]]; rows: `uni-net1`, `uni-net2`, `multi-net VNet 1`,
+    /// `multi-net VNet 2`, `multi-net`.
+    public static let loss: [String: [String: [Double]]] = [
+        "cbr": [
+            "uni-net1": [0.69, 62.89, 42.06, 75.75, 38.10],
+            "uni-net2": [60.33, 2.97, 37.78, 38.84, 41.23],
+            "multi-net VNet 1": [0, 0.65, 0, 7.43, 0],
+            "multi-net VNet 2": [0.44, 0, 0.11, 8.41, 0],
+            "multi-net": [0.44, 0.65, 0.11, 15.85, 0],
+        ],
+        "vbr": [
+            "uni-net1": [8.00, 53.11, 28.19, 62.20, 29.85],
+            "uni-net2": [50.30, 15.50, 26.52, 30.00, 29.71],
+            "multi-net VNet 1": [1.13, 4.04, 0.61, 10.02, 0.49],
+            "multi-net VNet 2": [3.27, 2.06, 0.69, 12.24, 0.61],
+            "multi-net": [4.40, 6.06, 1.30, 22.25, 1.10],
+        ],
+    ]
+}
+
+/// Tables and plots from `results.json`.
+public struct ExperimentReport {
+    public let results: ExperimentResults
+    public let folder: String
+
+    public init(results: ExperimentResults, folder: String) {
+        self.results = results
+        self.folder = folder
+    }
+
+    /// One table row: a label and, per interval then for the total, (paper, ours, bound).
+    struct Row {
+        var source: String
+        var mode: String
+        var label: String
+        var cells: [(paper: Double?, ours: Double, bound: Double?)]
+    }
+
+    var sources: [String] { results.runs.map(\.source).reduce(into: []) { if !$0.contains($1) { $0.append($1) } } }
+
+    func rows(_ source: String) -> [Row] {
+        var rows: [Row] = []
+        let paper = PaperFigures.loss[source] ?? [:]
+        for run in results.runs where run.source == source {
+            func paperValue(_ key: String, _ index: Int) -> Double? {
+                guard let values = paper[key], index < values.count, run.intervals.count == values.count else { return nil }
+                return values[index]
+            }
+            if run.mode.hasPrefix("uni-net") {
+                rows.append(
+                    Row(
+                        source: source, mode: run.mode, label: run.mode,
+                        cells: run.intervals.enumerated().map { (paperValue(run.mode, $0.offset), $0.element.lossPct, $0.element.fluidBoundPct) }
+                            + [(nil, run.total.lossPct, run.total.fluidBoundPct)]))
+                continue
+            }
+            if run.mode == "multi-net" {
+                for v in run.total.perVNet.indices {
+                    rows.append(
+                        Row(
+                            source: source, mode: run.mode, label: "multi-net VNet \(v + 1)",
+                            cells: run.intervals.enumerated().map {
+                                (paperValue("multi-net VNet \(v + 1)", $0.offset), $0.element.perVNet[v].lossPctOfAll, nil)
+                            } + [(nil, run.total.perVNet[v].lossPctOfAll, nil)]))
+                }
+            }
+            let paperKey = run.mode == "multi-net" ? "multi-net" : ""
+            rows.append(
+                Row(
+                    source: source, mode: run.mode, label: run.mode == "multi-net" ? "multi-net (adaptive) total" : "\(run.mode) total",
+                    cells: run.intervals.enumerated().map { (paperValue(paperKey, $0.offset), $0.element.lossPct, $0.element.fluidBoundPct) }
+                        + [(nil, run.total.lossPct, run.total.fluidBoundPct)]))
+        }
+        return rows
+    }
+
+    func intervalLabels(_ source: String) -> [String] {
+        guard let run = results.runs.first(where: { $0.source == source }) else { return [] }
+        return run.intervals.map { "\(decimal($0.startS, 1))-\(decimal($0.endS, 1)) s" } + ["total"]
+    }
+
+    static func cell(_ c: (paper: Double?, ours: Double, bound: Double?)) -> String {
+        let paper = c.paper.map { String(format: "%.2f", $0) } ?? "–"
+        let bound = c.bound.map { String(format: "%.2f", $0) } ?? "–"
+        return "\(paper) / **\(String(format: "%.2f", c.ours))** / \(bound)"
+    }
+
+    public var markdown: String {
+        var out = "# \(results.experiment): loss per interval, % of packets sent\n\n"
+        out += "Each cell: the paper's figure / **ours** / the fluid lower bound (– where there is none). "
+        out += "Shaper: \(results.shaper) (\(results.shaperReason)); queues \(decimal(results.queueMs)) ms; "
+        out += "interval \(decimal(results.intervalS)) s; \(results.machine); \(results.startedUTC).\n\n"
+        for source in sources {
+            out += "| \(source.uppercased()) | " + intervalLabels(source).joined(separator: " | ") + " |\n"
+            out += "|---|" + String(repeating: "---|", count: intervalLabels(source).count) + "\n"
+            for row in rows(source) { out += "| \(row.label) | " + row.cells.map(Self.cell).joined(separator: " | ") + " |\n" }
+            out += "\n"
+        }
+        out += "## Split and failover (modes that split)\n\n"
+        out += "| run | split within \(decimal(RunAnalysis.shareTolerancePct)) points of capacity-proportional after each change (s) | left the failed VNet (ms) | back after the reroute (s) | extra bytes % |\n"
+        out += "|---|---|---|---|---:|\n"
+        for run in results.runs where !run.mode.hasPrefix("uni-net") {
+            let settle = run.shifts.map { "\(decimal($0.atS, 1)): \($0.settleS.map { decimal($0, 1) } ?? "never")" }.joined(separator: ", ")
+            let left = run.failovers.map { $0.leftMs.map { decimal($0, 0) } ?? "–" }.joined(separator: ", ")
+            let back = run.failovers.map { $0.returnedAfterS.map { decimal($0, 2) } ?? "–" }.joined(separator: ", ")
+            out += "| \(run.source) \(run.mode) | \(settle) | \(left.isEmpty ? "–" : left) | \(back.isEmpty ? "–" : back) | \(String(format: "%.1f", run.extraBytesPct)) |\n"
+        }
+        if let failover = results.runs.first(where: { !$0.failovers.isEmpty })?.failovers.first {
+            out += "\nRouting moved VNet \(failover.vnet) off \(failover.path) \(failover.reroutedS.map { decimal($0 - failover.failedS, 1) } ?? "never") s after the failure (run \(results.runs.first { !$0.failovers.isEmpty }!.source) \(results.runs.first { !$0.failovers.isEmpty }!.mode)).\n"
+        }
+        return out
+    }
+
+    public var csv: String {
+        var out = "source,mode,row,interval,paper_pct,ours_pct,fluid_bound_pct\n"
+        for source in sources {
+            let labels = intervalLabels(source)
+            for row in rows(source) {
+                for (index, cell) in row.cells.enumerated() {
+                    out += "\(source),\(row.mode),\(row.label),\(labels[index]),\(cell.paper.map { String($0) } ?? ""),\(cell.ours),\(cell.bound.map { String($0) } ?? "")\n"
+                }
+            }
+        }
+        return out
+    }
+
+    public var latex: String {
+        var out = "% \(results.experiment): loss per interval (%), paper / ours / fluid lower bound\n"
+        for source in sources {
+            let labels = intervalLabels(source)
+            out += "\\begin{tabular}{l\(String(repeating: "c", count: labels.count))}\n\\hline\n"
+            out += "\(source.uppercased()) & " + labels.map { $0.replacingOccurrences(of: "-", with: "--") }.joined(separator: " & ") + " \\\\\n\\hline\n"
+            for row in rows(source) {
+                let cells = row.cells.map { c in
+                    "\(c.paper.map { String(format: "%.2f", $0) } ?? "--") / \\textbf{\(String(format: "%.2f", c.ours))} / \(c.bound.map { String(format: "%.2f", $0) } ?? "--")"
+                }
+                out += "\(row.label) & " + cells.joined(separator: " & ") + " \\\\\n"
+            }
+            out += "\\hline\n\\end{tabular}\n\n"
+        }
+        return out
+    }
+
+    /// Writes report.md, loss.csv, loss.tex and the plots; returns what it wrote.
+    public func write(plotsCopy: String?) throws -> [String] {
+        var written: [String] = []
+        for (name, text) in [("report.md", markdown), ("loss.csv", csv), ("loss.tex", latex)] {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: "\(folder)/\(name)"))
+            written.append("\(folder)/\(name)")
+        }
+        let plots = "\(folder)/plots"
+        try FileManager.default.createDirectory(atPath: plots, withIntermediateDirectories: true)
+        written += try writePlots(into: plots)
+        if let copy = plotsCopy {
+            try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+            for file in try FileManager.default.contentsOfDirectory(atPath: plots) where file.hasSuffix(".png") || file.hasSuffix(".svg") {
+                let target = "\(copy)/\(file)"
+                try? FileManager.default.removeItem(atPath: target)
+                try FileManager.default.copyItem(atPath: "\(plots)/\(file)", toPath: target)
+            }
+            written.append(copy)
+        }
+        return written
+    }
+
+    func writePlots(into plots: String) throws -> [String] {
+        var scripts: [String] = []
+        // Rates over time, per run: the paper's Figures 7 and 8.
+        for run in results.runs {
+            guard let log = run.logs["sender_packets"], let sent = try? PacketLogs.sent("\(folder)/\(log)") else { continue }
+            let vnets = run.capacity.vnets
+            let bin = 0.5
+            let bins = Int((results.durationS / bin).rounded(.up))
+            var bytes = Array(repeating: Array(repeating: 0.0, count: vnets + 1), count: bins)
+            for packet in sent where packet.vnet >= 1 && packet.vnet <= vnets {
+                let i = min(bins - 1, max(0, Int(packet.t / bin)))
+                if packet.copy { bytes[i][vnets] += Double(packet.bytes) } else { bytes[i][packet.vnet - 1] += Double(packet.bytes) }
+            }
+            let shiftLines = run.capacity.breakpoints.filter { $0 > 0.5 }
+                .map { "set arrow from \(decimal($0)), graph 0 to \(decimal($0)), graph 1 nohead dt 2 lc rgb 'gray40'" }
+                .joined(separator: "\n")
+            var top = 0.0
+            var data = "# t_s " + (1...vnets).map { "vnet\($0)_kbit_s vnet\($0)_capacity_kbit_s" }.joined(separator: " ") + " copies_kbit_s\n"
+            for i in 0..<bins {
+                let t = (Double(i) + 0.5) * bin
+                data += decimal(t)
+                for v in 0..<vnets {
+                    let c = run.capacity.capacity(vnet: v + 1, at: t)
+                    top = max(top, bytes[i][v] * 8 / bin / 1000, c.isFinite ? c / 1000 : 0)
+                    data += " \(decimal(bytes[i][v] * 8 / bin / 1000)) \(c.isFinite ? decimal(c / 1000) : "NaN")"
+                }
+                data += " \(decimal(bytes[i][vnets] * 8 / bin / 1000))\n"
+            }
+            let name = "rates-\(run.source)-\(run.mode.replacingOccurrences(of: ":", with: "_"))"
+            try Data(data.utf8).write(to: URL(fileURLWithPath: "\(plots)/\(name).dat"))
+            let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+            var plotsLine: [String] = []
+            for v in 0..<vnets {
+                plotsLine.append("'\(name).dat' using 1:\(2 + 2 * v) with steps lw 2 lc rgb '\(colors[v % 4])' title 'VNet \(v + 1) sent'")
+                plotsLine.append("'\(name).dat' using 1:\(3 + 2 * v) with steps dt 3 lw 1 lc rgb '\(colors[v % 4])' title 'VNet \(v + 1) capacity'")
+            }
+            plotsLine.append("'\(name).dat' using 1:\(2 + 2 * vnets) with steps lw 1 lc rgb 'gray50' title 'probe copies'")
+            scripts.append(
+                """
+                set title "\(run.source.uppercased()) \(run.mode): sending rate per VNet (0.5 s bins), shifts dashed"
+                set xlabel "time (s)"; set ylabel "kbit/s (IPv4)"; set key outside right top; set grid
+                set xrange [0:\(decimal(results.durationS))]; set yrange [0:\(decimal((top * 1.15 / 50).rounded(.up) * 50))]
+                unset arrow
+                \(shiftLines)
+                set output '\(name).png'; set terminal pngcairo size 1000,420 font ',10'
+                plot \(plotsLine.joined(separator: ", "))
+                set output '\(name).svg'; set terminal svg size 1000,420 font 'sans,10'
+                replot
+                """)
+        }
+        // Loss per interval per mode, per source.
+        for source in sources {
+            let runs = results.runs.filter { $0.source == source }
+            guard let first = runs.first else { continue }
+            var data = "interval " + runs.map { "\"\($0.mode)\"" }.joined(separator: " ") + "\n"
+            for (index, interval) in first.intervals.enumerated() {
+                data += "\"\(decimal(interval.startS, 0))-\(decimal(interval.endS, 0))\" " + runs.map { String($0.intervals[index].lossPct) }.joined(separator: " ") + "\n"
+            }
+            let name = "loss-\(source)"
+            try Data(data.utf8).write(to: URL(fileURLWithPath: "\(plots)/\(name).dat"))
+            scripts.append(
+                """
+                unset arrow
+                set title "\(source.uppercased()): loss per interval and mode"
+                set xlabel "interval (s)"; set ylabel "loss (% of packets sent)"; set key outside right top; set grid ytics
+                set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1
+                set xrange [*:*]; set yrange [0:*]
+                set output '\(name).png'; set terminal pngcairo size 1000,420 font ',10'
+                plot for [i=2:\(runs.count + 1)] '\(name).dat' using i:xtic(1) title columnheader(i)
+                set output '\(name).svg'; set terminal svg size 1000,420 font 'sans,10'
+                replot
+                unset style data
+                """)
+        }
+        let script = scripts.joined(separator: "\nreset\n") + "\n"
+        try Data(script.utf8).write(to: URL(fileURLWithPath: "\(plots)/plots.gp"))
+        let gnuplot = try Command.locate("gnuplot")
+        let directory = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(plots)
+        defer { FileManager.default.changeCurrentDirectoryPath(directory) }
+        try Command.run([gnuplot, "plots.gp"])
+        return ["\(plots)/*.png", "\(plots)/*.svg"]
+    }
+}

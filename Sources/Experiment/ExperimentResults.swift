@@ -1,0 +1,61 @@
+import Foundation
+
+/// `results.json`: one document for the whole experiment, units in the key names.
+public struct ExperimentResults: Codable, Sendable {
+    public var experiment: String
+    public var description: String?
+    public var file: String
+    /// When it ran (UTC, ISO 8601), on what, from which commit.
+    public var startedUTC: String
+    public var machine: String
+    public var gitCommit: String?
+    public var shaper: String
+    public var shaperReason: String
+    public var intervalS: Double
+    public var durationS: Double
+    public var timeScale: Double
+    public var reportMs: Int
+    public var queueMs: Double
+    /// How the fluid bound and the split's settling are defined, in words.
+    public var definitions: [String: String]
+    public var schedule: [String]
+    public var runs: [RunResult]
+
+    enum CodingKeys: String, CodingKey {
+        case experiment, description, file, machine, shaper, definitions, schedule, runs
+        case startedUTC = "started_utc"
+        case gitCommit = "git_commit"
+        case shaperReason = "shaper_reason"
+        case intervalS = "interval_s"
+        case durationS = "duration_s"
+        case timeScale = "time_scale"
+        case reportMs = "report_ms"
+        case queueMs = "queue_ms"
+    }
+
+    public static let definitionTexts: [String: String] = [
+        "loss_pct": "distinct packets of the stream sent in the interval (by send time) of which no copy arrived, over those sent",
+        "per_vnet.loss_pct_of_all": "packets lost (no copy arrived) that the split had put on this VNet, over every packet of the stream sent in the interval; the VNets' columns add up to the total except in duplicate mode, where every VNet carried every packet",
+        "per_vnet.path_lost": "packets sent on this VNet, probe copies included, that did not arrive over it",
+        "fluid_bound_pct": "loss of a fluid FIFO fed the same packets (IPv4 + 14 B Ethernet), drained at the capacity of the VNets the mode uses (their sum for modes that split) with their queues (rate x queue_ms + TBF burst); a VNet's capacity is zero from a path failure until its ingress routed around it (measured)",
+        "shifts.settle_s": "seconds after a capacity change until every 1 s window of the split (packets of the split, by bytes) stayed within tolerance_pct points of capacity-proportional until the next change",
+        "failovers.left_ms": "from the failure taking effect to the last packet of the split sent on the failed VNet before routing moved",
+        "extra_bytes_pct": "bytes sent beyond the stream's own (probe copies, duplicates), over the stream's bytes",
+    ]
+
+    public static func load(_ path: String) throws -> ExperimentResults {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw LogError("\(path): cannot read: \(error.localizedDescription) (run `vnetstream run` first)")
+        }
+        do { return try JSONDecoder().decode(ExperimentResults.self, from: data) } catch {
+            throw LogError("\(path): not a results document: \(error)")
+        }
+    }
+
+    public func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try (try encoder.encode(self) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}

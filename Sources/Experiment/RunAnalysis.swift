@@ -1,0 +1,343 @@
+import Foundation
+
+/// One run's results, computed from its raw logs: what `results.json` holds per run.
+public struct RunResult: Codable, Sendable {
+    public struct VNetFigures: Codable, Sendable, Equatable {
+        public var vnet: Int
+        /// Packets put on this VNet, copies included.
+        public var sent: Int
+        /// Of them, probe copies.
+        public var copies: Int
+        /// Packets of the stream lost (no copy arrived anywhere) that were sent on this VNet as
+        /// part of the split (in duplicate mode every VNet carried every packet).
+        public var lost: Int
+        /// `lost` over every packet of the stream sent in the interval: the paper's per-VNet column.
+        public var lossPctOfAll: Double
+        /// Packets sent on this VNet (copies included) that did not arrive over it.
+        public var pathLost: Int
+        /// Mean rate of what the VNet carried (copies included), IPv4 bits.
+        public var kbitS: Double
+
+        enum CodingKeys: String, CodingKey {
+            case vnet, sent, copies, lost
+            case lossPctOfAll = "loss_pct_of_all"
+            case pathLost = "path_lost"
+            case kbitS = "kbit_s"
+        }
+    }
+
+    public struct Interval: Codable, Sendable, Equatable {
+        public var startS: Double
+        public var endS: Double
+        /// Distinct packets of the stream sent (by send time).
+        public var sent: Int
+        /// Of them, those of which no copy arrived.
+        public var lost: Int
+        public var lossPct: Double
+        /// The fluid lower bound: the loss of a fluid queue with the VNets' capacity and queue,
+        /// fed the same packets.
+        public var fluidBoundPct: Double
+        public var perVNet: [VNetFigures]
+
+        enum CodingKeys: String, CodingKey {
+            case sent, lost
+            case startS = "start_s"
+            case endS = "end_s"
+            case lossPct = "loss_pct"
+            case fluidBoundPct = "fluid_bound_pct"
+            case perVNet = "per_vnet"
+        }
+    }
+
+    /// How the split followed a change of capacity.
+    public struct Shift: Codable, Sendable, Equatable {
+        public var atS: Double
+        /// Each VNet's share of the capacity right after the change, percent.
+        public var capacitySharePct: [Double]
+        /// Seconds until every 1 s window's split stayed within `tolerancePct` points of the
+        /// capacity shares until the next change; nil if it never did.
+        public var settleS: Double?
+        public var tolerancePct: Double
+
+        enum CodingKeys: String, CodingKey {
+            case atS = "at_s"
+            case capacitySharePct = "capacity_share_pct"
+            case settleS = "settle_s"
+            case tolerancePct = "tolerance_pct"
+        }
+    }
+
+    /// What the sender did when a VNet's route failed.
+    public struct Failover: Codable, Sendable, Equatable {
+        public var vnet: Int
+        public var path: String
+        public var failedS: Double
+        public var reroutedS: Double?
+        /// From the failure to the last packet of the split sent on the VNet before it was left.
+        public var leftMs: Double?
+        /// From the reroute to the first packet of the split on the VNet again.
+        public var returnedAfterS: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case vnet, path
+            case failedS = "failed_s"
+            case reroutedS = "rerouted_s"
+            case leftMs = "left_ms"
+            case returnedAfterS = "returned_after_s"
+        }
+    }
+
+    public var source: String
+    public var mode: String
+    public var shaper: String
+    public var lab: String
+    public var intervals: [Interval]
+    public var total: Interval
+    /// IPv4 bytes of the stream (each distinct packet once) and of everything sent.
+    public var streamBytes: Int
+    public var sentBytes: Int
+    /// What sending cost beyond the stream itself: copies and duplicates, percent of the stream's bytes.
+    public var extraBytesPct: Double
+    public var shifts: [Shift]
+    public var failovers: [Failover]
+    public var capacity: CapacityTimeline
+    /// The files it was computed from, relative to the results folder.
+    public var logs: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs
+        case streamBytes = "stream_bytes"
+        case sentBytes = "sent_bytes"
+        case extraBytesPct = "extra_bytes_pct"
+    }
+}
+
+func percent(_ part: Double, _ whole: Double) -> Double {
+    whole > 0 ? (part / whole * 1e6).rounded() / 1e4 : 0
+}
+
+func round3(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+
+/// Turns a run's packet logs into its results. Pure: no I/O.
+public struct RunAnalysis {
+    public var sent: [SentPacket]
+    public var received: [ReceivedPacket]
+    /// The stream's time zero on CLOCK_MONOTONIC (the sender's --start-at).
+    public var startMonotonic: UInt64
+    public var intervalS: Double
+    public var durationS: Double
+    public var capacity: CapacityTimeline
+    /// The queue of every shaped link, as time at its rate (the TBF limit), and its burst.
+    public var queueMs: Double
+    public var burstBytes: (Double) -> Double
+    public var usesAllVNets: Bool
+    /// The VNet a uni-net run uses.
+    public var uniVNet: Int?
+    /// Layer-2 bytes the shaper counts beyond the IPv4 packet (Ethernet header on veth).
+    public static let linkOverheadBytes = 14
+    public static let shareTolerancePct = 10.0
+
+    public init(
+        sent: [SentPacket], received: [ReceivedPacket], startMonotonic: UInt64, intervalS: Double, durationS: Double,
+        capacity: CapacityTimeline, queueMs: Double, burstBytes: @escaping (Double) -> Double, usesAllVNets: Bool, uniVNet: Int?
+    ) {
+        self.sent = sent
+        self.received = received
+        self.startMonotonic = startMonotonic
+        self.intervalS = intervalS
+        self.durationS = durationS
+        self.capacity = capacity
+        self.queueMs = queueMs
+        self.burstBytes = burstBytes
+        self.usesAllVNets = usesAllVNets
+        self.uniVNet = uniVNet
+    }
+
+    /// The first transmission of each distinct packet: its send time and size.
+    struct StreamPacket {
+        var t: Double
+        var bytes: Int
+        var vnets: Set<Int>
+        var arrived = false
+    }
+
+    public func intervalsAndTotal() -> (intervals: [RunResult.Interval], total: RunResult.Interval) {
+        var stream: [UInt32: StreamPacket] = [:]
+        for packet in sent {
+            var entry = stream[packet.streamSequence] ?? StreamPacket(t: packet.t, bytes: packet.bytes, vnets: [])
+            entry.t = min(entry.t, packet.t)
+            if !packet.copy { entry.vnets.insert(packet.vnet) }
+            stream[packet.streamSequence] = entry
+        }
+        var arrivedPath = Set<UInt64>()
+        for packet in received {
+            stream[packet.streamSequence]?.arrived = true
+            arrivedPath.insert(UInt64(packet.vnet) << 32 | UInt64(packet.pathSequence))
+        }
+        let count = max(1, Int((durationS / intervalS).rounded(.up)))
+        func index(_ t: Double) -> Int { min(count - 1, max(0, Int(t / intervalS))) }
+        let vnets = capacity.vnets
+        var sentCount = Array(repeating: 0, count: count)
+        var lostCount = sentCount
+        var perSent = Array(repeating: Array(repeating: 0, count: vnets), count: count)
+        var perCopies = perSent
+        var perLost = perSent
+        var perPathLost = perSent
+        var perBytes = perSent
+        for entry in stream.values {
+            let i = index(entry.t)
+            sentCount[i] += 1
+            if !entry.arrived {
+                lostCount[i] += 1
+                for vnet in entry.vnets where vnet >= 1 && vnet <= vnets { perLost[i][vnet - 1] += 1 }
+            }
+        }
+        for packet in sent where packet.vnet >= 1 && packet.vnet <= vnets {
+            let i = index(packet.t)
+            perSent[i][packet.vnet - 1] += 1
+            perBytes[i][packet.vnet - 1] += packet.bytes
+            if packet.copy { perCopies[i][packet.vnet - 1] += 1 }
+            if !arrivedPath.contains(UInt64(packet.vnet) << 32 | UInt64(packet.pathSequence)) { perPathLost[i][packet.vnet - 1] += 1 }
+        }
+        let bound = fluidBound(stream: stream.values.map { ($0.t, $0.bytes) }, intervals: count)
+        var intervals: [RunResult.Interval] = []
+        for i in 0..<count {
+            let start = Double(i) * intervalS
+            let end = min(durationS, start + intervalS)
+            intervals.append(
+                RunResult.Interval(
+                    startS: round3(start), endS: round3(end), sent: sentCount[i], lost: lostCount[i],
+                    lossPct: percent(Double(lostCount[i]), Double(sentCount[i])),
+                    fluidBoundPct: percent(bound.lost[i], bound.offered[i]),
+                    perVNet: (0..<vnets).map { v in
+                        RunResult.VNetFigures(
+                            vnet: v + 1, sent: perSent[i][v], copies: perCopies[i][v], lost: perLost[i][v],
+                            lossPctOfAll: percent(Double(perLost[i][v]), Double(sentCount[i])), pathLost: perPathLost[i][v],
+                            kbitS: round3(Double(perBytes[i][v]) * 8 / (end - start) / 1000))
+                    }))
+        }
+        let totalSent = sentCount.reduce(0, +)
+        let totalLost = lostCount.reduce(0, +)
+        let total = RunResult.Interval(
+            startS: 0, endS: round3(durationS), sent: totalSent, lost: totalLost,
+            lossPct: percent(Double(totalLost), Double(totalSent)),
+            fluidBoundPct: percent(bound.lost.reduce(0, +), bound.offered.reduce(0, +)),
+            perVNet: (0..<vnets).map { v in
+                let lost = (0..<count).map { perLost[$0][v] }.reduce(0, +)
+                return RunResult.VNetFigures(
+                    vnet: v + 1, sent: (0..<count).map { perSent[$0][v] }.reduce(0, +),
+                    copies: (0..<count).map { perCopies[$0][v] }.reduce(0, +), lost: lost,
+                    lossPctOfAll: percent(Double(lost), Double(totalSent)),
+                    pathLost: (0..<count).map { perPathLost[$0][v] }.reduce(0, +),
+                    kbitS: round3(Double((0..<count).map { perBytes[$0][v] }.reduce(0, +)) * 8 / durationS / 1000))
+            })
+        return (intervals, total)
+    }
+
+    /// The loss of a fluid FIFO fed the stream's packets (layer-2 bytes), drained at the
+    /// capacity of the VNets the mode uses (their sum, for modes that split), with the queue
+    /// those VNets' links have. No real queue of that size at that rate can lose less; for a
+    /// constant offered rate r over a capacity c it is max(0, 1 - c/r) less what the queue
+    /// absorbs.
+    func fluidBound(stream: [(t: Double, bytes: Int)], intervals count: Int) -> (lost: [Double], offered: [Double]) {
+        let used = usesAllVNets ? Array(1...capacity.vnets) : [uniVNet ?? 1]
+        func rate(_ t: Double) -> Double { used.map { capacity.capacity(vnet: $0, at: t) }.reduce(0, +) }
+        func buffer(_ t: Double) -> Double {
+            used.map { vnet -> Double in
+                let c = capacity.capacity(vnet: vnet, at: t)
+                return c == 0 ? 0 : c.isFinite ? c * queueMs / 1000 / 8 + burstBytes(c) : .infinity
+            }.reduce(0, +)
+        }
+        let breakpoints = capacity.breakpoints
+        var lost = Array(repeating: 0.0, count: count)
+        var offered = lost
+        var queue = 0.0
+        var last = 0.0
+        for packet in stream.sorted(by: { $0.t < $1.t }) {
+            // Drain from `last` to the packet's time, piece by piece.
+            var from = last
+            for point in breakpoints where point > from && point < packet.t {
+                queue = max(0, queue - rate(from) * (point - from) / 8)
+                from = point
+            }
+            queue = max(0, queue - rate(from) * (packet.t - from) / 8)
+            last = max(last, packet.t)
+            let size = Double(packet.bytes + Self.linkOverheadBytes)
+            let i = min(count - 1, max(0, Int(packet.t / intervalS)))
+            offered[i] += size
+            let room = buffer(packet.t)
+            if queue + size > room {
+                lost[i] += queue + size - room
+                queue = room
+            } else {
+                queue += size
+            }
+        }
+        return (lost, offered)
+    }
+
+    /// After every change of capacity (for modes that split): how long until the split stayed
+    /// within the tolerance of capacity-proportional.
+    public func shifts() -> [RunResult.Shift] {
+        guard usesAllVNets else { return [] }
+        let originals = sent.filter { !$0.copy && !$0.localDrop }.sorted { $0.t < $1.t }
+        let points = capacity.breakpoints.filter { $0 < durationS }
+        var result: [RunResult.Shift] = []
+        for (n, point) in points.enumerated() {
+            let next = n + 1 < points.count ? points[n + 1] : durationS
+            let capacities = (1...capacity.vnets).map { capacity.capacity(vnet: $0, at: point + 1e-6) }
+            guard capacities.allSatisfy(\.isFinite) else { continue }
+            let total = capacities.reduce(0, +)
+            guard total > 0 else { continue }
+            let target = capacities.map { $0 / total * 100 }
+            // Windows of 1 s every 0.1 s from the change to the next one.
+            var windows: [(start: Double, ok: Bool)] = []
+            var start = point
+            while start + 1 <= next + 1e-9 {
+                var bytes = Array(repeating: 0.0, count: capacity.vnets)
+                for packet in originals where packet.t >= start && packet.t < start + 1 && packet.vnet <= capacity.vnets {
+                    bytes[packet.vnet - 1] += Double(packet.bytes)
+                }
+                let sum = bytes.reduce(0, +)
+                let ok = sum > 0 && zip(bytes, target).allSatisfy { abs($0 / sum * 100 - $1) <= Self.shareTolerancePct }
+                windows.append((start, ok))
+                start += 0.1
+            }
+            var settle: Double?
+            if let lastBad = windows.lastIndex(where: { !$0.ok }) {
+                if lastBad + 1 < windows.count { settle = windows[lastBad + 1].start - point }
+            } else if !windows.isEmpty {
+                settle = 0
+            }
+            result.append(
+                RunResult.Shift(
+                    atS: round3(point), capacitySharePct: target.map { ($0 * 10).rounded() / 10 }, settleS: settle.map(round3),
+                    tolerancePct: Self.shareTolerancePct))
+        }
+        return result
+    }
+
+    /// For every outage: when the split left the VNet, and when it came back after the reroute.
+    public func failovers() -> [RunResult.Failover] {
+        capacity.outages.map { outage in
+            let originals = sent.filter { !$0.copy && $0.vnet == outage.vnet }.map(\.t).sorted()
+            let end = outage.toS ?? durationS
+            let during = originals.filter { $0 >= outage.fromS && $0 < end }
+            // Left: the last packet before the VNet went quiet for good (until the outage ended).
+            let left = (during.last.map { $0 - outage.fromS } ?? 0) * 1000
+            let back = outage.toS.flatMap { to in originals.first { $0 >= to }.map { $0 - to } }
+            return RunResult.Failover(
+                vnet: outage.vnet, path: outage.path, failedS: round3(outage.fromS), reroutedS: outage.toS.map(round3),
+                leftMs: round3(left), returnedAfterS: back.map(round3))
+        }
+    }
+
+    public var streamBytes: Int {
+        var seen = Set<UInt32>()
+        var bytes = 0
+        for packet in sent where seen.insert(packet.streamSequence).inserted { bytes += packet.bytes }
+        return bytes
+    }
+
+    public var sentBytes: Int { sent.reduce(0) { $0 + $1.bytes } }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Experiment
+import Foundation
+import Lab
+
+struct RunExperiment: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run an experiment: every source in every mode, each in a lab of its own, side by side, under a schedule.",
+        discussion: """
+            Builds one lab per run (the experiment's topology), plays the schedule on each on the \
+            stream's own clock, streams, shows each run's rates and loss while it runs, and writes \
+            OUT/results.json (with the raw packet and report logs under OUT/runs/) and the report \
+            (`vnetstream report OUT`). Labs are removed at the end, on failure and on Ctrl-C. \
+            Needs root.
+            """)
+
+    @Argument(help: "The experiment file (TOML).")
+    var experiment: String = "Experiments/paper-multinet.toml"
+
+    @Option(help: "Where results, logs, tables and plots go.")
+    var out: String = "out/paper-multinet"
+
+    @Option(help: "How links are shaped.")
+    var shaper: ShaperChoice = .auto
+
+    @Option(help: "Also write the report's plots into this folder (the committed reference run: Plots).")
+    var plots: String?
+
+    func run() throws {
+        let file = try ExperimentFile.load(experiment)
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        let resolvedBinary = CommandLine.arguments[0].contains("/") ? binary : (try? Command.locate("vnetstream")) ?? binary
+        let runner = try ExperimentRunner(
+            file: file, path: experiment,
+            options: .init(out: out, shaper: shaper.shaper, binary: resolvedBinary, redraw: isatty(1) != 0) { print($0) })
+        let guards = onInterrupt {
+            Lab.interrupt()
+            // The runner stops its runs and removes its labs; give it the time to.
+            Thread.sleep(forTimeInterval: 30)
+        }
+        let results = try runner.run()
+        _ = guards
+        let report = ExperimentReport(results: results, folder: out)
+        let written = try report.write(plotsCopy: plots)
+        print(report.markdown)
+        print("results: \(out)/results.json; tables and plots: \(written.joined(separator: ", "))")
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an experiment's tables (Markdown, CSV, LaTeX) and plots (gnuplot PNG and SVG) from its results.json.",
+        discussion: """
+            The tables follow the paper's layout: per source, a row per mode, a column per \
+            interval; each cell gives the paper's figure, ours and the fluid lower bound. Plots: \
+            each VNet's sending rate over time with the schedule's shifts marked, and loss per \
+            interval per mode.
+            """)
+
+    @Argument(help: "The folder `vnetstream run` wrote (holding results.json).")
+    var folder: String = "out/paper-multinet"
+
+    @Option(help: "Also write the plots into this folder (the committed reference run: Plots).")
+    var plots: String?
+
+    func run() throws {
+        let results = try ExperimentResults.load("\(folder)/results.json")
+        let report = ExperimentReport(results: results, folder: folder)
+        let written = try report.write(plotsCopy: plots)
+        print(report.markdown)
+        print("wrote \(written.joined(separator: ", "))")
+    }
+}

@@ -1,0 +1,56 @@
+import Experiment
+import Foundation
+import TestSupport
+import Testing
+
+/// The paper's experiment, shortened (same shifts, 6 s intervals), in real namespaces with
+/// real OSPF and shaping: the adaptive controller must beat a fixed 1:1 split and both single
+/// VNets on total loss, and leave the failed VNet within 300 ms.
+@Suite("Experiment run (root: namespaces, tc, nft, bird)", .serialized)
+struct ExperimentRunTests {
+    @Test("shortened paper experiment: adaptive beats static 1:1 and uni-net, leaves a dead VNet within 300 ms")
+    func shortenedPaperExperiment() throws {
+        let directory = try makeTemporaryDirectory("vnetstream-experiment")
+        let file = try writeFile(
+            directory, "short.toml",
+            """
+            name = "paper-multinet-short"
+            topology = "\(repositoryRoot)/Experiments/topologies/paper-fig6.toml"
+            schedule = "\(repositoryRoot)/Experiments/schedules/paper-table2.toml"
+            time_scale = 0.2
+            report_ms = 50
+            modes = ["uni-net1", "uni-net2", "multi-net", "static-1:1"]
+            [[source]]
+            name = "cbr"
+            cbr = "320kbit"
+            """)
+        let out = directory + "/out"
+        let run = try runProcess([vnetstreamBinary, "run", file, "--out", out])
+        let results = try ExperimentResults.load(out + "/results.json")
+        // Whatever happened, every lab the run made is gone.
+        let namespaces = try runProcess(["ip", "netns", "list"]).stdout
+        for lab in results.runs.map(\.lab) { #expect(!namespaces.contains("vl\(lab)-"), "lab \(lab) left behind") }
+        try #require(run.status == 0, "\(run.summary)")
+
+        func loss(_ mode: String) throws -> Double { try #require(results.runs.first { $0.mode == mode }).total.lossPct }
+        let adaptive = try loss("multi-net")
+        #expect(try adaptive < loss("static-1:1"))
+        #expect(try adaptive < loss("uni-net1"))
+        #expect(try adaptive < loss("uni-net2"))
+        let multi = try #require(results.runs.first { $0.mode == "multi-net" })
+        #expect(multi.intervals.count == 5)
+        #expect(multi.intervals.allSatisfy { $0.perVNet.count == 2 && $0.sent > 0 })
+        let failover = try #require(multi.failovers.first)
+        #expect(failover.vnet == 1 && failover.path == "P1,1")
+        let left = try #require(failover.leftMs)
+        #expect(left <= 300, "traffic left the failed VNet after \(left) ms")
+        // Uni-net on VNet 1 loses what its capacity cannot carry: near the fluid bound when short of capacity.
+        let uni1 = try #require(results.runs.first { $0.mode == "uni-net1" })
+        #expect(abs(uni1.intervals[1].lossPct - uni1.intervals[1].fluidBoundPct) < 3)
+        // The report: tables and plots.
+        for name in ["report.md", "loss.csv", "loss.tex", "plots/loss-cbr.png", "plots/loss-cbr.svg", "plots/rates-cbr-multi-net.png"] {
+            #expect(FileManager.default.fileExists(atPath: "\(out)/\(name)"), "\(name) missing")
+        }
+        #expect(run.stdout.contains("multi-net (adaptive) total"))
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import Experiment
+@testable import Lab
+
+@Suite("Experiment results from logs (no root needed)")
+struct RunAnalysisTests {
+    /// CBR at 50 packets/s of 864 bytes for `seconds`, one VNet, delivered except `lost`.
+    func cbr(seconds: Double, lost: Set<UInt32> = []) -> ([SentPacket], [ReceivedPacket]) {
+        var sent: [SentPacket] = []
+        var received: [ReceivedPacket] = []
+        for n in 0..<Int(seconds * 50) {
+            let t = Double(n) / 50
+            sent.append(SentPacket(t: t, streamSequence: UInt32(n), vnet: 1, pathSequence: UInt32(n), bytes: 864, copy: false, localDrop: false))
+            if !lost.contains(UInt32(n)) {
+                received.append(ReceivedPacket(monotonicNanoseconds: UInt64(t * 1e9), streamSequence: UInt32(n), vnet: 1, pathSequence: UInt32(n), bytes: 864))
+            }
+        }
+        return (sent, received)
+    }
+
+    @Test("the fluid bound of a constant stream over a smaller capacity is 1 - c/r, less what the queue absorbs")
+    func fluidBound() {
+        let (sent, received) = cbr(seconds: 60)
+        let timeline = CapacityTimeline(
+            vnets: 2, steps: [.init(tS: 0, vnet: 1, kbitS: 600), .init(tS: 30, vnet: 1, kbitS: 200)], outages: [])
+        let analysis = RunAnalysis(
+            sent: sent, received: received, startMonotonic: 0, intervalS: 30, durationS: 60, capacity: timeline, queueMs: 100,
+            burstBytes: { _ in 1600 }, usesAllVNets: false, uniVNet: 1)
+        let (intervals, total) = analysis.intervalsAndTotal()
+        #expect(intervals.map(\.sent) == [1500, 1500])
+        #expect(intervals[0].fluidBoundPct == 0)
+        let offered = 50.0 * Double(864 + RunAnalysis.linkOverheadBytes) * 8
+        // The queue (100 ms at 200 kbit/s + 1600 B) absorbs 4100 B of the 30 s of excess.
+        let expected = ((offered - 200_000) * 30 / 8 - 4100) / (offered * 30 / 8) * 100
+        #expect(abs(intervals[1].fluidBoundPct - expected) < 0.05, "\(intervals[1].fluidBoundPct) vs \(expected)")
+        #expect(total.lost == 0)
+    }
+
+    @Test("loss counts distinct packets; copies that arrived save a packet; per-VNet columns add up")
+    func lossWithCopies() {
+        var (sent, received) = cbr(seconds: 2, lost: [10, 11, 12])
+        // Packet 11 also went as a copy on VNet 2, and that copy arrived.
+        sent.append(SentPacket(t: 0.22, streamSequence: 11, vnet: 2, pathSequence: 0, bytes: 864, copy: true, localDrop: false))
+        received.append(ReceivedPacket(monotonicNanoseconds: 230_000_000, streamSequence: 11, vnet: 2, pathSequence: 0, bytes: 864))
+        let analysis = RunAnalysis(
+            sent: sent, received: received, startMonotonic: 0, intervalS: 1, durationS: 2,
+            capacity: CapacityTimeline(vnets: 2, steps: [], outages: []), queueMs: 100, burstBytes: { _ in 1600 },
+            usesAllVNets: true, uniVNet: nil)
+        let (intervals, total) = analysis.intervalsAndTotal()
+        #expect(total.sent == 100)
+        #expect(total.lost == 2)
+        #expect(intervals[0].lost == 2)
+        #expect(intervals[0].perVNet[0].lost == 2)
+        #expect(intervals[0].perVNet[0].pathLost == 3)
+        #expect(intervals[0].perVNet[1].copies == 1)
+        #expect(intervals[0].perVNet.map(\.lossPctOfAll).reduce(0, +) == intervals[0].lossPct)
+        #expect(analysis.sentBytes - analysis.streamBytes == 864)
+    }
+
+    @Test("the paper's experiment file reads, and bad modes are refused with the file named")
+    func experimentFile() throws {
+        let file = try ExperimentFile.load(repositoryRoot + "/Experiments/paper-multinet.toml")
+        #expect(file.modes.map(\.description) == ["uni-net1", "uni-net2", "multi-net", "static-1:1", "duplicate"])
+        #expect(file.sources.map(\.name) == ["cbr", "vbr"])
+        let directory = try makeTemporaryDirectory()
+        let bad = try writeFile(
+            directory, "bad.toml",
+            "name = \"bad\"\ntopology = \"t.toml\"\nschedule = \"s.toml\"\nmodes = [\"tri-net\"]\n[[source]]\nname = \"cbr\"\ncbr = \"320kbit\"\n")
+        #expect {
+            try ExperimentFile.load(bad)
+        } throws: { String(describing: $0).contains("bad.toml") && String(describing: $0).contains("tri-net") }
+    }
+}
