@@ -13,8 +13,8 @@ import Packets
 ///   delivered over the last `rateWindow`, which a full queue makes equal to its capacity.
 /// - **Liveness**, from sequence progress: the oldest packet on a VNet that the latest report
 ///   does not cover is older, when that report arrived, than `max(stallMinimumMs, lag mean + 4
-///   lag deviations)` (the lag being how old the newest covered packet was, learnt while the
-///   VNet worked). Reports arrive over every VNet, so a dead VNet is noticed through the others.
+///   lag deviations)` (the lag being how old that oldest uncovered packet was at earlier
+///   reports, learnt while the VNet worked). Reports arrive over every VNet, so a dead VNet is noticed through the others.
 ///   A dead VNet gets weight 0 and a copy of a packet every `deadProbeInterval`; the first copy
 ///   that arrives brings it back.
 ///
@@ -32,7 +32,7 @@ public struct AdaptiveController: SplitController {
         /// empty a token bucket's burst allowance before the third is measured.
         public var trainMinimumPacketBytes = 800
         /// The floor and ceiling of the stall threshold, milliseconds.
-        public var stallMinimumMs: Double = 100
+        public var stallMinimumMs: Double = 80
         public var stallMaximumMs: Double = 1000
         /// A stall counts only if some report arrived this recently, milliseconds.
         public var reportFreshnessMs: Double = 300
@@ -125,7 +125,7 @@ public struct AdaptiveController: SplitController {
         {
             if largest >= parameters.trainMinimumPacketBytes {
                 plan.train = due
-                plan.trainPackets = max(fragmentBytes.count, parameters.trainPackets)
+                plan.trainPackets = parameters.trainPackets
                 paths[due].nextProbe = now + nanoseconds(parameters.probeInterval)
             } else if now >= paths[due].nextProbe + nanoseconds(parameters.probeInterval) {
                 // No frame large enough came for a whole interval: skip this round.
@@ -153,6 +153,7 @@ public struct AdaptiveController: SplitController {
             changed = update(index, with: figures, reportTime: report.reportTimeNanoseconds, now: now) || changed
         }
         if changed { recomputeWeights() }
+        checkStalls(now: now)
     }
 
     public mutating func takeEvents() -> [ControlEvent] {
@@ -168,8 +169,11 @@ public struct AdaptiveController: SplitController {
         let highest = figures.highestSequencePlusOne
         if highest > path.highestReported {
             path.highestReported = highest
-            if let sentAt = path.sendTime(of: highest - 1) {
-                let lag = Double(now &- sentAt)
+            // While the VNet works: how old its oldest packet not yet covered by a report gets
+            // (one-way delay, queueing, the report's age, its way back). A stall is judged
+            // against this.
+            if !path.dead, highest < path.sent, let sentAt = path.sendTime(of: highest), now > sentAt {
+                let lag = Double(now - sentAt)
                 if path.lagSamples == 0 {
                     path.lagMean = lag
                     path.lagDeviation = lag / 2

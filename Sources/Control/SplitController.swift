@@ -20,8 +20,9 @@ public protocol SplitController {
 public struct FramePlan: Equatable, Sendable {
     /// Every packet on every VNet (duplicate mode).
     public var everywhere = false
-    /// All of the frame's packets on this VNet, back to back, then copies of them until the
-    /// train has `trainPackets` packets: a capacity probe the receiver measures.
+    /// The frame's first `trainPackets` packets on this VNet, back to back (then copies of its
+    /// largest packet when it has fewer): a capacity probe the receiver measures. The frame's
+    /// other packets are split as usual.
     public var train: Int?
     public var trainPackets = 0
     /// A copy of the frame's first packet on each of these VNets (probing a dead VNet costs the

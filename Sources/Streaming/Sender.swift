@@ -191,7 +191,10 @@ public final class Sender {
                 header.fragmentIndex = UInt16(index)
                 if plan.everywhere {
                     for vnet in tuns.indices { try send(header, payload: size, on: vnet, copy: false) }
-                } else if let train = plan.train {
+                } else if let train = plan.train, index < plan.trainPackets {
+                    // The train: the frame's first packets back to back on the probed VNet (the
+                    // rest of a large frame is split as usual, so a probe never moves a whole
+                    // I frame onto one VNet).
                     splitter.take(train, bytes: IPv4UDP.headerSize + MediaHeader.size + size)
                     try send(header, payload: size, on: train, copy: false)
                     carried.insert(train)
@@ -203,6 +206,8 @@ public final class Sender {
                 streamSequence &+= 1
             }
             // Probe-train padding: copies of the frame's largest packet until the train is long enough.
+            // (The copies follow the frame's other packets; those that went elsewhere leave a gap
+            // in this VNet's sequence only if the frame had more packets than the train.)
             if let train = plan.train, plan.trainPackets > fragments.count {
                 let largest = fragments.indices.max { fragments[$0] < fragments[$1] }!
                 header.streamSequence = firstSequence &+ UInt32(largest)

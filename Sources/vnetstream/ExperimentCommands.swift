@@ -27,6 +27,9 @@ struct RunExperiment: ParsableCommand {
     @Option(help: "Also write the report's plots into this folder (the committed reference run: Plots).")
     var plots: String?
 
+    @Flag(help: "Exit with status 3 when a target of the experiment is not met (CI).")
+    var check = false
+
     func run() throws {
         let file = try ExperimentFile.load(experiment)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
@@ -44,7 +47,9 @@ struct RunExperiment: ParsableCommand {
         let report = ExperimentReport(results: results, folder: out)
         let written = try report.write(plotsCopy: plots)
         print(report.markdown)
+        print(report.targetsMarkdown)
         print("results: \(out)/results.json; tables and plots: \(written.joined(separator: ", "))")
+        try checkTargets(report, enforce: check)
     }
 }
 
@@ -64,11 +69,24 @@ struct Report: ParsableCommand {
     @Option(help: "Also write the plots into this folder (the committed reference run: Plots).")
     var plots: String?
 
+    @Flag(help: "Exit with status 3 when a target of the experiment is not met (CI).")
+    var check = false
+
     func run() throws {
         let results = try ExperimentResults.load("\(folder)/results.json")
         let report = ExperimentReport(results: results, folder: folder)
         let written = try report.write(plotsCopy: plots)
         print(report.markdown)
+        print(report.targetsMarkdown)
         print("wrote \(written.joined(separator: ", "))")
+        try checkTargets(report, enforce: check)
     }
+}
+
+/// With --check, a missed target ends the command with status 3, after everything is written.
+func checkTargets(_ report: ExperimentReport, enforce: Bool) throws {
+    let missed = report.targets.filter { !$0.pass }
+    guard enforce, !missed.isEmpty else { return }
+    for check in missed { print("target missed: \(check.target): \(check.run): \(check.measured)") }
+    throw ExitCode(3)
 }

@@ -113,7 +113,7 @@ struct ControllerTests {
         let plan = controller.plan(fragmentBytes: [864], now: now + 200 * ms)
         #expect(plan.copiesOn == [0])
         controller.sent(vnet: 0, pathSequence: sent[0], bytes: 864, now: now + 200 * ms)
-        controller.received(report(sequence, at: now, highest: [sent[0] + 1, delivered[1]]), over: 1, now: now + 210 * ms)
+        controller.received(report(sequence, at: now, highest: [sent[0] + 1, sent[1]]), over: 1, now: now + 210 * ms)
         #expect(controller.dead == [false, false])
         #expect(controller.weights[0] > 0)
     }
