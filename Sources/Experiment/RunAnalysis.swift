@@ -54,8 +54,8 @@ public struct RunResult: Codable, Sendable {
         public var atS: Double
         /// Each VNet's share of the capacity right after the change, percent.
         public var capacitySharePct: [Double]
-        /// Seconds until every 1 s window's split stayed within `tolerancePct` points of the
-        /// capacity shares until the next change; nil if it never did.
+        /// Seconds until every window's split (`RunAnalysis.shareWindowS` long) stayed within
+        /// `tolerancePct` points of the capacity shares until the next change; nil if it never did.
         public var settleS: Double?
         public var tolerancePct: Double
 
@@ -136,6 +136,9 @@ public struct RunAnalysis {
     /// Layer-2 bytes the shaper counts beyond the IPv4 packet (Ethernet header on veth).
     public static let linkOverheadBytes = 14
     public static let shareTolerancePct = 10.0
+    /// The window the split's shares are measured over. Two seconds: at 25 frames/s one VBR I
+    /// frame can be a third of a second's bytes, and a split moves whole packets.
+    public static let shareWindowS = 2.0
 
     public init(
         sent: [SentPacket], received: [ReceivedPacket], startMonotonic: UInt64, intervalS: Double, durationS: Double,
@@ -290,12 +293,13 @@ public struct RunAnalysis {
             let total = capacities.reduce(0, +)
             guard total > 0 else { continue }
             let target = capacities.map { $0 / total * 100 }
-            // Windows of 1 s every 0.1 s from the change to the next one.
+            // Windows every 0.1 s from the change to the next one.
+            let length = Self.shareWindowS
             var windows: [(start: Double, ok: Bool)] = []
             var start = point
-            while start + 1 <= next + 1e-9 {
+            while start + length <= next + 1e-9 {
                 var bytes = Array(repeating: 0.0, count: capacity.vnets)
-                for packet in originals where packet.t >= start && packet.t < start + 1 && packet.vnet <= capacity.vnets {
+                for packet in originals where packet.t >= start && packet.t < start + length && packet.vnet <= capacity.vnets {
                     bytes[packet.vnet - 1] += Double(packet.bytes)
                 }
                 let sum = bytes.reduce(0, +)
