@@ -39,7 +39,8 @@ public struct ExperimentResults: Codable, Sendable {
         "per_vnet.path_lost": "packets sent on this VNet, probe copies included, that did not arrive over it",
         "fluid_bound_pct": "loss of a fluid FIFO fed the same packets (IPv4 + 14 B Ethernet), drained at the capacity of the VNets the mode uses (their sum for modes that split) with their queues (rate x queue_ms + TBF burst); a VNet's capacity is zero from a path failure until its ingress routed around it (measured)",
         "shifts.settle_s": "seconds after a capacity change until every 2 s window of the split (packets of the split, by bytes; one VBR I frame can be a third of a second's bytes) stayed within tolerance_pct points of capacity-proportional until the next change",
-        "failovers.left_ms": "from the failure taking effect to the last packet of the split sent on the failed VNet before routing moved",
+        "failovers.left_ms": "from the failure taking effect to the last packet of the split sent on the failed VNet before it went quiet for a second or more (the whole outage if it never did)",
+        "failovers.returned_after_s": "from the reroute the route watch saw (it polls every 100 ms) to the first packet of the split on the VNet after its silence; 0 when the sender found the VNet first",
         "extra_bytes_pct": "bytes sent beyond the stream's own (probe copies, duplicates), over the stream's bytes",
     ]
 

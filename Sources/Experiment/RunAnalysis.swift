@@ -322,14 +322,26 @@ public struct RunAnalysis {
     }
 
     /// For every outage: when the split left the VNet, and when it came back after the reroute.
+    /// Left: the last packet of the split on the VNet before it went quiet for a second or more
+    /// (the outage's whole length when it never did). Back: the first packet after that silence,
+    /// from the reroute; the route is polled every 100 ms, so a sender that found the VNet again
+    /// first reads 0.
     public func failovers() -> [RunResult.Failover] {
         capacity.outages.map { outage in
-            let originals = sent.filter { !$0.copy && $0.vnet == outage.vnet }.map(\.t).sorted()
+            let originals = sent.filter { !$0.copy && $0.vnet == outage.vnet && $0.t >= outage.fromS }.map(\.t).sorted()
             let end = outage.toS ?? durationS
-            let during = originals.filter { $0 >= outage.fromS && $0 < end }
-            // Left: the last packet before the VNet went quiet for good (until the outage ended).
-            let left = (during.last.map { $0 - outage.fromS } ?? 0) * 1000
-            let back = outage.toS.flatMap { to in originals.first { $0 >= to }.map { $0 - to } }
+            var last = outage.fromS
+            var resumed: Double?
+            for t in originals {
+                if t - last >= 1 {
+                    resumed = t
+                    break
+                }
+                last = t
+                if t >= end { break }
+            }
+            let left = (min(last, end) - outage.fromS) * 1000
+            let back = outage.toS.flatMap { to in resumed.map { max(0, $0 - to) } }
             return RunResult.Failover(
                 vnet: outage.vnet, path: outage.path, failedS: round3(outage.fromS), reroutedS: outage.toS.map(round3),
                 leftMs: round3(left), returnedAfterS: back.map(round3))

@@ -60,6 +60,33 @@ struct RunAnalysisTests {
         #expect(analysis.sentBytes - analysis.streamBytes == 864)
     }
 
+    @Test("a failover is measured from the failure to the last packet before the VNet went quiet, even if it came back before the route watch saw the reroute")
+    func failover() {
+        // 50 packets/s on VNet 1; the failure at 10 s; the sender stops using it at 10.12 s and
+        // resumes at 14.70 s; the route watch saw the reroute at 14.73 s.
+        let times = (0..<1000).map { Double($0) / 50 }.filter { $0 < 10.12 || $0 >= 14.7 }
+        let sent = times.enumerated().map {
+            SentPacket(t: $0.element, streamSequence: UInt32($0.offset), vnet: 1, pathSequence: UInt32($0.offset), bytes: 864, copy: false, localDrop: false)
+        }
+        let outage = CapacityTimeline.Outage(vnet: 1, path: "P1,1", fromS: 10.0, toS: 14.73, rerouted: true)
+        let analysis = RunAnalysis(
+            sent: sent, received: [], startMonotonic: 0, intervalS: 10, durationS: 20,
+            capacity: CapacityTimeline(vnets: 2, steps: [], outages: [outage]), queueMs: 100, burstBytes: { _ in 1600 },
+            usesAllVNets: true, uniVNet: nil)
+        let failover = analysis.failovers()[0]
+        #expect(abs((failover.leftMs ?? -1) - 100) < 1)
+        #expect(failover.returnedAfterS == 0)
+        // A sender that never leaves: the whole outage.
+        let steady = (0..<1000).map {
+            SentPacket(t: Double($0) / 50, streamSequence: UInt32($0), vnet: 1, pathSequence: UInt32($0), bytes: 864, copy: false, localDrop: false)
+        }
+        let stuck = RunAnalysis(
+            sent: steady, received: [], startMonotonic: 0, intervalS: 10, durationS: 20,
+            capacity: CapacityTimeline(vnets: 2, steps: [], outages: [outage]), queueMs: 100, burstBytes: { _ in 1600 },
+            usesAllVNets: true, uniVNet: nil)
+        #expect(abs((stuck.failovers()[0].leftMs ?? 0) - 4730) < 1)
+    }
+
     @Test("the paper's experiment file reads, and bad modes are refused with the file named")
     func experimentFile() throws {
         let file = try ExperimentFile.load(repositoryRoot + "/Experiments/paper-multinet.toml")
