@@ -110,8 +110,9 @@ public struct ExperimentReport {
             let back = run.failovers.map { $0.returnedAfterS.map { decimal($0, 2) } ?? "–" }.joined(separator: ", ")
             out += "| \(run.source) \(run.mode) | \(settle) | \(left.isEmpty ? "–" : left) | \(back.isEmpty ? "–" : back) | \(String(format: "%.1f", run.extraBytesPct)) |\n"
         }
-        if let failover = results.runs.first(where: { !$0.failovers.isEmpty })?.failovers.first {
-            out += "\nRouting moved VNet \(failover.vnet) off \(failover.path) \(failover.reroutedS.map { decimal($0 - failover.failedS, 1) } ?? "never") s after the failure (run \(results.runs.first { !$0.failovers.isEmpty }!.source) \(results.runs.first { !$0.failovers.isEmpty }!.mode)).\n"
+        if let run = results.runs.first(where: { !$0.failovers.isEmpty }), let failover = run.failovers.first {
+            let after = failover.reroutedS.map { decimal($0 - failover.failedS, 1) } ?? "never"
+            out += "\nRouting moved VNet \(failover.vnet) off \(failover.path) \(after) s after the failure (run \(run.source) \(run.mode)).\n"
         }
         return out
     }

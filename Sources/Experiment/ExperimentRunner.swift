@@ -178,10 +178,10 @@ public final class ExperimentRunner {
             Thread.sleep(forTimeInterval: 1)
         }
         for child in children { child.terminate() }
-        for (index, run) in runs.enumerated() {
+        for run in runs {
             if let status = run.sender?.wait(), status != 0 {
                 let text = (try? String(contentsOfFile: run.sender!.stderrFile, encoding: .utf8)) ?? ""
-                throw ExperimentError("the sender of run \(run.name) failed (exit \(status)): \(text.trimmingCharacters(in: .whitespacesAndNewlines)) (lab \(runs[index].labID), logs in \(run.folder))")
+                throw ExperimentError("the sender of run \(run.name) failed (exit \(status)): \(text.trimmingCharacters(in: .whitespacesAndNewlines)) (lab \(run.labID), logs in \(run.folder))")
             }
         }
         // Results, from the logs.
@@ -310,14 +310,7 @@ public struct ExperimentError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-func decimal(_ value: Double, _ places: Int = 3) -> String {
-    var text = String(format: "%.\(places)f", value)
-    if text.contains(".") {
-        while text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text.removeLast() }
-    }
-    return text
-}
+func decimal(_ value: Double, _ places: Int = 3) -> String { value.plainText(places: places) }
 
 /// Work on a thread of its own, and its result.
 final class Background<T>: @unchecked Sendable {
@@ -346,23 +339,4 @@ enum Parallel {
         let jobs = indices.map { index in Background { transform(index) } }
         return jobs.map { $0.wait() }
     }
-}
-
-/// Lines appended to a file as they come.
-final class LineFile: @unchecked Sendable {
-    private let handle: FileHandle
-    private let lock = NSLock()
-
-    init(path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil) else { throw ExperimentError("cannot create \(path)") }
-        handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-    }
-
-    func write(_ line: String) {
-        lock.lock()
-        handle.write(Data((line + "\n").utf8))
-        lock.unlock()
-    }
-
-    func close() { try? handle.close() }
 }

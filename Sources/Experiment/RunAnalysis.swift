@@ -283,7 +283,25 @@ public struct RunAnalysis {
     /// within the tolerance of capacity-proportional.
     public func shifts() -> [RunResult.Shift] {
         guard usesAllVNets else { return [] }
-        let originals = sent.filter { !$0.copy && !$0.localDrop }.sorted { $0.t < $1.t }
+        let originals = sent.filter { !$0.copy && !$0.localDrop && $0.vnet >= 1 && $0.vnet <= capacity.vnets }.sorted { $0.t < $1.t }
+        // Running byte totals per VNet, so each window is two lookups, not a pass over the run.
+        var running = [Array(repeating: 0.0, count: capacity.vnets)]
+        for packet in originals {
+            var next = running[running.count - 1]
+            next[packet.vnet - 1] += Double(packet.bytes)
+            running.append(next)
+        }
+        let times = originals.map(\.t)
+        /// How many packets were sent before `t`.
+        func count(before t: Double) -> Int {
+            var low = 0
+            var high = times.count
+            while low < high {
+                let middle = (low + high) / 2
+                if times[middle] < t { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
         let points = capacity.breakpoints.filter { $0 < durationS }
         var result: [RunResult.Shift] = []
         for (n, point) in points.enumerated() {
@@ -298,10 +316,8 @@ public struct RunAnalysis {
             var windows: [(start: Double, ok: Bool)] = []
             var start = point
             while start + length <= next + 1e-9 {
-                var bytes = Array(repeating: 0.0, count: capacity.vnets)
-                for packet in originals where packet.t >= start && packet.t < start + length && packet.vnet <= capacity.vnets {
-                    bytes[packet.vnet - 1] += Double(packet.bytes)
-                }
+                let (from, to) = (running[count(before: start)], running[count(before: start + length)])
+                let bytes = zip(to, from).map { $0 - $1 }
                 let sum = bytes.reduce(0, +)
                 let ok = sum > 0 && zip(bytes, target).allSatisfy { abs($0 / sum * 100 - $1) <= Self.shareTolerancePct }
                 windows.append((start, ok))

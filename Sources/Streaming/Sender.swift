@@ -387,7 +387,7 @@ public final class Sender {
 }
 
 func rounded(_ value: Double, _ places: Int = 3) -> String {
-    let scale = places == 6 ? 1e6 : 1e3
+    let scale = pow(10, Double(places))
     return String((value * scale).rounded() / scale)
 }
 

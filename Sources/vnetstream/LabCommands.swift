@@ -183,7 +183,7 @@ extension LabCommand {
             guard timeScale > 0 else { throw ValidationError("--time-scale must be positive.") }
             let plan = try Schedule.load(schedule).scaled(by: timeScale)
             let lab = try Lab.open(runID: id)
-            let file = try log.map { try LineWriter(path: $0) }
+            let file = try log.map { try LineFile(path: $0) }
             try SchedulePlayer(lab: lab).play(plan) { line in
                 print(line)
                 file?.write(line)

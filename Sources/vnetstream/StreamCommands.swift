@@ -2,6 +2,7 @@ import ArgumentParser
 import Control
 import Devices
 import Foundation
+import Lab
 import Pacing
 import Packets
 import Splitting
@@ -155,9 +156,9 @@ struct Send: ParsableCommand {
         configuration.mark = try mark()
         configuration.mtu = mtu
         configuration.streamID = streamID
-        let logFile = try log.map { try LineWriter(path: $0) }
+        let logFile = try log.map { try LineFile(path: $0) }
         if let logFile { configuration.log = { logFile.write($0) } }
-        let packetFile = try packetLog.map { try LineWriter(path: $0) }
+        let packetFile = try packetLog.map { try LineFile(path: $0) }
         if let packetFile { configuration.packetLog = { packetFile.write($0) } }
         let sender = try Sender(configuration)
         switch resolvedMode {
@@ -266,7 +267,7 @@ struct Recv: ParsableCommand {
                 ? ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).filter { $0 != "lo" }.sorted()
                 : captureInterfaces
         }
-        let packetFile = try packetLog.map { try LineWriter(path: $0) }
+        let packetFile = try packetLog.map { try LineFile(path: $0) }
         if let packetFile { configuration.packetLog = { packetFile.write($0) } }
         let receiver = try Receiver(configuration)
         let result = try receiver.run()
@@ -281,21 +282,6 @@ struct Recv: ParsableCommand {
             print("captured \(capture.packets) packets on \(capture.interface) into \(capture.file)")
         }
     }
-}
-
-/// Writes lines to a file as they come (the log of a long run survives an interruption).
-final class LineWriter: @unchecked Sendable {
-    private let handle: FileHandle
-
-    init(path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil) else {
-            throw ValidationError("cannot create \(path)")
-        }
-        handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-    }
-
-    func write(_ line: String) { handle.write(Data((line + "\n").utf8)) }
-    func close() { try? handle.close() }
 }
 
 func writeText(_ text: String, to path: String) throws {

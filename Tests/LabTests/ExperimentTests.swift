@@ -87,6 +87,27 @@ struct RunAnalysisTests {
         #expect(abs((stuck.failovers()[0].leftMs ?? 0) - 4730) < 1)
     }
 
+    @Test("the split settles when every 2 s window after a change is within 10 points of capacity-proportional")
+    func settle() {
+        // 600:200 kbit/s from 0 s. The sender splits 1:1 until 1.5 s, then 3:1 (whole 4-packet cycles).
+        var sent: [SentPacket] = []
+        for n in 0..<500 {
+            let t = Double(n) / 50
+            let vnet = t < 1.5 ? (n % 2 == 0 ? 1 : 2) : (n % 4 == 3 ? 2 : 1)
+            sent.append(SentPacket(t: t, streamSequence: UInt32(n), vnet: vnet, pathSequence: UInt32(n), bytes: 864, copy: false, localDrop: false))
+        }
+        let timeline = CapacityTimeline(vnets: 2, steps: [.init(tS: 0, vnet: 1, kbitS: 600), .init(tS: 0, vnet: 2, kbitS: 200)], outages: [])
+        let analysis = RunAnalysis(
+            sent: sent, received: [], startMonotonic: 0, intervalS: 10, durationS: 10, capacity: timeline, queueMs: 100,
+            burstBytes: { _ in 1600 }, usesAllVNets: true, uniVNet: nil)
+        let shift = analysis.shifts()[0]
+        #expect(shift.capacitySharePct == [75, 25])
+        // A window starting at s holds (1.5 - s) s of 1:1 and the rest at 3:1: within 10 points
+        // from s = 0.7 on (62.5 % at 1:1 weighs at most 0.8 s of 2 s).
+        let settle = try? #require(shift.settleS)
+        #expect(settle.map { $0 >= 0.6 && $0 <= 0.8 } == true, "settled after \(String(describing: settle))")
+    }
+
     @Test("the paper's experiment file reads, and bad modes are refused with the file named")
     func experimentFile() throws {
         let file = try ExperimentFile.load(repositoryRoot + "/Experiments/paper-multinet.toml")
