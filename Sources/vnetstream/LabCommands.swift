@@ -239,11 +239,12 @@ extension LabCommand {
         @Option(help: "Stop the VM after this many seconds.")
         var timeout: Double = 900
 
-        @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
+        // After `--` only, so that `lab vm --help` shows this help instead of booting a VM to run `--help`.
+        @Argument(parsing: .postTerminator, help: "The command and its arguments (after --).")
         var command: [String] = []
 
         func run() throws {
-            let argv = command.first == "--" ? Array(command.dropFirst()) : command
+            let argv = command
             guard !argv.isEmpty else { throw ValidationError("Give the command to run, after --.") }
             var vm = try NetemVM.findKernel()
             vm.memoryMegabytes = memory
