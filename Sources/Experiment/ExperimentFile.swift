@@ -23,6 +23,9 @@ public struct ExperimentFile: Decodable, Sendable {
     /// Seconds between the starts of consecutive runs, so that their schedule events (tc and
     /// nft calls) do not all fall on the same instant.
     public var staggerS: Double
+    /// Seconds from starting the senders to the first run's time zero: enough for every
+    /// sender to start (much longer under emulation, in the netem VM).
+    public var startLeadS: Double
     public var modes: [Mode]
     public var sources: [Source]
 
@@ -123,6 +126,7 @@ public struct ExperimentFile: Decodable, Sendable {
         case reportMs = "report_ms"
         case probeIntervalS = "probe_interval_s"
         case staggerS = "stagger_s"
+        case startLeadS = "start_lead_s"
     }
 
     public init(from decoder: Decoder) throws {
@@ -137,6 +141,7 @@ public struct ExperimentFile: Decodable, Sendable {
         reportMs = Int(try c.number(.reportMs) ?? 50)
         probeIntervalS = try c.number(.probeIntervalS) ?? 1
         staggerS = try c.number(.staggerS) ?? 0.5
+        startLeadS = try c.number(.startLeadS) ?? 3
         modes = try c.decode([Mode].self, forKey: .modes)
         sources = try c.decode([Source].self, forKey: .sources)
     }
@@ -150,8 +155,8 @@ public struct ExperimentFile: Decodable, Sendable {
 
     func validate(file: String) throws {
         func fail(_ message: String) -> LabError { LabError("\(file): \(message)") }
-        guard intervalS > 0, durationS > 0, timeScale > 0, reportMs > 0, probeIntervalS > 0, staggerS >= 0 else {
-            throw fail("interval_s, duration_s, time_scale, report_ms and probe_interval_s must be positive, stagger_s not negative")
+        guard intervalS > 0, durationS > 0, timeScale > 0, reportMs > 0, probeIntervalS > 0, staggerS >= 0, startLeadS > 0 else {
+            throw fail("interval_s, duration_s, time_scale, report_ms, probe_interval_s and start_lead_s must be positive, stagger_s not negative")
         }
         guard !modes.isEmpty, !sources.isEmpty else { throw fail("give at least one mode and one [[source]]") }
         guard Set(modes).count == modes.count else { throw fail("a mode is listed twice") }

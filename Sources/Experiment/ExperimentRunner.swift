@@ -108,7 +108,7 @@ public final class ExperimentRunner {
             "labs up with OSPF converged in \(decimal(Date().timeIntervalSince(built), 1)) s (shaper \(shaper.rawValue): \(runs[0].lab!.state.shaperReason))")
 
         // Time zero of each run, staggered; receivers first, then senders, then the schedules.
-        let base = MonotonicClock.now() + 3_000_000_000
+        let base = MonotonicClock.now() + UInt64(file.startLeadS * 1e9)
         for index in runs.indices { runs[index].start = base + UInt64(Double(index) * file.staggerS * 1e9) }
         var children: [Command.Child] = []
         defer { for child in children { child.terminate() } }
