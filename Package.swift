@@ -49,7 +49,7 @@ let package = Package(
             name: "Lab",
             dependencies: ["Units", "Packets", "CNetShims", .product(name: "TOMLKit", package: "TOMLKit")]),
         // Experiments: many runs side by side, each in its own lab, and their results and reports.
-        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing"]),
+        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Capture"]),
         // Frame traces from real video files through libavformat / libavcodec's parsers.
         .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
         .systemLibrary(
@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "vnetstream",
             dependencies: [
-                "Traces", "VideoTraces", "Units", "CPcap", "Streaming", "Packets", "Splitting", "Control", "Pacing", "Lab", "Experiment",
+                "Traces", "VideoTraces", "Units", "CPcap", "Capture", "Streaming", "Packets", "Splitting", "Control", "Pacing", "Lab", "Experiment",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).

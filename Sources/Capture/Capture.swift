@@ -125,6 +125,79 @@ public final class InterfaceCapture: @unchecked Sendable {
         return Summary(interface: interface, file: file, packets: captured, droppedByKernel: dropped)
     }
 
+    /// Packets written so far.
+    public var packetsSoFar: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return captured
+    }
+
     /// libpcap's version string.
     public static var libraryVersion: String { String(cString: pcap_lib_version()) }
+}
+
+/// An IPv4 packet read back from a pcap file.
+public struct CapturedPacket: Sendable, Equatable {
+    /// Capture time, seconds since the epoch.
+    public var time: Double
+    public var tos: UInt8
+    /// IP protocol number (17 UDP).
+    public var ipProtocol: UInt8
+    public var source: UInt32
+    public var destination: UInt32
+    /// UDP ports (0 for other protocols).
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    /// The IPv4 total length.
+    public var length: Int
+}
+
+/// Reads pcap files (Ethernet or raw IP link types) back with libpcap.
+public enum PcapFile {
+    /// The IPv4 packets in `path`, in order; other frames are skipped.
+    public static func ipv4Packets(_ path: String) throws -> [CapturedPacket] {
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        guard let handle = pcap_open_offline(path, &errorBuffer) else {
+            throw CaptureError(interface: path, call: "pcap_open_offline", message: String(cString: errorBuffer))
+        }
+        defer { pcap_close(handle) }
+        let linkType = pcap_datalink(handle)
+        let offset: Int
+        switch linkType {
+        case DLT_EN10MB: offset = 14
+        case DLT_RAW, 12 /* LINKTYPE_RAW on some systems */: offset = 0
+        case DLT_LINUX_SLL: offset = 16
+        default:
+            throw CaptureError(interface: path, call: "pcap_datalink", message: "link type \(linkType) is not Ethernet, raw IP or Linux cooked")
+        }
+        var packets: [CapturedPacket] = []
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        while true {
+            let status = pcap_next_ex(handle, &header, &data)
+            if status == PCAP_ERROR_BREAK { break }
+            guard status >= 0 else { throw CaptureError(interface: path, call: "pcap_next_ex", message: String(cString: pcap_geterr(handle))) }
+            guard status == 1, let header, let data else { continue }
+            let captured = Int(header.pointee.caplen)
+            if offset == 14 && captured >= 14 && (UInt16(data[12]) << 8 | UInt16(data[13])) != 0x0800 { continue }
+            if offset == 16 && captured >= 16 && (UInt16(data[14]) << 8 | UInt16(data[15])) != 0x0800 { continue }
+            guard captured >= offset + 20, data[offset] >> 4 == 4 else { continue }
+            let ip = data + offset
+            let headerLength = Int(ip[0] & 0x0F) * 4
+            func u16(_ p: UnsafePointer<UInt8>) -> UInt16 { UInt16(p[0]) << 8 | UInt16(p[1]) }
+            func u32(_ p: UnsafePointer<UInt8>) -> UInt32 { UInt32(u16(p)) << 16 | UInt32(u16(p + 2)) }
+            var sourcePort: UInt16 = 0
+            var destinationPort: UInt16 = 0
+            if ip[9] == 17, captured >= offset + headerLength + 4 {
+                sourcePort = u16(ip + headerLength)
+                destinationPort = u16(ip + headerLength + 2)
+            }
+            packets.append(
+                CapturedPacket(
+                    time: Double(header.pointee.ts.tv_sec) + Double(header.pointee.ts.tv_usec) / 1e6, tos: ip[1], ipProtocol: ip[9],
+                    source: u32(ip + 12), destination: u32(ip + 16), sourcePort: sourcePort, destinationPort: destinationPort,
+                    length: Int(u16(ip + 2))))
+        }
+        return packets
+    }
 }

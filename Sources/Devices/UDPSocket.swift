@@ -49,6 +49,14 @@ public final class UDPSocket: @unchecked Sendable {
 
     deinit { close(fileDescriptor) }
 
+    /// Marks every datagram this socket sends with `tos` (IP_TOS), as any application can.
+    public func setTypeOfService(_ tos: UInt8) throws {
+        var value = Int32(tos)
+        guard setsockopt(fileDescriptor, Int32(IPPROTO_IP), IP_TOS, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw SystemError("setsockopt IP_TOS", "UDP \(local)", errno: errno)
+        }
+    }
+
     /// The next datagram, or nil when none is waiting.
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Arrival? {
         var address: UInt32 = 0

@@ -51,7 +51,7 @@ public enum PacketLogs {
     }
 
     public static let sentHeader = "t_s,stream_seq,vnet,path_seq,frame,bytes,copy"
-    public static let receivedHeader = "mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos"
+    public static let receivedHeader = "mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos,stream"
 
     public static func sent(_ path: String) throws -> [SentPacket] {
         try rows(path, header: sentHeader).map { line, f in

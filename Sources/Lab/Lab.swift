@@ -11,6 +11,8 @@ public struct LabState: Codable, Sendable {
     public var shaper: Shaper
     /// Why this shaper: detected or asked for.
     public var shaperReason: String
+    /// Whether the kernel has `sch_red` (a VNet's queue policy is RED, else a tail-drop limit).
+    public var red = false
     /// Namespaces, recorded just before each is created.
     public var namespaces: [String] = []
     /// Routers whose bird was started.
@@ -21,7 +23,7 @@ public struct LabState: Codable, Sendable {
     public var blackholes: [String: String] = [:]
 
     enum CodingKeys: String, CodingKey {
-        case topology, shaper, namespaces, birds, conditions, blackholes
+        case topology, shaper, namespaces, birds, conditions, blackholes, red
         case runID = "run_id"
         case topologyFile = "topology_file"
         case shaperReason = "shaper_reason"
@@ -44,6 +46,7 @@ public struct LabState: Codable, Sendable {
         topology = try c.decode(Topology.self, forKey: .topology)
         shaper = try c.decodeIfPresent(Shaper.self, forKey: .shaper) ?? .tbf
         shaperReason = try c.decodeIfPresent(String.self, forKey: .shaperReason) ?? ""
+        red = try c.decodeIfPresent(Bool.self, forKey: .red) ?? false
         namespaces = try c.decodeIfPresent([String].self, forKey: .namespaces) ?? []
         birds = try c.decodeIfPresent([String].self, forKey: .birds) ?? []
         conditions = try c.decodeIfPresent([String: LinkConditions].self, forKey: .conditions) ?? [:]
@@ -124,18 +127,27 @@ public final class Lab: @unchecked Sendable {
                 try lab.save()
                 try Command.run(["ip", "netns", "add", namespace])
             }
+            let red = Lab.kernelHasRED(namespace: plan.namespace(topology.sender))
+            lab.state.red = red
+            plan = try LabPlan(topology: topology, runID: id, shaper: plan.shaper, red: red)
             if requested == nil {
                 let netem = Lab.kernelHasNetem(namespace: plan.namespace(topology.sender))
-                plan = try LabPlan(topology: topology, runID: id, shaper: netem ? .netem : .tbf)
+                plan = try LabPlan(topology: topology, runID: id, shaper: netem ? .netem : .tbf, red: red)
                 lab.state.shaper = plan.shaper
                 lab.state.shaperReason =
                     netem ? "detected: this kernel has sch_netem" : "detected: this kernel has no sch_netem, so TBF for rate and queue, nftables for loss"
             }
             let built = Lab(plan: plan, state: lab.state, directory: directory)
             log("lab \(id): \(plan.nodes.count) namespaces, shaper \(plan.shaper.rawValue) (\(built.state.shaperReason))")
-            for argv in plan.buildCommands {
+            for vnet in topology.vnets where vnet.queue != nil {
+                log("lab \(id): VNet \(vnet.name) queue: \(plan.queueSummaries[vnet.name]!)")
+            }
+            for argv in plan.buildCommands + plan.classifierCommands {
                 try checkInterrupted()
                 try Command.run(argv)
+            }
+            if let rules = plan.classifierRules {
+                try Command.run(["ip", "netns", "exec", plan.namespace(topology.sender), "nft", "-f", "-"], input: rules)
             }
             try built.setUpShaping()
             try built.startBirds()
@@ -169,6 +181,15 @@ public final class Lab: @unchecked Sendable {
         return true
     }
 
+    /// Whether RED can be attached here (tried on the namespace's loopback, then removed).
+    static func kernelHasRED(namespace: String) -> Bool {
+        let probe = ["tc", "-n", namespace, "qdisc", "add", "dev", "lo", "root", "red", "limit", "40000", "min", "2000", "max", "10000",
+                     "avpkt", "1000", "burst", "5", "probability", "0.02", "bandwidth", "10mbit"]
+        guard (try? Command.run(probe)) != nil else { return false }
+        _ = try? Command.run(["tc", "-n", namespace, "qdisc", "del", "dev", "lo", "root"])
+        return true
+    }
+
     private func setUpShaping() throws {
         var commands: [(argv: [String], input: String?)] = []
         for node in plan.nodes {
@@ -179,7 +200,7 @@ public final class Lab: @unchecked Sendable {
             for link in plan.transitLinks {
                 state.conditions[link.name] = link.initial
                 for end in [link.a, link.b] where end.node == node {
-                    let shaping = InterfaceShaping(interface: end.interface, shaper: plan.shaper, conditions: link.initial)
+                    let shaping = plan.shaping(end, of: link, conditions: link.initial)
                     nft += shaping.nftLines(from: nil)
                     tc += shaping.tcLines
                 }
@@ -230,7 +251,8 @@ public final class Lab: @unchecked Sendable {
             throw LabError("no lab with run id \(id) is up")
         }
         let state = try JSONDecoder().decode(LabState.self, from: data)
-        return Lab(plan: try LabPlan(topology: state.topology, runID: id, shaper: state.shaper), state: state, directory: directory)
+        return Lab(
+            plan: try LabPlan(topology: state.topology, runID: id, shaper: state.shaper, red: state.red), state: state, directory: directory)
     }
 
     /// Removes everything this lab made; safe to call twice, or on a half-built lab.
@@ -334,8 +356,8 @@ public final class Lab: @unchecked Sendable {
                 nftByNode[end.node, default: []].append(InterfaceShaping.blackholeLine(interface: end.interface, down: after.down))
             }
             for end in [link.a, link.b] {
-                let shaping = InterfaceShaping(interface: end.interface, shaper: plan.shaper, conditions: after)
-                let old = InterfaceShaping(interface: end.interface, shaper: plan.shaper, conditions: before)
+                let shaping = plan.shaping(end, of: link, conditions: after)
+                let old = plan.shaping(end, of: link, conditions: before)
                 if shaping.tcLines != old.tcLines { tcByNode[end.node, default: []] += shaping.tcLines }
                 nftByNode[end.node, default: []] += shaping.nftLines(from: old.conditions)
             }

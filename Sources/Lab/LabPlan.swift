@@ -11,6 +11,8 @@ public struct LabPlan: Sendable {
     public let topology: Topology
     public let runID: String
     public let shaper: Shaper
+    /// Whether the kernel has `sch_red`: a VNet's queue policy is RED, or a tail-drop limit.
+    public let red: Bool
 
     /// A veth link as built: two ends, their addresses, and what it is for.
     public struct PlannedLink: Sendable, Equatable {
@@ -33,10 +35,11 @@ public struct LabPlan: Sendable {
     public static let ingressInterface = "snd"
     public static let egressInterface = "rcv"
 
-    public init(topology: Topology, runID: String, shaper: Shaper) throws {
+    public init(topology: Topology, runID: String, shaper: Shaper, red: Bool = false) throws {
         self.topology = topology
         self.runID = runID
         self.shaper = shaper
+        self.red = red
         var links: [PlannedLink] = []
         var next: UInt32 = IPv4Address("198.19.0.0")!.value
         func allocate() -> (IPv4Address, IPv4Address) {
@@ -95,12 +98,12 @@ public struct LabPlan: Sendable {
         }
         for link in links {
             commands.append(
-                ["ip", "-n", namespace(link.a.node), "link", "add", link.a.interface, "type", "veth", "peer", "name",
+                ["ip", "-n", namespace(link.a.node), "link", "add", "name", link.a.interface, "type", "veth", "peer", "name",
                  link.b.interface, "netns", namespace(link.b.node)])
             commands.append(["ip", "-n", namespace(link.a.node), "addr", "add", "\(link.aAddress)/30", "dev", link.a.interface])
             commands.append(["ip", "-n", namespace(link.b.node), "addr", "add", "\(link.bAddress)/30", "dev", link.b.interface])
-            commands.append(["ip", "-n", namespace(link.a.node), "link", "set", link.a.interface, "up"])
-            commands.append(["ip", "-n", namespace(link.b.node), "link", "set", link.b.interface, "up"])
+            commands.append(["ip", "-n", namespace(link.a.node), "link", "set", "dev", link.a.interface, "up"])
+            commands.append(["ip", "-n", namespace(link.b.node), "link", "set", "dev", link.b.interface, "up"])
         }
         let sender = namespace(topology.sender)
         let receiver = namespace(topology.receiver)
@@ -111,13 +114,79 @@ public struct LabPlan: Sendable {
             let egressLink = links.first { $0.access && $0.vnet == index && $0.b.node == topology.receiver }!
             commands.append(["ip", "-n", sender, "tuntap", "add", "dev", vnet.tun, "mode", "tun"])
             commands.append(["ip", "-n", sender, "addr", "add", "\(tunAddress(vnet: index))/30", "dev", vnet.tun])
-            commands.append(["ip", "-n", sender, "link", "set", vnet.tun, "up"])
+            commands.append(["ip", "-n", sender, "link", "set", "dev", vnet.tun, "up"])
             commands.append(["ip", "-n", sender, "rule", "add", "iif", vnet.tun, "lookup", table, "pref", String(1000 + index)])
             commands.append(
                 ["ip", "-n", sender, "route", "add", receiverAddress.description, "via", ingressLink.bAddress.description, "table", table])
             commands.append(["ip", "-n", receiver, "route", "add", senderPrefix(vnet: index), "via", egressLink.aAddress.description])
         }
         return commands
+    }
+
+    /// How one end of a transit link is shaped under `conditions`: the shaper, and the queue
+    /// policy of the link's VNet.
+    public func shaping(_ end: Topology.Endpoint, of link: PlannedLink, conditions: LinkConditions) -> InterfaceShaping {
+        InterfaceShaping(interface: end.interface, shaper: shaper, conditions: conditions, queue: topology.vnets[link.vnet].queue, red: red)
+    }
+
+    /// The queue each VNet's links have here, for results: `RED min 2 max 10 ...` or the
+    /// tail-drop limit that stands in for it.
+    public var queueSummaries: [String: String] {
+        Dictionary(uniqueKeysWithValues: topology.vnets.map { ($0.name, InterfaceShaping.queueSummary($0.queue, red: red, shaper: shaper)) })
+    }
+
+    // MARK: - Traffic classes
+
+    /// The firewall mark the edge gives packets of VNet `vnet`'s classes (and the policy
+    /// routing rule's preference that sends that mark into the VNet's table).
+    public static func classMark(vnet: Int) -> Int { 0x10 + vnet }
+    public static func classRulePreference(vnet: Int) -> Int { 900 + vnet }
+
+    /// The classifying edge, as commands after `buildCommands`: the sender node's main table
+    /// routes the receiver through the default VNet (so ordinary sockets have a route and a
+    /// source address), and a policy routing rule per classed VNet sends its firewall mark into
+    /// the VNet's table. The marks come from `classifierRules`. Empty without classes.
+    public var classifierCommands: [[String]] {
+        guard !topology.classes.isEmpty else { return [] }
+        let sender = namespace(topology.sender)
+        let fallback = topology.defaultVNet.flatMap { name in topology.vnets.firstIndex { $0.name == name } } ?? 0
+        let access = links.first { $0.access && $0.vnet == fallback && $0.a.node == topology.sender }!
+        var commands = [["ip", "-n", sender, "route", "add", receiverAddress.description, "via", access.bAddress.description]]
+        for (index, vnet) in topology.vnets.enumerated() where topology.classes.contains(where: { $0.vnet == vnet.name }) {
+            commands.append(
+                ["ip", "-n", sender, "rule", "add", "fwmark", String(Self.classMark(vnet: index)), "lookup", String(100 + index + 1), "pref",
+                 String(Self.classRulePreference(vnet: index))])
+        }
+        return commands
+    }
+
+    /// nftables rules (an `nft -f` file) for the sender node: packets to the receiver get the
+    /// mark of their class's VNet by their DSCP, both those its own sockets send (the output
+    /// hook, in a `route` chain, so the kernel routes them again with the mark) and those it
+    /// forwards from other hosts (prerouting). Packets from the tuns are left alone: the
+    /// multi-net sender picks their VNet itself. Counters per class show what was classified.
+    public var classifierRules: String? {
+        guard !topology.classes.isEmpty else { return nil }
+        var rules: [String] = []
+        for cls in topology.classes {
+            guard let index = topology.vnets.firstIndex(where: { $0.name == cls.vnet }), let mark = try? cls.mark else { continue }
+            rules.append("ip daddr \(receiverAddress) ip dscp \(mark.dscp) counter meta mark set \(Self.classMark(vnet: index)) comment \"\(cls.name)\"")
+        }
+        let tuns = topology.vnets.map { "\"\($0.tun)\"" }.joined(separator: ", ")
+        return """
+            table ip vnetclass {
+              chain out {
+                type route hook output priority mangle;
+            \(rules.map { "    " + $0 + ";" }.joined(separator: "\n"))
+              }
+              chain pre {
+                type filter hook prerouting priority mangle;
+                iifname { \(tuns) } return;
+            \(rules.map { "    " + $0 + ";" }.joined(separator: "\n"))
+              }
+            }
+
+            """
     }
 
     /// Interfaces of `node` that lead to another router (shaped, blackholable).

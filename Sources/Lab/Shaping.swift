@@ -61,18 +61,27 @@ public struct InterfaceShaping: Equatable, Sendable {
     public var interface: String
     public var shaper: Shaper
     public var conditions: LinkConditions
+    /// The VNet's queue management (nil: the shaper's own queue, from `queueMs`).
+    public var queue: Topology.QueuePolicy?
+    /// Whether the kernel has `sch_red`; without it the queue policy is a tail-drop limit.
+    public var red: Bool
 
-    public init(interface: String, shaper: Shaper, conditions: LinkConditions) {
+    public init(interface: String, shaper: Shaper, conditions: LinkConditions, queue: Topology.QueuePolicy? = nil, red: Bool = false) {
         self.interface = interface
         self.shaper = shaper
         self.conditions = conditions
+        self.queue = queue
+        self.red = red
     }
+
+    static let ethernetHeaderBytes = 14
 
     /// Packets of about this size are assumed when a queue time becomes a netem packet limit.
     static let typicalPacketBytes = 1000.0
 
     /// `tc -batch` lines (without the leading `tc`).
     public var tcLines: [String] {
+        if let queue { return queueLines(queue) }
         let c = conditions
         switch shaper {
         case .netem:
@@ -97,6 +106,53 @@ public struct InterfaceShaping: Equatable, Sendable {
             let limit = Int(bits * c.queueMs / 1000 / 8) + burst
             return ["qdisc replace dev \(interface) root handle 1: tbf rate \(Int(bits.rounded()))bit burst \(burst) limit \(limit)"]
         }
+    }
+
+    /// With a queue policy the queue sits under a TBF that sets the rate: RED as its child
+    /// (handle 2:), or TBF's own tail-drop queue cut at RED's max threshold. Under the netem
+    /// shaper a netem root (delay, jitter, loss; handle 1:) comes first, and TBF and RED hang
+    /// below it (handles 2: and 3:). Changing a TBF replaces its child with a plain FIFO, so
+    /// the child's line always follows; the lines are the same whatever changed.
+    func queueLines(_ queue: Topology.QueuePolicy) -> [String] {
+        let c = conditions
+        let bits = c.rate?.bitsPerSecond ?? 10e9
+        let burst = Self.tbfBurstBytes(bits)
+        // tc counts a packet's bytes on the link: its IPv4 bytes and the 14 B Ethernet header.
+        let packet = Double(queue.packetBytes + Self.ethernetHeaderBytes)
+        let tailDrop = Int((queue.redMaxPackets * packet).rounded())
+        var lines: [String] = []
+        var parent = "root"
+        var handle = 1
+        if shaper == .netem {
+            var line = "qdisc replace dev \(interface) root handle 1: netem limit 10000"
+            if c.delayMs > 0 || c.jitterMs > 0 {
+                line += " delay \(number(c.delayMs))ms"
+                if c.jitterMs > 0 { line += " \(number(c.jitterMs))ms" }
+            }
+            if c.lossPct > 0 { line += " loss random \(number(c.lossPct))%" }
+            lines.append(line)
+            parent = "parent 1:1"
+            handle = 2
+        }
+        lines.append("qdisc replace dev \(interface) \(parent) handle \(handle): tbf rate \(Int(bits.rounded()))bit burst \(burst) limit \(tailDrop)")
+        if red {
+            let minBytes = Int((queue.redMinPackets * packet).rounded())
+            let maxBytes = Int((queue.redMaxPackets * packet).rounded())
+            // tc-red(8): burst = (2 min + max) / (3 avpkt), in packets; it sets the averaging weight.
+            let redBurst = max(1, Int(((2 * queue.redMinPackets + queue.redMaxPackets) / 3).rounded(.up)))
+            lines.append(
+                "qdisc replace dev \(interface) parent \(handle):1 handle \(handle + 1): red limit \(Int(Double(queue.limitPackets) * packet)) "
+                    + "min \(minBytes) max \(maxBytes) avpkt \(Int(packet)) burst \(redBurst) probability \(number(queue.redProbability)) "
+                    + "bandwidth \(Int(bits.rounded()))bit")
+        }
+        return lines
+    }
+
+    /// What queue a link with this policy gets here, for results.
+    public static func queueSummary(_ queue: Topology.QueuePolicy?, red: Bool, shaper: Shaper) -> String {
+        guard let queue else { return "\(shaper.rawValue) FIFO (queue_ms of the link's rate)" }
+        if red { return queue.summary }
+        return "tail drop at \(queue.redMaxPackets.plainText) packets of \(queue.packetBytes) B (RED's max threshold; this kernel has no sch_red)"
     }
 
     /// At least one MTU and at least rate/HZ (HZ 250 on Debian kernels), or TBF under-delivers.

@@ -15,11 +15,93 @@ public struct Topology: Codable, Sendable, Equatable {
     /// The receiver's address, on its loopback; every VNet routes to it.
     public var receiverAddress: String
     public var vnets: [VNet]
+    /// Traffic classes: the sender node, as the VNets' edge router, sends packets to the
+    /// receiver into the VNet of their TT mark (see `Docs/lab.md`, "Traffic classes").
+    public var classes: [TrafficClass]
+    /// Where the edge sends the receiver's traffic that matches no class (ordinary sockets in
+    /// the sender node); nil: the first VNet.
+    public var defaultVNet: String?
 
     enum CodingKeys: String, CodingKey {
         case name, description, sender, receiver
         case receiverAddress = "receiver_address"
         case vnets = "vnet"
+        case classes = "class"
+        case defaultVNet = "default_vnet"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        sender = try c.decode(String.self, forKey: .sender)
+        receiver = try c.decode(String.self, forKey: .receiver)
+        receiverAddress = try c.decode(String.self, forKey: .receiverAddress)
+        vnets = try c.decode([VNet].self, forKey: .vnets)
+        classes = try c.decodeIfPresent([TrafficClass].self, forKey: .classes) ?? []
+        defaultVNet = try c.decodeIfPresent(String.self, forKey: .defaultVNet)
+    }
+
+    /// A traffic class: packets whose TT field carries `tt` (its DSCP: the TOS byte's top six
+    /// bits) go into VNet `vnet`.
+    public struct TrafficClass: Codable, Sendable, Equatable {
+        public var name: String
+        /// A DSCP name (`EF`, `AF11`) or the TOS byte (`0xb8`); its two ECN bits must be zero.
+        public var tt: String
+        public var vnet: String
+
+        public var mark: TrafficMark { get throws { try TrafficMark(parsing: tt) } }
+    }
+
+    /// Queue management on every shaped link of a VNet: RED where the kernel has `sch_red`,
+    /// otherwise a tail-drop queue limit at RED's max threshold (named in the results).
+    /// Thresholds count packets of `packet_bytes`, as in the paper's Click RED.
+    public struct QueuePolicy: Codable, Sendable, Equatable {
+        public var redMinPackets: Double
+        public var redMaxPackets: Double
+        public var redProbability: Double
+        /// The packet size the thresholds count (tc's avpkt), bytes.
+        public var packetBytes: Int
+        /// The hard limit of the RED queue, packets (default 4 x the max threshold).
+        public var limitPackets: Int
+
+        enum CodingKeys: String, CodingKey {
+            case redMinPackets = "red_min_packets"
+            case redMaxPackets = "red_max_packets"
+            case redProbability = "red_probability"
+            case packetBytes = "packet_bytes"
+            case limitPackets = "limit_packets"
+        }
+
+        public init(redMinPackets: Double, redMaxPackets: Double, redProbability: Double, packetBytes: Int, limitPackets: Int? = nil) {
+            self.redMinPackets = redMinPackets
+            self.redMaxPackets = redMaxPackets
+            self.redProbability = redProbability
+            self.packetBytes = packetBytes
+            self.limitPackets = limitPackets ?? Int((redMaxPackets * 4).rounded(.up))
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(
+                redMinPackets: try c.number(.redMinPackets) ?? 0, redMaxPackets: try c.number(.redMaxPackets) ?? 0,
+                redProbability: try c.number(.redProbability) ?? 0, packetBytes: Int(try c.number(.packetBytes) ?? 1000),
+                limitPackets: try c.number(.limitPackets).map { Int($0) })
+        }
+
+        func validate() throws {
+            guard redMinPackets > 0, redMaxPackets > redMinPackets else {
+                throw LabError("queue: red_min_packets must be positive and red_max_packets larger")
+            }
+            guard redProbability > 0, redProbability <= 1 else { throw LabError("queue: red_probability must be in (0, 1]") }
+            guard (64...65535).contains(packetBytes) else { throw LabError("queue: packet_bytes must be 64-65535") }
+            guard Double(limitPackets) >= redMaxPackets else { throw LabError("queue: limit_packets must be at least red_max_packets") }
+        }
+
+        /// `RED min 2 max 10 p 0.02 (packets of 256 B)`.
+        public var summary: String {
+            "RED min \(redMinPackets.plainText) max \(redMaxPackets.plainText) p \(redProbability.plainText) (packets of \(packetBytes) B)"
+        }
     }
 
     /// One virtual network: its routers, its links, its OSPF instance.
@@ -35,9 +117,11 @@ public struct Topology: Codable, Sendable, Equatable {
         public var ingress: String
         public var egress: String
         public var links: [Link]
+        /// Queue management on its links (nil: the shaper's plain queue).
+        public var queue: QueuePolicy?
 
         enum CodingKeys: String, CodingKey {
-            case name, tun, routers, ingress, egress
+            case name, tun, routers, ingress, egress, queue
             case helloS = "hello_s"
             case deadS = "dead_s"
             case links = "link"
@@ -170,6 +254,26 @@ public struct Topology: Codable, Sendable, Equatable {
             guard seen.contains(vnet.egress) else { throw fail("VNet \(vnet.name): no link path from \(vnet.ingress) to \(vnet.egress)") }
         }
         guard Set(vnets.map(\.name)).count == vnets.count else { throw fail("VNet names must be unique") }
+        for vnet in vnets {
+            do { try vnet.queue?.validate() } catch { throw fail("VNet \(vnet.name): \(error)") }
+        }
+        let names = vnets.map(\.name).joined(separator: ", ")
+        if let defaultVNet, !vnets.contains(where: { $0.name == defaultVNet }) {
+            throw fail("default_vnet '\(defaultVNet)' is not a VNet (\(names))")
+        }
+        var dscps: [UInt8: String] = [:]
+        for cls in classes {
+            let mark: TrafficMark
+            do { mark = try cls.mark } catch { throw fail("class '\(cls.name)': \(error)") }
+            guard mark.tos & 0x03 == 0 else {
+                throw fail("class '\(cls.name)': tt \(cls.tt) sets ECN bits; a class is a DSCP (the TOS byte's top six bits)")
+            }
+            guard vnets.contains(where: { $0.name == cls.vnet }) else { throw fail("class '\(cls.name)': no VNet '\(cls.vnet)' (\(names))") }
+            if let other = dscps.updateValue(cls.name, forKey: mark.dscp) {
+                throw fail("classes '\(other)' and '\(cls.name)' have the same DSCP \(mark.dscp)")
+            }
+        }
+        guard Set(classes.map(\.name)).count == classes.count else { throw fail("class names must be unique") }
     }
 
     static func isNodeName(_ name: String) -> Bool {

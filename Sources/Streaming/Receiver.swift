@@ -7,7 +7,8 @@ import Packets
 
 public struct ReceiverConfiguration: Sendable {
     public var listen: UDPEndpoint
-    /// The stream to account; nil takes the first one that arrives.
+    /// The stream to account; nil accounts every stream that arrives (the first is the one
+    /// `report` gives; `streams` has them all).
     public var streamID: UInt32?
     /// Length of the accounting intervals (binned by send time), seconds.
     public var interval: Double = 30
@@ -34,7 +35,10 @@ public struct ReceiverConfiguration: Sendable {
 
 /// What the receiver measured: the loss report, and what its captures and reports did.
 public struct ReceiverResult: Codable, Sendable {
+    /// The first stream's report.
     public var report: LossReport?
+    /// Every stream's report, in the order they first arrived.
+    public var streams: [LossReport]
     public var reportsSent: Int
     public var captures: [InterfaceCapture.Summary]
     /// Why the receiver stopped: `end` (the sender's message, then the linger), `idle`,
@@ -42,22 +46,24 @@ public struct ReceiverResult: Codable, Sendable {
     public var stoppedBy: String
 
     enum CodingKeys: String, CodingKey {
-        case report, captures
+        case report, captures, streams
         case reportsSent = "reports_sent"
         case stoppedBy = "stopped_by"
     }
 }
 
-/// Receives one stream on one UDP socket and accounts every packet per path.
+/// Receives streams on one UDP socket and accounts every packet per stream and per path.
 public final class Receiver {
     public let configuration: ReceiverConfiguration
     private let socket: UDPSocket
     private var captures: [InterfaceCapture] = []
-    private var accounting: StreamAccounting?
-    /// Drops before the stream is known are kept here and merged in.
+    /// Every stream's accounting, and the order in which they first arrived.
+    private var streams: [UInt32: StreamAccounting] = [:]
+    private var order: [UInt32] = []
+    /// Drops before any stream is known are kept here and merged into the first.
     private var earlyDrops: [Wire.DropReason: Int] = [:]
-    /// Where each path's reports go: the source of that path's latest packet.
-    private var returnAddresses: [UInt8: UDPEndpoint] = [:]
+    /// Where each stream's reports go, per path: the source of that path's latest packet.
+    private var returnAddresses: [UInt32: [UInt8: UDPEndpoint]] = [:]
     private var reportSequence: UInt32 = 0
     private var buffer = [UInt8](repeating: 0, count: 65536)
 
@@ -90,7 +96,7 @@ public final class Receiver {
 
     /// Receives until the stream ends (or a timeout); returns the results. Captures stop too.
     public func run() throws -> ReceiverResult {
-        configuration.packetLog?("mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos")
+        configuration.packetLog?("mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos,stream")
         let begin = MonotonicClock.now()
         let reportPeriod = UInt64(configuration.reportMilliseconds) * 1_000_000
         var nextReport = begin + reportPeriod
@@ -108,11 +114,11 @@ public final class Receiver {
                 stoppedBy = "end"
                 break loop
             }
-            if let last = accounting?.lastArrival, accounting != nil, now >= last + seconds(configuration.idleTimeout) {
+            if let last = streams.values.map(\.lastArrival).max(), now >= last + seconds(configuration.idleTimeout) {
                 stoppedBy = "idle"
                 break loop
             }
-            if accounting == nil, now >= begin + seconds(configuration.startTimeout) {
+            if streams.isEmpty, now >= begin + seconds(configuration.startTimeout) {
                 stoppedBy = "no_stream"
                 break loop
             }
@@ -126,7 +132,9 @@ public final class Receiver {
         }
         reportsSent += try sendReports(now: MonotonicClock.now())
         let summaries = stopCaptures()
-        return ReceiverResult(report: lossReport(), reportsSent: reportsSent, captures: summaries, stoppedBy: stoppedBy)
+        return ReceiverResult(
+            report: lossReport(), streams: order.compactMap { streamReport($0) }, reportsSent: reportsSent, captures: summaries,
+            stoppedBy: stoppedBy)
     }
 
     private func seconds(_ value: Double) -> UInt64 { UInt64(value * 1e9) }
@@ -138,11 +146,15 @@ public final class Receiver {
         return captures.map { $0.stop() }
     }
 
-    /// The loss report as it stands, with drops from before the stream was known.
-    public func lossReport() -> LossReport? {
-        guard var accounting else { return nil }
-        for (reason, count) in earlyDrops {
-            for _ in 0..<count { accounting.drop(reason) }
+    /// The first stream's loss report as it stands, with drops from before it was known.
+    public func lossReport() -> LossReport? { order.first.flatMap { streamReport($0) } }
+
+    private func streamReport(_ id: UInt32) -> LossReport? {
+        guard var accounting = streams[id] else { return nil }
+        if id == order.first {
+            for (reason, count) in earlyDrops {
+                for _ in 0..<count { accounting.drop(reason) }
+            }
         }
         return accounting.lossReport()
     }
@@ -157,26 +169,33 @@ public final class Receiver {
             case .success(.media):
                 switch MediaHeader.decode(datagram) {
                 case .success(let header):
-                    if accounting == nil, configuration.streamID == nil || configuration.streamID == header.streamID {
-                        accounting = StreamAccounting(
-                            streamID: header.streamID, intervalSeconds: configuration.interval, frameTypes: configuration.frameTypes)
+                    let id = header.streamID
+                    if let wanted = configuration.streamID, wanted != id {
+                        // Another stream: counted against the one asked for, once it is known.
+                        if streams[wanted] != nil {
+                            streams[wanted]!.record(header, bytes: arrival.count, tos: arrival.tos, arrival: now)
+                        }
+                        return false
                     }
-                    guard accounting != nil else { return false }
-                    accounting!.record(header, bytes: arrival.count, tos: arrival.tos, arrival: now, kernelStamp: arrival.kernelTimeNanoseconds)
-                    if header.streamID == accounting!.streamID, let packetLog = configuration.packetLog {
+                    if streams[id] == nil {
+                        streams[id] = StreamAccounting(streamID: id, intervalSeconds: configuration.interval, frameTypes: configuration.frameTypes)
+                        order.append(id)
+                    }
+                    streams[id]!.record(header, bytes: arrival.count, tos: arrival.tos, arrival: now, kernelStamp: arrival.kernelTimeNanoseconds)
+                    if let packetLog = configuration.packetLog {
                         packetLog(
-                            "\(now),\(header.streamSequence),\(Int(header.pathID) + 1),\(header.pathSequence),\(header.frameNumber),\(arrival.count + IPv4UDP.headerSize),\(arrival.tos.map(String.init) ?? "")")
+                            "\(now),\(header.streamSequence),\(Int(header.pathID) + 1),\(header.pathSequence),\(header.frameNumber),\(arrival.count + IPv4UDP.headerSize),\(arrival.tos.map(String.init) ?? ""),\(id)")
                     }
-                    if header.streamID == accounting!.streamID { returnAddresses[header.pathID] = arrival.source }
+                    returnAddresses[id, default: [:]][header.pathID] = arrival.source
                 case .failure(let reason): drop(reason)
                 }
             case .success(.streamEnd):
                 switch StreamEnd.decode(datagram) {
                 case .success(let end):
-                    guard accounting != nil else { return false }
-                    let had = accounting!.end != nil
-                    accounting!.record(end, arrival: now)
-                    return !had && accounting!.end != nil
+                    guard streams[end.streamID] != nil else { return false }
+                    let had = streams.values.allSatisfy { $0.end != nil }
+                    streams[end.streamID]!.record(end, arrival: now)
+                    return !had && streams.values.allSatisfy { $0.end != nil }
                 case .failure(let reason): drop(reason)
                 }
             case .success(.report):
@@ -187,16 +206,19 @@ public final class Receiver {
     }
 
     private func drop(_ reason: Wire.DropReason) {
-        if accounting != nil { accounting!.drop(reason) } else { earlyDrops[reason, default: 0] += 1 }
+        if let first = order.first { streams[first]!.drop(reason) } else { earlyDrops[reason, default: 0] += 1 }
     }
 
-    /// Sends the current report to every path's return address; returns how many went out.
+    /// Sends each stream's current report to its paths' return addresses; returns how many went
+    /// out (a stream from a plain socket, whose source has no route back, gets none).
     private func sendReports(now: UInt64) throws -> Int {
-        guard let accounting, !returnAddresses.isEmpty else { return 0 }
-        let bytes = accounting.report(sequence: reportSequence, now: now).encoded
-        reportSequence &+= 1
         var sent = 0
-        for endpoint in Set(returnAddresses.values) where try socket.send(bytes, to: endpoint) { sent += 1 }
+        for id in order {
+            guard let accounting = streams[id], let addresses = returnAddresses[id] else { continue }
+            let bytes = accounting.report(sequence: reportSequence, now: now).encoded
+            for endpoint in Set(addresses.values) where try socket.send(bytes, to: endpoint) { sent += 1 }
+        }
+        reportSequence &+= 1
         return sent
     }
 }

@@ -60,12 +60,13 @@ extension LabCommand {
         func run() throws {
             let model = try Topology.load(topology)
             if dryRun {
-                let plan = try LabPlan(topology: model, runID: id ?? "ID", shaper: shaper.shaper ?? .tbf)
+                let plan = try LabPlan(topology: model, runID: id ?? "ID", shaper: shaper.shaper ?? .tbf, red: shaper.shaper == .netem)
                 for node in plan.nodes { print("ip netns add \(plan.namespace(node))") }
-                for argv in plan.buildCommands { print(argv.joined(separator: " ")) }
+                for argv in plan.buildCommands + plan.classifierCommands { print(argv.joined(separator: " ")) }
+                if let rules = plan.classifierRules { print("ip netns exec \(plan.namespace(model.sender)) nft -f - <<EOF\n\(rules)EOF") }
                 for link in plan.transitLinks {
                     for end in [link.a, link.b] {
-                        let shaping = InterfaceShaping(interface: end.interface, shaper: plan.shaper, conditions: link.initial)
+                        let shaping = plan.shaping(end, of: link, conditions: link.initial)
                         for line in shaping.tcLines { print("tc -n \(plan.namespace(end.node)) \(line)") }
                     }
                 }

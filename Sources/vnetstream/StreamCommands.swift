@@ -195,11 +195,12 @@ enum SendMode: String, ExpressibleByArgument, CaseIterable {
 
 struct Recv: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Receive a stream on one UDP socket, account every packet per path and interval, and report back over every VNet.",
+        abstract: "Receive streams on one UDP socket, account every packet per stream, path and interval, and report back over every VNet.",
         discussion: """
             Stops by itself: after the sender's end-of-stream message (plus --linger), or when \
             nothing arrives for --idle-timeout, or when no stream starts within --start-timeout. \
-            Prints the loss table as Markdown; --json and --csv write it to files.
+            Prints each stream's loss table as Markdown; --json writes every stream's, --csv the \
+            first stream's.
             """)
 
     @Option(help: "Address and port to receive on (0.0.0.0 for any address).")
@@ -211,7 +212,7 @@ struct Recv: ParsableCommand {
     @Option(help: "Milliseconds between reports to the sender.")
     var reportMs: Int = 100
 
-    @Option(help: "The stream to account (default: the first that arrives).")
+    @Option(help: "The stream to account (default: every stream that arrives).")
     var streamID: UInt32?
 
     @Option(help: "The trace the sender streams: names the type of frames of which nothing arrived.")
@@ -240,7 +241,7 @@ struct Recv: ParsableCommand {
     @Option(name: .customLong("capture"), help: "An interface to capture on (repeat; default with --pcap-dir: every interface but lo).")
     var captureInterfaces: [String] = []
 
-    @Option(help: "Write one CSV line per packet of the stream received to this file (CLOCK_MONOTONIC arrival, stream and path sequence, VNet, bytes, TOS).")
+    @Option(help: "Write one CSV line per packet received to this file (CLOCK_MONOTONIC arrival, stream and path sequence, VNet, bytes, TOS, stream id).")
     var packetLog: String?
 
     func validate() throws {
@@ -277,12 +278,82 @@ struct Recv: ParsableCommand {
             throw ValidationError("no stream arrived on \(listen) within \(decimal(startTimeout, 0)) s")
         }
         if let csv { try writeText(report.csv, to: csv) }
-        print(report.markdown, terminator: "")
+        for stream in result.streams { print(stream.markdown, terminator: "") }
         for capture in result.captures {
             print("captured \(capture.packets) packets on \(capture.interface) into \(capture.file)")
         }
     }
 }
+
+struct SendMarked: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send-marked",
+        abstract: "Send streams of equal packets from plain UDP sockets, each marked with its own TT field (IP_TOS).",
+        discussion: """
+            What any application can do: no tun, no split. The network picks each packet's VNet \
+            (a lab whose topology declares [[class]]es classifies by the mark at its edge). One \
+            stream per --mark, stream ids 1, 2, ... in that order, all interleaved on their \
+            schedules; `vnetstream recv` accounts each. Prints a JSON summary.
+            """)
+
+    @Option(help: "Where to send (the receiver's address and port).")
+    var to: UDPEndpoint
+
+    @Option(name: .customLong("mark"), help: "A stream's TT mark: a DSCP name (EF, AF11) or the TOS byte (0xb8). Repeat for more streams.")
+    var marks: [String]
+
+    @Option(help: "Packets per second of each stream (the mean, with Poisson arrivals).")
+    var rate: Double = 450
+
+    @Option(help: "IPv4 bytes of every packet (headers included).")
+    var packetBytes: Int = 256
+
+    @Option(help: "Packets per stream.")
+    var count: Int = 10_000
+
+    @Option(help: "How packets are spaced: constant, or poisson (exponential gaps).")
+    var arrivals: Arrivals = .constant
+
+    @Option(help: "Seed of the Poisson arrivals (stream N uses seed + N - 1).")
+    var seed: UInt64 = 1
+
+    @Option(help: "CLOCK_MONOTONIC nanoseconds at which the first packets are due (default: at once).")
+    var startAt: UInt64?
+
+    @Option(help: "Write one CSV line per packet sent to this file (CLOCK_MONOTONIC send time, stream, sequence, bytes, TOS).")
+    var packetLog: String?
+
+    @Option(help: "Write the summary as JSON to this file too.")
+    var json: String?
+
+    func validate() throws {
+        if marks.isEmpty { throw ValidationError("give at least one --mark.") }
+        for mark in marks { _ = try parseMark(mark) }
+    }
+
+    func run() throws {
+        var configuration = MarkedSenderConfiguration(destination: to, marks: try marks.map(parseMark))
+        configuration.packetsPerSecond = rate
+        configuration.packetBytes = packetBytes
+        configuration.count = count
+        configuration.arrivals = arrivals
+        configuration.seed = seed
+        configuration.startAt = startAt
+        let packetFile = try packetLog.map { try LineFile(path: $0) }
+        if let packetFile { configuration.packetLog = { packetFile.write($0) } }
+        let summary = try MarkedSender(configuration).run()
+        packetFile?.close()
+        let text = try encodeJSON(summary)
+        if let json { try writeText(text + "\n", to: json) }
+        print(text)
+    }
+
+    private func parseMark(_ text: String) throws -> TrafficMark {
+        do { return try TrafficMark(parsing: text) } catch { throw ValidationError("--mark \(text): \(error)") }
+    }
+}
+
+extension Arrivals: ExpressibleByArgument {}
 
 func writeText(_ text: String, to path: String) throws {
     do { try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {

@@ -13,5 +13,5 @@ struct VNetStream: ParsableCommand {
             See README.md for the experiment and Docs/ for formats.
             """,
         version: "0.1.0 (libavformat \(VideoTraceExtractor.libraryVersion), \(String(cString: pcap_lib_version())))",
-        subcommands: [RunExperiment.self, Report.self, TraceCommand.self, Send.self, Recv.self, LabCommand.self])
+        subcommands: [RunExperiment.self, Report.self, TraceCommand.self, Send.self, SendMarked.self, Recv.self, CaptureCommand.self, LabCommand.self])
 }

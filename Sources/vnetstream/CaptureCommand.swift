@@ -1,0 +1,55 @@
+import ArgumentParser
+import Capture
+import Foundation
+import Pacing
+
+struct CaptureCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capture",
+        abstract: "Capture what arrives on an interface into a pcap file with libpcap, for a bounded time.",
+        discussion: """
+            Inbound packets only, through a BPF filter. Stops after --seconds, after --packets, or \
+            on SIGINT/SIGTERM, and always flushes the file; prints a JSON summary. Run it inside a \
+            lab namespace with `vnetstream lab exec` or `ip netns exec`. Needs root (CAP_NET_RAW).
+            """)
+
+    @Option(help: "The interface to capture on.")
+    var interface: String
+
+    @Option(help: "The pcap file to write.")
+    var pcap: String
+
+    @Option(help: "A BPF filter (tcpdump syntax).")
+    var filter: String = "ip"
+
+    @Option(help: "Stop after this many seconds.")
+    var seconds: Double = 60
+
+    @Option(help: "Stop after this many packets (0: no limit).")
+    var packets: Int = 0
+
+    func validate() throws {
+        if !(seconds > 0) || seconds > 86400 { throw ValidationError("--seconds must be above 0 and at most 86400.") }
+        if packets < 0 { throw ValidationError("--packets must not be negative.") }
+    }
+
+    func run() throws {
+        let capture = try InterfaceCapture(interface: interface, file: pcap, filter: filter)
+        let stop = DispatchSemaphore(value: 0)
+        let guards = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            return source
+        }
+        let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
+        while MonotonicClock.now() < deadline {
+            if stop.wait(timeout: .now() + .milliseconds(100)) == .success { break }
+            if packets > 0 && capture.packetsSoFar >= packets { break }
+        }
+        _ = guards
+        let summary = capture.stop()
+        print(try encodeJSON(summary))
+    }
+}
