@@ -49,7 +49,7 @@ let package = Package(
             name: "Lab",
             dependencies: ["Units", "Packets", "CNetShims", .product(name: "TOMLKit", package: "TOMLKit")]),
         // Experiments: many runs side by side, each in its own lab, and their results and reports.
-        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Capture"]),
+        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Packets", "Capture"]),
         // Frame traces from real video files through libavformat / libavcodec's parsers.
         .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
         .systemLibrary(

@@ -31,12 +31,11 @@ struct RunExperiment: ParsableCommand {
     var check = false
 
     func run() throws {
+        if try ExperimentKind.of(experiment) == "classes" { return try runClasses() }
         let file = try ExperimentFile.load(experiment)
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
-        let resolvedBinary = CommandLine.arguments[0].contains("/") ? binary : (try? Command.locate("vnetstream")) ?? binary
         let runner = try ExperimentRunner(
             file: file, path: experiment,
-            options: .init(out: out, shaper: shaper.shaper, binary: resolvedBinary, redraw: isatty(1) != 0) { print($0) })
+            options: .init(out: out, shaper: shaper.shaper, binary: try selfBinary(), redraw: isatty(1) != 0) { print($0) })
         let guards = onInterrupt {
             Lab.interrupt()
             // The runner stops its runs and removes its labs; give it the time to.
@@ -49,8 +48,35 @@ struct RunExperiment: ParsableCommand {
         print(report.markdown)
         print(report.targetsMarkdown)
         print("results: \(out)/results.json; tables and plots: \(written.joined(separator: ", "))")
-        try checkTargets(report, enforce: check)
+        try checkTargets(report.targets, enforce: check)
     }
+}
+
+extension RunExperiment {
+    /// A class experiment (`kind = "classes"`): one lab, a stream per class, per-class loss and delay.
+    func runClasses() throws {
+        let file = try ClassExperimentFile.load(experiment)
+        let runner = try ClassExperimentRunner(
+            file: file, path: experiment, options: .init(out: out, shaper: shaper.shaper, binary: try selfBinary(), redraw: false) { print($0) })
+        let guards = onInterrupt {
+            Lab.interrupt()
+            Thread.sleep(forTimeInterval: 15)
+        }
+        let results = try runner.run()
+        _ = guards
+        let report = ClassReport(results: results)
+        let written = try report.write(folder: out)
+        print(report.markdown)
+        print(report.targetsMarkdown)
+        print("results: \(out)/results.json; report: \(written.joined(separator: ", "))")
+        try checkTargets(report.targets, enforce: check)
+    }
+}
+
+/// This binary's path, for the processes the runners start inside namespaces.
+func selfBinary() throws -> String {
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    return CommandLine.arguments[0].contains("/") ? binary : (try? Command.locate("vnetstream")) ?? binary
 }
 
 struct Report: ParsableCommand {
@@ -73,19 +99,27 @@ struct Report: ParsableCommand {
     var check = false
 
     func run() throws {
+        if ClassResults.isClassResults("\(folder)/results.json") {
+            let report = ClassReport(results: try ClassResults.load("\(folder)/results.json"))
+            let written = try report.write(folder: folder)
+            print(report.markdown)
+            print(report.targetsMarkdown)
+            print("wrote \(written.joined(separator: ", "))")
+            return try checkTargets(report.targets, enforce: check)
+        }
         let results = try ExperimentResults.load("\(folder)/results.json")
         let report = ExperimentReport(results: results, folder: folder)
         let written = try report.write(plotsCopy: plots)
         print(report.markdown)
         print(report.targetsMarkdown)
         print("wrote \(written.joined(separator: ", "))")
-        try checkTargets(report, enforce: check)
+        try checkTargets(report.targets, enforce: check)
     }
 }
 
 /// With --check, a missed target ends the command with status 3, after everything is written.
-func checkTargets(_ report: ExperimentReport, enforce: Bool) throws {
-    let missed = report.targets.filter { !$0.pass }
+func checkTargets(_ targets: [TargetCheck], enforce: Bool) throws {
+    let missed = targets.filter { !$0.pass }
     guard enforce, !missed.isEmpty else { return }
     for check in missed { print("target missed: \(check.target): \(check.run): \(check.measured)") }
     throw ExitCode(3)
