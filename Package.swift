@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "TracesTests", dependencies: ["Traces", "Units", "TestSupport"]),
         .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing", "Control"]),
         .testTarget(
-            name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting"],
+            name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets"],
             exclude: ["Fixtures"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.

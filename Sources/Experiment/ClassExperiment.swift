@@ -110,6 +110,10 @@ public struct ClassResults: Codable, Sendable {
     public var packetBytes: Int
     public var arrivals: String
     public var classes: [ClassFigures]
+    /// How often the sender fell over 50 ms behind and moved its schedule later (a slow or
+    /// loaded machine, or emulation), and by how much in all: the stream stayed at its rate.
+    public var senderScheduleShifts: Int?
+    public var senderScheduleShiftS: Double?
     /// Per VNet, what the captures inside it saw, by TOS byte.
     public var captures: [VNetCapture]
     public var definitions: [String: String]
@@ -165,6 +169,8 @@ public struct ClassResults: Codable, Sendable {
         case packetsPerClass = "packets_per_class"
         case packetsPerSecond = "packets_per_second"
         case packetBytes = "packet_bytes"
+        case senderScheduleShifts = "sender_schedule_shifts"
+        case senderScheduleShiftS = "sender_schedule_shift_s"
     }
 
     public static let definitionTexts = [
@@ -334,7 +340,7 @@ public final class ClassExperimentRunner {
             "--count", String(file.packets), "--arrivals", file.arrivals, "--seed", String(file.seed), "--start-at", String(start),
             "--packet-log", "\(out)/sender-packets.csv", "--json", "\(out)/sender.json",
         ]
-        for mark in marks { argv += ["--mark", String(mark.tos)] }
+        for mark in marks { argv += ["--tt", String(mark.tos)] }
         let sender = try Command.Child(argv, stdout: "\(out)/sender.out", stderr: "\(out)/sender.err")
         children.append(sender)
         options.print(
@@ -349,6 +355,11 @@ public final class ClassExperimentRunner {
             Thread.sleep(forTimeInterval: 0.5)
         }
         try sender.check()
+        struct SenderShifts: Decodable {
+            var schedule_shifts: Int
+            var schedule_shift_s: Double
+        }
+        let shifts = try? JSONDecoder().decode(SenderShifts.self, from: Data(contentsOf: URL(fileURLWithPath: "\(out)/sender.json")))
         receiver.terminate()
         for capture in captures { capture.child.terminate() }
 
@@ -382,7 +393,7 @@ public final class ClassExperimentRunner {
                 .trimmingCharacters(in: .whitespacesAndNewlines),
             shaper: lab.shaper.rawValue, shaperReason: lab.state.shaperReason, red: plan.red, packetsPerClass: file.packets,
             packetsPerSecond: file.packetsPerSecond, packetBytes: file.packetBytes, arrivals: file.arrivals, classes: classes,
-            captures: seen, definitions: ClassResults.definitionTexts)
+            senderScheduleShifts: shifts?.schedule_shifts, senderScheduleShiftS: shifts?.schedule_shift_s, captures: seen, definitions: ClassResults.definitionTexts)
         try results.write(to: "\(out)/results.json")
         return results
     }
@@ -400,7 +411,11 @@ public struct ClassReport {
         var out = "# \(results.experiment)\n\n"
         if let description = results.description { out += description + "\n\n" }
         out += "\(results.packetsPerClass) packets of \(results.packetBytes) B per class at \(decimal(results.packetsPerSecond)) packets/s (\(results.arrivals) arrivals); "
-        out += "shaper \(results.shaper), queues \(results.red ? "RED" : "tail drop (no sch_red here)"); \(results.machine).\n\n"
+        out += "shaper \(results.shaper), queues \(results.red ? "RED" : "tail drop (no sch_red here)"); \(results.machine)."
+        if let shifts = results.senderScheduleShifts, shifts > 0 {
+            out += " The sender fell behind \(shifts) times and moved its schedule \(decimal(results.senderScheduleShiftS ?? 0, 2)) s later in all (no catch-up bursts)."
+        }
+        out += "\n\n"
         out += "| class | TT | VNet | queue | loss % (paper) | delay ms mean (paper) | p50 | p99 | max |\n|---|---|---|---|---:|---:|---:|---:|---:|\n"
         for c in results.classes {
             out += "| \(c.name) | \(c.tt) | \(c.vnet) | \(c.queue) | \(decimal(c.lossPct, 2)) (\(format(c.paperLossPct, 2))) | "

@@ -24,6 +24,10 @@ public struct MarkedSenderConfiguration: Sendable {
     public var seed: UInt64 = 1
     /// When the first packets are due (CLOCK_MONOTONIC nanoseconds); nil: 20 ms after `run()`.
     public var startAt: UInt64?
+    /// When the sender falls this far behind its schedule (a stalled or slow machine), the rest
+    /// of the schedule moves later instead of the missed packets going out in a burst: a burst
+    /// would load the network in a way the rate does not say. Nanoseconds.
+    public var maximumLatenessNanoseconds: UInt64 = 50_000_000
     /// Where one CSV line per packet goes (header first): `mono_ns,stream,seq,bytes,tos`.
     public var packetLog: (@Sendable (String) -> Void)?
 
@@ -56,10 +60,16 @@ public struct MarkedSenderSummary: Codable, Sendable {
     public var packetsPerSecond: Double
     public var arrivals: Arrivals
     public var durationS: Double
+    /// Times the sender fell more than the maximum lateness behind and moved its schedule
+    /// later, and by how much in all.
+    public var scheduleShifts: Int
+    public var scheduleShiftS: Double
     public var streams: [Stream]
 
     enum CodingKeys: String, CodingKey {
         case destination, arrivals, streams
+        case scheduleShifts = "schedule_shifts"
+        case scheduleShiftS = "schedule_shift_s"
         case packetBytes = "packet_bytes"
         case packetsPerSecond = "packets_per_second"
         case durationS = "duration_s"
@@ -118,6 +128,8 @@ public final class MarkedSender {
         var drops = [Int](repeating: 0, count: c.marks.count)
         var lateness = [[Int64]](repeating: [], count: c.marks.count)
         var packet = [UInt8](repeating: 0, count: c.packetBytes - IPv4UDP.headerSize)
+        var shift: UInt64 = 0
+        var shifts = 0
         for index in lateness.indices { lateness[index].reserveCapacity(c.count) }
         while true {
             // The stream whose next packet is due first.
@@ -127,10 +139,14 @@ public final class MarkedSender {
             }
             guard stream >= 0 else { break }
             let sequence = next[stream]
-            let due = start + schedules[stream][sequence]
+            let due = start + shift + schedules[stream][sequence]
             Pacer.wait(until: due)
             let now = MonotonicClock.now()
             lateness[stream].append(Int64(now) - Int64(due))
+            if now > due + c.maximumLatenessNanoseconds {
+                shift += now - due
+                shifts += 1
+            }
             let header = MediaHeader(
                 streamID: UInt32(stream + 1), streamSequence: UInt32(sequence), pathSequence: UInt32(sequence),
                 frameNumber: UInt32(sequence), sendTimeNanoseconds: now - start, fragmentIndex: 0, fragmentCount: 1, pathID: 0,
@@ -153,7 +169,8 @@ public final class MarkedSender {
         }
         return MarkedSenderSummary(
             destination: c.destination.description, packetBytes: c.packetBytes, packetsPerSecond: c.packetsPerSecond,
-            arrivals: c.arrivals, durationS: Double(last - min(last, start)) / 1e9,
+            arrivals: c.arrivals, durationS: Double(last - min(last, start)) / 1e9, scheduleShifts: shifts,
+            scheduleShiftS: Double(shift) / 1e9,
             streams: c.marks.indices.map {
                 .init(
                     streamID: UInt32($0 + 1), mark: c.marks[$0].description, tos: Int(c.marks[$0].tos), packets: c.count,

@@ -293,13 +293,15 @@ struct SendMarked: ParsableCommand {
             What any application can do: no tun, no split. The network picks each packet's VNet \
             (a lab whose topology declares [[class]]es classifies by the mark at its edge). One \
             stream per --mark, stream ids 1, 2, ... in that order, all interleaved on their \
-            schedules; `vnetstream recv` accounts each. Prints a JSON summary.
+            schedules; `vnetstream recv` accounts each. A sender that falls more than 50 ms \
+            behind (a stalled machine) moves the rest of its schedule later rather than sending \
+            the missed packets in a burst; the summary counts it. Prints a JSON summary.
             """)
 
     @Option(help: "Where to send (the receiver's address and port).")
     var to: UDPEndpoint
 
-    @Option(name: .customLong("mark"), help: "A stream's TT mark: a DSCP name (EF, AF11) or the TOS byte (0xb8). Repeat for more streams.")
+    @Option(name: .customLong("tt"), help: "A stream's TT mark: a DSCP name (EF, AF11) or the TOS byte (0xb8). Repeat for more streams.")
     var marks: [String]
 
     @Option(help: "Packets per second of each stream (the mean, with Poisson arrivals).")
@@ -327,7 +329,7 @@ struct SendMarked: ParsableCommand {
     var json: String?
 
     func validate() throws {
-        if marks.isEmpty { throw ValidationError("give at least one --mark.") }
+        if marks.isEmpty { throw ValidationError("give at least one --tt.") }
         for mark in marks { _ = try parseMark(mark) }
     }
 
@@ -349,7 +351,7 @@ struct SendMarked: ParsableCommand {
     }
 
     private func parseMark(_ text: String) throws -> TrafficMark {
-        do { return try TrafficMark(parsing: text) } catch { throw ValidationError("--mark \(text): \(error)") }
+        do { return try TrafficMark(parsing: text) } catch { throw ValidationError("--tt \(text): \(error)") }
     }
 }
 

@@ -1,4 +1,5 @@
 import Accounting
+import Experiment
 import Foundation
 import Streaming
 import TestSupport
@@ -270,5 +271,23 @@ struct NetemVMTests {
         let rate = wireBits / (sender.durationS + 0.15)
         print("netem in the VM: one-way delay \(oneWay) ms, rate \(rate / 1000) kbit/s of 1000, \(path.received) packets received, \(path.lost) lost")
         #expect(abs(rate / 1e6 - 1) < 0.10, "carried \(rate / 1000) kbit/s on a 1000 kbit/s netem link")
+    }
+
+    @Test("in the VM the lab finds sch_red: the classes run on real RED queues, each class in its VNet, short queues giving less delay and more loss")
+    func redClasses() throws {
+        let experiment = repositoryRoot + "/Tests/LabTests/Fixtures/qos-classes-short.toml"
+        let result = try runProcess(
+            [vnetstreamBinary, "lab", "vm", "--memory", "3072", "--timeout", "540", "--", "sh", "-c",
+             "\(vnetstreamBinary) run \(experiment) --out /tmp/q --shaper netem --check; status=$?; echo; echo \"RESULTS $(tr -d '\\n' < /tmp/q/results.json)\"; exit $status"])
+        print(result.stdout)
+        #expect(result.status == 0, "a target was missed or the run failed: \(result.summary)")
+        let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("RESULTS ") }, "\(result.summary)")
+        let results = try JSONDecoder().decode(ClassResults.self, from: Data(line.dropFirst(8).utf8))
+        #expect(results.red && results.shaper == "netem")
+        #expect(results.classes.allSatisfy { $0.queue.hasPrefix("RED min") }, "\(results.classes.map(\.queue))")
+        let delay = try #require(results.classes.first { $0.sensitive == "delay" })
+        let loss = try #require(results.classes.first { $0.sensitive == "loss" })
+        #expect(try #require(delay.delayMsMean) < (try #require(loss.delayMsMean)))
+        #expect(delay.lossPct > loss.lossPct)
     }
 }
