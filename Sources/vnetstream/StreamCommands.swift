@@ -278,7 +278,13 @@ struct Recv: ParsableCommand {
             throw ValidationError("no stream arrived on \(listen) within \(decimal(startTimeout, 0)) s")
         }
         if let csv { try writeText(report.csv, to: csv) }
-        for stream in result.streams { print(stream.markdown, terminator: "") }
+        for stream in result.streams {
+            if result.streams.count > 1 {
+                let marks = Set(stream.paths.flatMap { $0.tosSeen.keys }).sorted().compactMap { UInt8($0).map { TrafficMark(tos: $0).description } }
+                print("stream \(stream.streamID) (\(marks.joined(separator: ", "))):")
+            }
+            print(stream.markdown, terminator: "")
+        }
         for capture in result.captures {
             print("captured \(capture.packets) packets on \(capture.interface) into \(capture.file)")
         }
