@@ -152,11 +152,12 @@ struct IntervalTallies {
 
     subscript(_ interval: Int) -> IntervalTally {
         get { interval < tallies.count ? tallies[interval] : IntervalTally() }
-        set {
+        // In place: `tallies[i].received += 1` touches the stored tally, no copy in and out.
+        _modify {
             if interval >= tallies.count {
                 tallies.append(contentsOf: repeatElement(IntervalTally(), count: interval + 1 - tallies.count))
             }
-            tallies[interval] = newValue
+            yield &tallies[interval]
         }
     }
 

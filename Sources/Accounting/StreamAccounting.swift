@@ -14,7 +14,10 @@ public struct StreamAccounting {
 
     var stream: SequenceTracker = SequenceTracker()
     var streamTallies: IntervalTallies
-    var paths: [UInt8: PathAccounting] = [:]
+    /// Paths in the order they first appeared, and where each path id sits in that list (-1:
+    /// not seen): an array lookup per packet, not a hash.
+    var pathList: [PathAccounting] = []
+    var pathSlot = [Int](repeating: -1, count: 256)
     var frames = FrameAccounting()
     /// Datagrams dropped undecoded, by reason.
     public internal(set) var dropped: [Wire.DropReason: Int] = [:]
@@ -65,8 +68,7 @@ public struct StreamAccounting {
         // Relative one-way delay: how much later than the first packet this one arrived,
         // beyond how much later it was sent. Clock offsets between hosts cancel out.
         let delay = Int64(bitPattern: elapsed) - (Int64(bitPattern: header.sendTimeNanoseconds) - Int64(bitPattern: firstSendTime))
-        paths[header.pathID, default: PathAccounting(id: header.pathID, intervalNanoseconds: intervalNanoseconds)]
-            .record(header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), delay: delay)
+        pathList[slot(header.pathID)].record(header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), delay: delay)
         if outcome == .new || outcome == .late {
             frames.record(header, types: frameTypes)
         }
@@ -89,8 +91,7 @@ public struct StreamAccounting {
         self.end = end
         stream.close(sent: Int64(end.streamPackets), lastSendTime: end.lastSendTimeNanoseconds, tallies: &streamTallies)
         for path in end.paths {
-            paths[path.pathID, default: PathAccounting(id: path.pathID, intervalNanoseconds: intervalNanoseconds)]
-                .close(sent: Int64(path.packetsSent), lastSendTime: end.lastSendTimeNanoseconds)
+            pathList[slot(path.pathID)].close(sent: Int64(path.packetsSent), lastSendTime: end.lastSendTimeNanoseconds)
         }
         frames.close(frameCount: Int64(end.frameCount), types: frameTypes)
     }
@@ -100,11 +101,23 @@ public struct StreamAccounting {
         ReceiverReport(
             streamID: streamID, reportSequence: sequence,
             reportTimeNanoseconds: firstArrival.map { now &- $0 } ?? 0,
-            paths: paths.keys.sorted().prefix(ReceiverReport.maximumPaths).map { paths[$0]!.report })
+            paths: pathList.sorted { $0.id < $1.id }.prefix(ReceiverReport.maximumPaths).map(\.report))
     }
 
     /// Path ids seen so far, in order.
-    public var pathIDs: [UInt8] { paths.keys.sorted() }
+    public var pathIDs: [UInt8] { pathList.map(\.id).sorted() }
+
+    /// Each path's accounting by id (for reports; the per-packet path uses `pathSlot`).
+    var paths: [UInt8: PathAccounting] { Dictionary(uniqueKeysWithValues: pathList.map { ($0.id, $0) }) }
+
+    /// Where path `id` sits in `pathList`, adding it on first sight.
+    private mutating func slot(_ id: UInt8) -> Int {
+        let slot = pathSlot[Int(id)]
+        if slot >= 0 { return slot }
+        pathList.append(PathAccounting(id: id, intervalNanoseconds: intervalNanoseconds))
+        pathSlot[Int(id)] = pathList.count - 1
+        return pathList.count - 1
+    }
 }
 
 /// One path's accounting: its sequence space, delay and jitter, TOS marks.
@@ -118,7 +131,8 @@ struct PathAccounting {
     var smoothedDelay: Double = 0
     var jitter: Double = 0
     var previousTransit: Int64?
-    var marks: [UInt8: Int] = [:]
+    /// Packets seen per TOS byte value.
+    var markCounts = [Int](repeating: 0, count: 256)
     var markMismatches = 0
     var trains = PacketTrains()
 
@@ -135,7 +149,7 @@ struct PathAccounting {
             pathSequence: Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds,
             bytes: bytes + IPv4UDP.headerSize, stamp: stamp)
         if let tos {
-            marks[tos, default: 0] += 1
+            markCounts[Int(tos)] += 1
             if tos != header.mark { markMismatches += 1 }
         }
         if let previousTransit {
@@ -155,6 +169,13 @@ struct PathAccounting {
 
     mutating func close(sent: Int64, lastSendTime: UInt64) {
         tracker.close(sent: sent, lastSendTime: lastSendTime, tallies: &tallies)
+    }
+
+    /// TOS byte values seen, with their counts.
+    var marks: [UInt8: Int] {
+        var result: [UInt8: Int] = [:]
+        for (value, count) in markCounts.enumerated() where count > 0 { result[UInt8(value)] = count }
+        return result
     }
 
     var report: PathReport {
@@ -188,7 +209,9 @@ struct DelayTally: Equatable {
 }
 
 /// Frames and their fragments: a frame is lost when any of its packets is. A window of recent
-/// frames waits for late fragments; older ones are settled.
+/// frames waits for late fragments; older ones are settled. The window is a ring indexed by
+/// frame number, and the settled counts are arrays indexed by type letter: no hashing and no
+/// allocation per packet.
 struct FrameAccounting {
     static let window: Int64 = 4096
 
@@ -198,31 +221,41 @@ struct FrameAccounting {
         var received: Int
     }
 
-    var pending: [Int64: Pending] = [:]
+    /// Slot `n % window` holds frame n while it waits (`placed`), for `highest - window < n <= highest`.
+    var ring = [Pending](repeating: Pending(type: 0, fragments: 0, received: 0), count: Int(window))
+    var placed = [Bool](repeating: false, count: Int(window))
     var highest: Int64 = -1
     /// Every frame below this number is settled.
     var settledBelow: Int64 = 0
-    /// Frames settled, by type letter: (frames, lost).
-    var settled: [UInt8: (frames: Int, lost: Int)] = [:]
+    /// Frames settled, and of those lost, by type letter.
+    var settledFrames = [Int](repeating: 0, count: 256)
+    var settledLost = [Int](repeating: 0, count: 256)
+
+    private static func slot(_ number: Int64) -> Int { Int(number & (window - 1)) }
 
     mutating func record(_ header: MediaHeader, types: [UInt8]?) {
         let number = Int64(header.frameNumber)
         if number < settledBelow { return }  // already settled as lost; too late to help
         if number > highest {
+            // Frames leaving the window are settled before their slots are reused.
+            settle(below: number - Self.window + 1, types: types)
             // Frames skipped over wait in the window too: a packet of theirs may still come.
-            var n = max(highest + 1, number - Self.window)
+            var n = max(highest + 1, number - Self.window + 1)
             while n < number {
-                pending[n] = Pending(type: type(of: n, types), fragments: 1, received: 0)
+                ring[Self.slot(n)] = Pending(type: type(of: n, types), fragments: 1, received: 0)
+                placed[Self.slot(n)] = true
                 n += 1
             }
-            settle(below: number - Self.window, highestBefore: highest, types: types)
             highest = number
         }
-        var frame = pending[number] ?? Pending(type: header.frameType, fragments: Int(header.fragmentCount), received: 0)
-        frame.type = header.frameType
-        frame.fragments = Int(header.fragmentCount)
-        frame.received += 1
-        pending[number] = frame
+        let slot = Self.slot(number)
+        if !placed[slot] {
+            ring[slot] = Pending(type: header.frameType, fragments: Int(header.fragmentCount), received: 0)
+            placed[slot] = true
+        }
+        ring[slot].type = header.frameType
+        ring[slot].fragments = Int(header.fragmentCount)
+        ring[slot].received += 1
     }
 
     private func type(of number: Int64, _ types: [UInt8]?) -> UInt8 {
@@ -230,20 +263,24 @@ struct FrameAccounting {
         return types[Int(number)]
     }
 
-    /// Settles the frames that just left the window (below `limit`): the ones waiting there by
-    /// lookup, O(1) each, and those never placed (a gap wider than the window) in bulk.
-    private mutating func settle(below limit: Int64, highestBefore: Int64, types: [UInt8]?) {
+    /// Settles the frames below `limit`: those waiting in the ring one by one, those never
+    /// placed (a gap wider than the window) in bulk, as lost.
+    private mutating func settle(below limit: Int64, types: [UInt8]?) {
         guard limit > settledBelow else { return }
-        var n = settledBelow
-        let placedEnd = min(limit, highestBefore + 1)
-        while n < placedEnd {
-            if let frame = pending.removeValue(forKey: n) {
-                settled[frame.type, default: (0, 0)].frames += 1
-                if frame.received < frame.fragments { settled[frame.type, default: (0, 0)].lost += 1 }
+        let ringEnd = min(limit, highest + 1)
+        var n = max(settledBelow, highest + 1 - Self.window)
+        if n > settledBelow { settleLost(from: settledBelow, to: n, types: types) }
+        while n < ringEnd {
+            let slot = Self.slot(n)
+            if placed[slot] {
+                let frame = ring[slot]
+                settledFrames[Int(frame.type)] += 1
+                if frame.received < frame.fragments { settledLost[Int(frame.type)] += 1 }
+                placed[slot] = false
             }
             n += 1
         }
-        settleLost(from: max(settledBelow, highestBefore + 1), to: limit, types: types)
+        settleLost(from: max(ringEnd, settledBelow), to: limit, types: types)
         settledBelow = limit
     }
 
@@ -255,14 +292,14 @@ struct FrameAccounting {
         if let types, low < types.count {
             let typedEnd = min(high, Int64(types.count))
             for n in low..<typedEnd {
-                settled[types[Int(n)], default: (0, 0)].frames += 1
-                settled[types[Int(n)], default: (0, 0)].lost += 1
+                settledFrames[Int(types[Int(n)])] += 1
+                settledLost[Int(types[Int(n)])] += 1
             }
             bulkFrom = typedEnd
         }
         guard high > bulkFrom else { return }
-        settled[UInt8(ascii: "-"), default: (0, 0)].frames += Int(high - bulkFrom)
-        settled[UInt8(ascii: "-"), default: (0, 0)].lost += Int(high - bulkFrom)
+        settledFrames[Int(UInt8(ascii: "-"))] += Int(high - bulkFrom)
+        settledLost[Int(UInt8(ascii: "-"))] += Int(high - bulkFrom)
     }
 
     /// The sender said how many frames there were: the ones never seen are lost.
@@ -273,8 +310,10 @@ struct FrameAccounting {
 
     /// Every frame, settled now: (frames, lost) by type letter.
     func summary() -> [UInt8: (frames: Int, lost: Int)] {
-        var result = settled
-        for frame in pending.values {
+        var result: [UInt8: (frames: Int, lost: Int)] = [:]
+        for type in 0..<256 where settledFrames[type] > 0 { result[UInt8(type)] = (settledFrames[type], settledLost[type]) }
+        for slot in placed.indices where placed[slot] {
+            let frame = ring[slot]
             result[frame.type, default: (0, 0)].frames += 1
             if frame.received < frame.fragments { result[frame.type, default: (0, 0)].lost += 1 }
         }

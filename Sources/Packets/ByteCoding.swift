@@ -23,6 +23,38 @@ struct ByteWriter {
     mutating func zeros(_ count: Int) { bytes.append(contentsOf: repeatElement(0, count: count)) }
 }
 
+/// Big-endian writing in place, into a buffer the caller has sized: no allocation, for what
+/// goes out once per packet.
+struct ByteStore {
+    let buffer: UnsafeMutableRawBufferPointer
+    private(set) var offset: Int
+
+    init(_ buffer: UnsafeMutableRawBufferPointer, offset: Int) {
+        self.buffer = buffer
+        self.offset = offset
+    }
+
+    mutating func u8(_ value: UInt8) {
+        buffer[offset] = value
+        offset += 1
+    }
+    mutating func u16(_ value: UInt16) {
+        precondition(offset + 2 <= buffer.count)
+        buffer.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt16.self)
+        offset += 2
+    }
+    mutating func u32(_ value: UInt32) {
+        precondition(offset + 4 <= buffer.count)
+        buffer.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt32.self)
+        offset += 4
+    }
+    mutating func u64(_ value: UInt64) {
+        precondition(offset + 8 <= buffer.count)
+        buffer.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt64.self)
+        offset += 8
+    }
+}
+
 /// Big-endian reading from a byte buffer; every read is bounds-checked by the caller's length
 /// check first (`remaining`), so a short buffer is a decode result, never a crash.
 struct ByteReader {

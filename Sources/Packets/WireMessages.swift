@@ -65,8 +65,11 @@ public struct MediaHeader: Sendable, Equatable {
 
     /// Writes the header into `buffer` at `offset` (which must have `size` bytes there).
     public func write(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) {
-        var w = ByteWriter(capacity: Self.size)
-        w.preamble(.media)
+        precondition(offset >= 0 && offset + Self.size <= buffer.count)
+        var w = ByteStore(buffer, offset: offset)
+        w.u16(Wire.magic)
+        w.u8(Wire.version)
+        w.u8(Wire.Kind.media.rawValue)
         w.u32(streamID)
         w.u32(streamSequence)
         w.u32(pathSequence)
@@ -78,7 +81,6 @@ public struct MediaHeader: Sendable, Equatable {
         w.u8(frameType)
         w.u8(mark)
         w.u8(0)
-        for (i, byte) in w.bytes.enumerated() { buffer[offset + i] = byte }
     }
 
     public var encoded: [UInt8] {
