@@ -5,6 +5,15 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <sys/uio.h>
+#include <netinet/udp.h>
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -16,12 +25,12 @@
 #include <stdlib.h>
 #include <sys/syscall.h>
 
-int vns_tun_attach(const char *name, int *err_step) {
+int vns_tun_attach(const char *name, int vnet_header, int *err_step) {
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (fd < 0) { *err_step = 1; return -1; }
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet_header ? IFF_VNET_HDR : 0);
     strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
         int saved = errno;
@@ -196,4 +205,92 @@ int vns_wait(int pid, int block) {
         if (got < 0) { if (errno == EINTR) continue; return -1; }
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
+}
+
+#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5
+#endif
+
+long vns_tun_write_vnet(int fd, const void *packet, size_t length, uint16_t gso_size) {
+    struct virtio_net_hdr header;
+    memset(&header, 0, sizeof header);
+    if (gso_size > 0) {
+        // One IPv4/UDP packet whose payload the kernel cuts into gso_size pieces, each with
+        // its own IPv4 and UDP headers and checksums (UDP segmentation offload).
+        header.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        header.gso_type = VIRTIO_NET_HDR_GSO_UDP_L4;
+        header.hdr_len = 28;
+        header.gso_size = gso_size;
+        header.csum_start = 20;
+        header.csum_offset = 6;
+    }
+    struct iovec parts[2] = {
+        { .iov_base = &header, .iov_len = sizeof header },
+        { .iov_base = (void *)packet, .iov_len = length },
+    };
+    long written = writev(fd, parts, 2);
+    return written < 0 ? -1 : written - (long)sizeof header;
+}
+
+long vns_tun_read_vnet(int fd, void *buffer, size_t length) {
+    struct virtio_net_hdr header;
+    struct iovec parts[2] = {
+        { .iov_base = &header, .iov_len = sizeof header },
+        { .iov_base = buffer, .iov_len = length },
+    };
+    long count = readv(fd, parts, 2);
+    if (count < 0) return -1;
+    return count < (long)sizeof header ? 0 : count - (long)sizeof header;
+}
+
+int vns_enable_udp_gro(int fd) {
+    int on = 1;
+    return setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on);
+}
+
+#define VNS_BATCH_MAX 64
+#define VNS_CONTROL_BYTES (CMSG_SPACE(sizeof(int)) * 4 + CMSG_SPACE(sizeof(struct timespec)))
+
+int vns_recv_batch(int fd, uint8_t *buffers, size_t buffer_length, int count, struct vns_datagram *out) {
+    if (count > VNS_BATCH_MAX) count = VNS_BATCH_MAX;
+    struct mmsghdr messages[VNS_BATCH_MAX];
+    struct iovec iovs[VNS_BATCH_MAX];
+    struct sockaddr_in from[VNS_BATCH_MAX];
+    char control[VNS_BATCH_MAX][VNS_CONTROL_BYTES];
+    memset(messages, 0, sizeof(struct mmsghdr) * count);
+    for (int i = 0; i < count; i++) {
+        iovs[i].iov_base = buffers + (size_t)i * buffer_length;
+        iovs[i].iov_len = buffer_length;
+        messages[i].msg_hdr.msg_name = &from[i];
+        messages[i].msg_hdr.msg_namelen = sizeof from[i];
+        messages[i].msg_hdr.msg_iov = &iovs[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_control = control[i];
+        messages[i].msg_hdr.msg_controllen = VNS_CONTROL_BYTES;
+    }
+    int n = recvmmsg(fd, messages, (unsigned)count, MSG_DONTWAIT, NULL);
+    if (n < 0) return -1;
+    for (int i = 0; i < n; i++) {
+        struct msghdr *msg = &messages[i].msg_hdr;
+        out[i].length = messages[i].msg_len;
+        out[i].source_addr = ntohl(from[i].sin_addr.s_addr);
+        out[i].source_port = ntohs(from[i].sin_port);
+        out[i].tos = -1;
+        out[i].segment = 0;
+        out[i].kernel_ns = -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+            if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) out[i].tos = *(unsigned char *)CMSG_DATA(c);
+            if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+                int segment;
+                memcpy(&segment, CMSG_DATA(c), sizeof segment);
+                out[i].segment = segment;
+            }
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                struct timespec stamp;
+                memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
+                out[i].kernel_ns = (int64_t)stamp.tv_sec * 1000000000 + stamp.tv_nsec;
+            }
+        }
+    }
+    return n;
 }

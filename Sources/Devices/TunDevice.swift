@@ -9,17 +9,24 @@ import Glibc
 public final class TunDevice: @unchecked Sendable {
     public let name: String
     public let fileDescriptor: Int32
+    /// Attached with a virtio-net header (IFF_VNET_HDR): every packet carries one, which is how
+    /// the kernel takes offloads such as UDP segmentation from us.
+    public let virtioHeader: Bool
+    /// Whether this kernel took a UDP-segmented write (nil: not tried yet).
+    public private(set) var segmentationWorks: Bool?
 
-    private init(name: String, fileDescriptor: Int32) {
+    private init(name: String, fileDescriptor: Int32, virtioHeader: Bool) {
         self.name = name
         self.fileDescriptor = fileDescriptor
+        self.virtioHeader = virtioHeader
     }
 
     deinit { close(fileDescriptor) }
 
     /// Attaches to the existing tun interface `name` (made by `ip tuntap add dev NAME mode tun`
     /// or by `vnetstream lab up`, with its addresses and routes). Reads are non-blocking.
-    public static func attach(_ name: String) throws -> TunDevice {
+    /// `virtioHeader` attaches with IFF_VNET_HDR, for `writeSegmented`.
+    public static func attach(_ name: String, virtioHeader: Bool = false) throws -> TunDevice {
         guard !name.isEmpty, name.utf8.count < 16, !name.contains("/") else {
             throw SystemError("attach", "tun '\(name)'", errno: EINVAL, hint: "an interface name has 1 to 15 characters")
         }
@@ -33,7 +40,7 @@ public final class TunDevice: @unchecked Sendable {
             throw SystemError("attach", "tun \(name)", errno: EINVAL, hint: "\(name) exists but is not a tun interface")
         }
         var step: Int32 = 0
-        let fd = vns_tun_attach(name, &step)
+        let fd = vns_tun_attach(name, virtioHeader ? 1 : 0, &step)
         guard fd >= 0 else {
             let code = errno
             if step == 1 {
@@ -51,7 +58,7 @@ public final class TunDevice: @unchecked Sendable {
         }
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
-        return TunDevice(name: name, fileDescriptor: fd)
+        return TunDevice(name: name, fileDescriptor: fd, virtioHeader: virtioHeader)
     }
 
     /// The interface's MTU.
@@ -66,7 +73,10 @@ public final class TunDevice: @unchecked Sendable {
     @discardableResult
     public func write(_ packet: UnsafeRawBufferPointer) throws -> Bool {
         while true {
-            let written = Glibc.write(fileDescriptor, packet.baseAddress, packet.count)
+            let written =
+                virtioHeader
+                ? vns_tun_write_vnet(fileDescriptor, packet.baseAddress, packet.count, 0)
+                : Glibc.write(fileDescriptor, packet.baseAddress, packet.count)
             if written >= 0 { return true }
             if errno == EINTR { continue }
             if errno == EAGAIN || errno == ENOBUFS { return false }
@@ -74,10 +84,34 @@ public final class TunDevice: @unchecked Sendable {
         }
     }
 
+    /// Writes one IPv4/UDP packet whose payload the kernel cuts into `segmentBytes` pieces, each
+    /// sent as its own IPv4/UDP packet with the same headers (UDP segmentation offload, Linux
+    /// 6.2 and later): one system call for up to 64 packets. The UDP checksum field must hold
+    /// the pseudo-header sum (`IPv4UDP.writeSegmentedHeaders`). Needs `virtioHeader`. Returns
+    /// false when the kernel would block; throws `EINVAL` where the kernel has no such offload
+    /// (and remembers it in `segmentationWorks`).
+    public func writeSegmented(_ packet: UnsafeRawBufferPointer, segmentBytes: Int) throws -> Bool {
+        precondition(virtioHeader && segmentBytes > 0 && segmentBytes <= 65535)
+        while true {
+            let written = vns_tun_write_vnet(fileDescriptor, packet.baseAddress, packet.count, UInt16(segmentBytes))
+            if written >= 0 {
+                segmentationWorks = true
+                return true
+            }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == ENOBUFS { return false }
+            if errno == EINVAL && segmentationWorks == nil { segmentationWorks = false }
+            throw SystemError("write (UDP segmentation offload)", "tun \(name)", errno: errno)
+        }
+    }
+
     /// Reads one packet the kernel routed out of the interface; nil when none is waiting.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
         while true {
-            let count = Glibc.read(fileDescriptor, buffer.baseAddress, buffer.count)
+            let count =
+                virtioHeader
+                ? vns_tun_read_vnet(fileDescriptor, buffer.baseAddress, buffer.count)
+                : Glibc.read(fileDescriptor, buffer.baseAddress, buffer.count)
             if count >= 0 { return count }
             if errno == EINTR { continue }
             if errno == EAGAIN { return nil }

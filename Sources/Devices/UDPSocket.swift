@@ -19,6 +19,17 @@ public final class UDPSocket: @unchecked Sendable {
         /// unaffected by how late this process got to read it, so gaps between arrivals are
         /// the network's, not the scheduler's.
         public var kernelTimeNanoseconds: Int64?
+        /// With coalescing on: the size of each datagram the kernel merged into this one (all but
+        /// the last have exactly this size); nil for a single datagram.
+        public var segmentBytes: Int?
+
+        public init(count: Int, source: UDPEndpoint, tos: UInt8?, kernelTimeNanoseconds: Int64?, segmentBytes: Int? = nil) {
+            self.count = count
+            self.source = source
+            self.tos = tos
+            self.kernelTimeNanoseconds = kernelTimeNanoseconds
+            self.segmentBytes = segmentBytes
+        }
     }
 
     /// Binds to `local` (address 0.0.0.0 for any) with IP_RECVTOS and SO_TIMESTAMPNS on and a receive buffer of
@@ -48,6 +59,36 @@ public final class UDPSocket: @unchecked Sendable {
     }
 
     deinit { close(fileDescriptor) }
+
+    /// Lets the kernel hand over several datagrams of one flow at once (UDP GRO); `receive` and
+    /// `receiveBatch` then give their segment size. False where the kernel has no UDP GRO.
+    @discardableResult
+    public func enableCoalescing() -> Bool { vns_enable_udp_gro(fileDescriptor) == 0 }
+
+    /// Up to `arrivals.count` (at most 64) datagrams at once (recvmmsg), into consecutive slots of
+    /// `slotBytes` in `buffer`: datagram i is at `i * slotBytes`. Returns how many (0: none waiting).
+    public func receiveBatch(into buffer: UnsafeMutableRawBufferPointer, slotBytes: Int, arrivals: inout [Arrival]) throws -> Int {
+        let count = min(arrivals.count, 64, buffer.count / slotBytes)
+        while true {
+            let received = withUnsafeTemporaryAllocation(of: vns_datagram.self, capacity: count) { out -> Int32 in
+                let n = vns_recv_batch(fileDescriptor, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), slotBytes, Int32(count), out.baseAddress!)
+                if n > 0 {
+                    for i in 0..<Int(n) {
+                        let d = out[i]
+                        arrivals[i] = Arrival(
+                            count: d.length, source: UDPEndpoint(address: IPv4Address(d.source_addr), port: d.source_port),
+                            tos: d.tos >= 0 ? UInt8(d.tos) : nil, kernelTimeNanoseconds: d.kernel_ns >= 0 ? d.kernel_ns : nil,
+                            segmentBytes: d.segment > 0 ? Int(d.segment) : nil)
+                    }
+                }
+                return n
+            }
+            if received >= 0 { return Int(received) }
+            if errno == EINTR { continue }
+            if errno == EAGAIN { return 0 }
+            throw SystemError("recvmmsg", "UDP \(local)", errno: errno)
+        }
+    }
 
     /// Marks every datagram this socket sends with `tos` (IP_TOS), as any application can.
     public func setTypeOfService(_ tos: UInt8) throws {

@@ -100,6 +100,39 @@ public enum IPv4UDP {
         put16(26, checksum)
     }
 
+    /// IPv4 and UDP headers for a packet the kernel will segment (UDP segmentation offload):
+    /// lengths cover the whole payload, and the UDP checksum field holds the pseudo-header sum
+    /// over that length, uncomplemented, which the kernel completes for every segment.
+    public static func writeSegmentedHeaders(
+        into buffer: UnsafeMutableRawBufferPointer, payloadLength: Int, source: UDPEndpoint,
+        destination: UDPEndpoint, tos: UInt8, identification: UInt16
+    ) {
+        let total = headerSize + payloadLength
+        precondition(total <= 65535 && buffer.count >= total)
+        var w = ByteStore(buffer, offset: 0)
+        w.u8(0x45)
+        w.u8(tos)
+        w.u16(UInt16(total))
+        w.u16(identification)
+        w.u16(0x4000)
+        w.u8(64)
+        w.u8(17)
+        w.u16(0)
+        w.u32(source.address.value)
+        w.u32(destination.address.value)
+        buffer.storeBytes(
+            of: (~onesComplementSum(UnsafeRawBufferPointer(rebasing: buffer[0..<20]), initial: 0).folded).bigEndian, toByteOffset: 10,
+            as: UInt16.self)
+        var pseudo = UInt32(source.address.value >> 16) + UInt32(source.address.value & 0xFFFF)
+        pseudo += UInt32(destination.address.value >> 16) + UInt32(destination.address.value & 0xFFFF)
+        pseudo += 17 + UInt32(8 + payloadLength)
+        var u = ByteStore(buffer, offset: 20)
+        u.u16(source.port)
+        u.u16(destination.port)
+        u.u16(UInt16(8 + payloadLength))
+        u.u16(pseudo.folded)
+    }
+
     /// A UDP datagram found in an IPv4 packet.
     public struct Datagram: Equatable {
         public var source: UDPEndpoint
@@ -144,18 +177,28 @@ public enum IPv4UDP {
                 payload: (ihl + 8)..<(ihl + udpLength)))
     }
 
-    /// The 32-bit one's-complement sum of 16-bit big-endian words (odd length padded with zero).
+    /// The one's-complement sum of 16-bit big-endian words (odd length padded with zero),
+    /// plus `initial`, folded to 16 bits. Eight bytes at a time in the machine's order: a
+    /// one's-complement sum is the same in either byte order up to a final swap (RFC 1071).
     static func onesComplementSum(_ bytes: UnsafeRawBufferPointer, initial: UInt32) -> UInt32 {
-        var sum = UInt64(initial)
+        var sum: UInt64 = 0
         var index = 0
         let count = bytes.count
-        while index + 1 < count {
-            sum += UInt64(bytes[index]) << 8 | UInt64(bytes[index + 1])
+        while index + 8 <= count {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            sum &+= (word & 0xFFFF_FFFF) &+ (word >> 32)
+            index += 8
+        }
+        while index + 2 <= count {
+            sum &+= UInt64(bytes.loadUnaligned(fromByteOffset: index, as: UInt16.self))
             index += 2
         }
-        if index < count { sum += UInt64(bytes[index]) << 8 }
+        // A lone last byte is the high byte of a big-endian word, stored in the machine's order.
+        if index < count { sum &+= UInt64(UInt16(bigEndian: UInt16(bytes[index]) << 8)) }
         while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
-        return UInt32(sum)
+        var total = UInt32(UInt16(bigEndian: UInt16(sum))) + (initial & 0xFFFF) + (initial >> 16)
+        while total >> 16 != 0 { total = (total & 0xFFFF) + (total >> 16) }
+        return total
     }
 }
 

@@ -44,10 +44,13 @@ public struct ReceiverResult: Codable, Sendable {
     /// Why the receiver stopped: `end` (the sender's message, then the linger), `idle`,
     /// `no_stream` (nothing came), `time_limit`.
     public var stoppedBy: String
+    /// CPU time the receiver used (user + system), seconds.
+    public var cpuS: Double?
 
     enum CodingKeys: String, CodingKey {
         case report, captures, streams
         case reportsSent = "reports_sent"
+        case cpuS = "cpu_s"
         case stoppedBy = "stopped_by"
     }
 }
@@ -65,7 +68,13 @@ public final class Receiver {
     /// Where each stream's reports go, per path: the source of that path's latest packet.
     private var returnAddresses: [UInt32: [UInt8: UDPEndpoint]] = [:]
     private var reportSequence: UInt32 = 0
-    private var buffer = [UInt8](repeating: 0, count: 65536)
+    /// recvmmsg slots: 32 datagrams of up to 64 KiB (coalesced ones are that large).
+    private static let slotBytes = 65536
+    private static let batchSize = 32
+    private var buffer = [UInt8](repeating: 0, count: Receiver.slotBytes * Receiver.batchSize)
+    private var batch = [UDPSocket.Arrival](
+        repeating: UDPSocket.Arrival(count: 0, source: UDPEndpoint(address: IPv4Address(0), port: 0), tos: nil, kernelTimeNanoseconds: nil),
+        count: Receiver.batchSize)
 
     /// Binds the socket and starts the captures; fails at once when either cannot be had.
     public init(_ configuration: ReceiverConfiguration) throws {
@@ -88,10 +97,12 @@ public final class Receiver {
                 throw error
             }
         }
-        do { socket = try UDPSocket(bind: configuration.listen) } catch {
+        do { socket = try UDPSocket(bind: configuration.listen, receiveBufferBytes: 16 << 20) } catch {
             for capture in captures { _ = capture.stop() }
             throw error
         }
+        // Datagrams of one flow may come merged (UDP GRO), cut apart again in `run`.
+        socket.enableCoalescing()
     }
 
     /// Receives until the stream ends (or a timeout); returns the results. Captures stop too.
@@ -125,16 +136,31 @@ public final class Receiver {
             if now >= begin + seconds(configuration.maximumDuration) { break loop }
             let readable = try waitForReadable([socket.fileDescriptor], timeoutNanoseconds: Int64(nextReport - min(now, nextReport)))
             guard readable[0] else { continue }
-            while let arrival = try buffer.withUnsafeMutableBytes({ try socket.receive(into: $0) }) {
+            while true {
+                let count = try buffer.withUnsafeMutableBytes { try socket.receiveBatch(into: $0, slotBytes: Self.slotBytes, arrivals: &batch) }
+                guard count > 0 else { break }
                 let at = MonotonicClock.now()
-                if handle(arrival, at: at), endSeen == nil { endSeen = at }
+                for index in 0..<count {
+                    let arrival = batch[index]
+                    let slot = index * Self.slotBytes
+                    let step = arrival.segmentBytes ?? arrival.count
+                    var offset = 0
+                    while offset < arrival.count {
+                        let length = min(step, arrival.count - offset)
+                        var single = arrival
+                        single.count = length
+                        single.segmentBytes = nil
+                        if handle(single, at: slot + offset, now: at), endSeen == nil { endSeen = at }
+                        offset += max(1, step)
+                    }
+                }
             }
         }
         reportsSent += try sendReports(now: MonotonicClock.now())
         let summaries = stopCaptures()
         return ReceiverResult(
             report: lossReport(), streams: order.compactMap { streamReport($0) }, reportsSent: reportsSent, captures: summaries,
-            stoppedBy: stoppedBy)
+            stoppedBy: stoppedBy, cpuS: ProcessCPU.seconds())
     }
 
     private func seconds(_ value: Double) -> UInt64 { UInt64(value * 1e9) }
@@ -159,10 +185,11 @@ public final class Receiver {
         return accounting.lossReport()
     }
 
-    /// Accounts one datagram; returns true when it was the (first) end-of-stream message.
-    private func handle(_ arrival: UDPSocket.Arrival, at now: UInt64) -> Bool {
+    /// Accounts one datagram, found at `offset` in the batch buffer; returns true when it was
+    /// the end-of-stream message that completed the last stream.
+    private func handle(_ arrival: UDPSocket.Arrival, at offset: Int, now: UInt64) -> Bool {
         buffer.withUnsafeBytes { raw -> Bool in
-            let datagram = UnsafeRawBufferPointer(rebasing: raw[0..<arrival.count])
+            let datagram = UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + arrival.count)])
             switch Wire.kind(of: datagram) {
             case .failure(let reason):
                 drop(reason)

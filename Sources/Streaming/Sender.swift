@@ -41,6 +41,10 @@ public struct SenderConfiguration {
     /// so that another process (the lab's schedule) can share the stream's time zero; nil
     /// starts 20 ms after `run()` is called.
     public var startAt: UInt64?
+    /// Unpaced mode: hand the kernel up to 64 packets per write and let it cut them apart (UDP
+    /// segmentation offload through the tun's virtio-net header), where the kernel can; falls
+    /// back to a write per packet where it cannot.
+    public var segmentationOffload = false
 
     public init(trace: FrameTrace, routes: [VNetRoute], destination: UDPEndpoint, split: [Double]) {
         self.trace = trace
@@ -88,13 +92,29 @@ public struct SenderSummary: Codable, Sendable {
     /// Datagrams read from the tuns that were not reports for this stream, by reason.
     public var ignored: [String: Int]
     public var lastReport: [PathReport]?
+    /// CPU time this process used (user + system), seconds.
+    public var cpuS: Double?
+    /// How packets went into the tuns in unpaced mode: `udp-segmentation` (up to 64 per write)
+    /// or `packet-per-write` (and why).
+    public var offload: String?
 
     enum CodingKeys: String, CodingKey {
-        case frames, packets, mtu, mark, vnets, pacing, ignored
+        case frames, packets, mtu, mark, vnets, pacing, ignored, offload
+        case cpuS = "cpu_s"
         case controlEvents = "control_events"
         case streamID = "stream_id"
         case durationS = "duration_s"
         case lastReport = "last_report"
+    }
+}
+
+/// CPU time of this process so far (user + system), from getrusage.
+public enum ProcessCPU {
+    public static func seconds() -> Double {
+        var usage = rusage()
+        getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
     }
 }
 
@@ -135,7 +155,7 @@ public final class Sender {
             throw SenderError("give between 1 and \(ReceiverReport.maximumPaths) VNets")
         }
         self.configuration = configuration
-        tuns = try configuration.routes.map { try TunDevice.attach($0.tun) }
+        tuns = try configuration.routes.map { try TunDevice.attach($0.tun, virtioHeader: configuration.segmentationOffload) }
         let mtu = try configuration.mtu ?? tuns.map { try $0.mtu() }.min()!
         guard mtu >= IPv4UDP.headerSize + MediaHeader.size + 1, mtu <= 65535 else {
             throw SenderError("an MTU of \(mtu) bytes leaves no room for media (at least \(IPv4UDP.headerSize + MediaHeader.size + 1))")
@@ -235,8 +255,78 @@ public final class Sender {
         }
         try serve(until: MonotonicClock.now() + UInt64(configuration.linger * 1e9))
         logIntervals(at: MonotonicClock.now())
-        return SenderSummary(
-            streamID: configuration.streamID, frames: trace.frames.count, packets: Int(streamSequence),
+        return summary(frames: trace.frames.count, lastSendTime: lastSendTime, lateness: lateness)
+    }
+
+    /// Sends packets of `payloadBytes` (UDP payload, header included) back to back, as fast as
+    /// the tuns take them, split by the controller's weights, for `duration` seconds; then the
+    /// end-of-stream message. No pacing: this is the data path's throughput, not a media stream.
+    public func runUnpaced(payloadBytes: Int, duration: Double) throws -> SenderSummary {
+        guard payloadBytes >= MediaHeader.size, IPv4UDP.headerSize + payloadBytes <= mtu else {
+            throw SenderError("--payload-bytes must be \(MediaHeader.size) to \(mtu - IPv4UDP.headerSize) (the VNetStream header, and the MTU)")
+        }
+        start = configuration.startAt ?? MonotonicClock.now() + 20_000_000
+        Pacer.wait(until: start)
+        nextLog = start + UInt64(configuration.logInterval * 1e9)
+        let end = start + UInt64(duration * 1e9)
+        splitter.setWeights(controller.weights)
+        configuration.packetLog?("t_s,stream_seq,vnet,path_seq,frame,bytes,copy")
+        let wire = IPv4UDP.headerSize + payloadBytes
+        var header = MediaHeader(
+            streamID: configuration.streamID, streamSequence: 0, pathSequence: 0, frameNumber: 0, sendTimeNanoseconds: 0,
+            fragmentIndex: 0, fragmentCount: 1, pathID: 0, frameType: UInt8(ascii: "-"), mark: configuration.mark.tos)
+        var now = start
+        // Up to 64 packets per segmented write (the kernel's limit for UDP segmentation), all
+        // within one IPv4 packet's 64 KiB.
+        let batch = min(64, (65535 - IPv4UDP.headerSize) / payloadBytes)
+        var segmenting = configuration.segmentationOffload && batch > 1
+        var offload = segmenting ? "udp-segmentation (\(batch) packets per write)" : "packet-per-write"
+        if segmenting { segmentBuffer = [UInt8](repeating: 0, count: IPv4UDP.headerSize + batch * payloadBytes) }
+        var lastCheck: UInt32 = 0
+        while true {
+            if streamSequence &- lastCheck >= 256 || streamSequence == 0 {
+                lastCheck = streamSequence
+                // Now and then: the clock, the reports that came back, the log.
+                now = MonotonicClock.now()
+                if now >= end { break }
+                for vnet in tuns.indices { try drain(vnet) }
+                if now >= nextLog { logIntervals(at: now) }
+                splitter.setWeights(controller.weights)
+            }
+            if segmenting {
+                let vnet = splitter.next(bytes: wire * batch)
+                if try sendSegmented(batch: batch, payloadBytes: payloadBytes, on: vnet, template: header) {
+                    streamSequence &+= UInt32(batch)
+                    continue
+                }
+                // This kernel takes no segmented writes: a packet per write from here on.
+                segmenting = false
+                offload = "packet-per-write (the kernel refused UDP segmentation through the tun: Linux 6.2 or later has it)"
+            }
+            header.streamSequence = streamSequence
+            header.frameNumber = streamSequence
+            header.sendTimeNanoseconds = MonotonicClock.now() &- start
+            try send(header, payload: payloadBytes - MediaHeader.size, on: splitter.next(bytes: wire), copy: false)
+            streamSequence &+= 1
+        }
+        let lastSendTime = now &- start
+        let endMessage = StreamEnd(
+            streamID: configuration.streamID, streamPackets: streamSequence, frameCount: streamSequence,
+            lastSendTimeNanoseconds: lastSendTime,
+            paths: pathSequence.enumerated().map { StreamEnd.Path(pathID: UInt8($0.offset), packetsSent: $0.element) })
+        for _ in 0..<3 {
+            for vnet in tuns.indices { try sendControl(endMessage.encoded, on: vnet) }
+            try serve(until: MonotonicClock.now() + 100_000_000)
+        }
+        logIntervals(at: MonotonicClock.now())
+        var result = summary(frames: Int(streamSequence), lastSendTime: lastSendTime, lateness: [])
+        result.offload = offload
+        return result
+    }
+
+    private func summary(frames: Int, lastSendTime: UInt64, lateness: [Int64]) -> SenderSummary {
+        SenderSummary(
+            streamID: configuration.streamID, frames: frames, packets: Int(streamSequence),
             durationS: Double(lastSendTime) / 1e9, mark: Int(configuration.mark.tos), mtu: mtu,
             vnets: configuration.routes.indices.map {
                 SenderSummary.VNet(
@@ -246,7 +336,56 @@ public final class Sender {
                     reportsReceived: reportsReceived[$0])
             },
             pacing: PacingErrors(lateness: lateness), controlEvents: controlEvents, ignored: ignored,
-            lastReport: lastReport?.paths)
+            lastReport: lastReport?.paths, cpuS: ProcessCPU.seconds())
+    }
+
+    private var segmentBuffer: [UInt8] = []
+
+    /// `batch` packets of the stream in one segmented write on `vnet`; false (and nothing
+    /// counted) when the kernel refuses segmented writes.
+    private func sendSegmented(batch: Int, payloadBytes: Int, on vnet: Int, template: MediaHeader) throws -> Bool {
+        let route = configuration.routes[vnet]
+        let now = MonotonicClock.now()
+        var header = template
+        header.pathID = UInt8(vnet)
+        header.sendTimeNanoseconds = now &- start
+        identification &+= 1
+        let sent = try segmentBuffer.withUnsafeMutableBytes { raw -> Bool? in
+            for k in 0..<batch {
+                header.streamSequence = streamSequence &+ UInt32(k)
+                header.frameNumber = header.streamSequence
+                header.pathSequence = pathSequence[vnet] &+ UInt32(k)
+                header.write(into: raw, at: IPv4UDP.headerSize + k * payloadBytes)
+            }
+            IPv4UDP.writeSegmentedHeaders(
+                into: raw, payloadLength: batch * payloadBytes,
+                source: UDPEndpoint(address: route.source, port: configuration.sourcePort),
+                destination: configuration.destination, tos: configuration.mark.tos, identification: identification)
+            do {
+                return try tuns[vnet].writeSegmented(UnsafeRawBufferPointer(raw), segmentBytes: payloadBytes)
+            } catch where tuns[vnet].segmentationWorks == false {
+                return nil
+            }
+        }
+        guard let sent else { return false }
+        for k in 0..<batch {
+            let pathSequenceK = pathSequence[vnet] &+ UInt32(k)
+            if sent {
+                vnetPackets[vnet] += 1
+                vnetBytes[vnet] += payloadBytes
+                intervalPackets[vnet] += 1
+                intervalBytes[vnet] += payloadBytes
+            } else {
+                localDrops[vnet] += 1
+            }
+            controller.sent(vnet: vnet, pathSequence: pathSequenceK, bytes: IPv4UDP.headerSize + payloadBytes, now: now)
+            if let packetLog = configuration.packetLog {
+                packetLog(
+                    "\(rounded(Double(now &- start) / 1e9, 6)),\(streamSequence &+ UInt32(k)),\(vnet + 1),\(pathSequenceK),\(streamSequence &+ UInt32(k)),\(IPv4UDP.headerSize + payloadBytes),0\(sent ? "" : ",local_drop")")
+            }
+        }
+        pathSequence[vnet] &+= UInt32(batch)
+        return true
     }
 
     private func send(_ header: MediaHeader, payload: Int, on vnet: Int, copy: Bool) throws {

@@ -45,8 +45,21 @@ struct Send: ParsableCommand {
 
     @OptionGroup var input: TraceInputOptions
 
-    @Option(help: "Stream constant bit rate instead of a trace (e.g. 320kbit), at --fps (default 25) for --duration.", transform: bitRate)
-    var cbr: BitRate?
+    @Option(
+        help: ArgumentHelp(
+            "Stream constant bit rate instead of a trace (e.g. 320kbit), at --fps (default 25) for --duration; or max.",
+            discussion: """
+                max: no pacing; packets of --payload-bytes back to back, as fast as the tuns take \
+                them, for --duration (a throughput test: see scripts/bench throughput).
+                """),
+        transform: { $0 == "max" ? .max : .rate(try bitRate($0)) })
+    var cbr: CBRChoice?
+
+    @Option(help: "UDP payload bytes of every packet with --cbr max (the 36-byte VNetStream header included).")
+    var payloadBytes: Int = 1200
+
+    @Flag(help: "With --cbr max: one write per packet, without UDP segmentation offload through the tun.")
+    var noSegmentation = false
 
     @Option(help: "Seconds of CBR to stream (with --cbr).")
     var duration: Double = 150
@@ -135,8 +148,10 @@ struct Send: ParsableCommand {
 
     func run() throws {
         let frames: FrameTrace =
-            if let cbr { try CBRSource.trace(rate: cbr, framesPerSecond: input.fps ?? 25, duration: duration) } else {
-                try input.read(trace!)
+            switch cbr {
+            case .rate(let rate): try CBRSource.trace(rate: rate, framesPerSecond: input.fps ?? 25, duration: duration)
+            case .max: FrameTrace(frames: [], framesPerSecond: 25)
+            case nil: try input.read(trace!)
             }
         let routes = try vnets.map { vnet -> VNetRoute in
             if let source = vnet.source { return VNetRoute(tun: vnet.tun, source: source) }
@@ -156,6 +171,7 @@ struct Send: ParsableCommand {
         configuration.mark = try mark()
         configuration.mtu = mtu
         configuration.streamID = streamID
+        configuration.segmentationOffload = cbr == .max && !noSegmentation
         let logFile = try log.map { try LineFile(path: $0) }
         if let logFile { configuration.log = { logFile.write($0) } }
         let packetFile = try packetLog.map { try LineFile(path: $0) }
@@ -169,7 +185,7 @@ struct Send: ParsableCommand {
         case .duplicate: sender.controller = DuplicateSplit(vnets: routes.count)
         case .static, .uni: break
         }
-        let summary = try sender.run()
+        let summary = cbr == .max ? try sender.runUnpaced(payloadBytes: payloadBytes, duration: duration) : try sender.run()
         logFile?.close()
         packetFile?.close()
         if let json { try writeText(try encodeJSON(summary) + "\n", to: json) }
@@ -182,11 +198,17 @@ struct Send: ParsableCommand {
                     + "\(vnet.reportsReceived) reports received" + (vnet.copies > 0 ? ", \(vnet.copies) of the packets copies" : "")
                     + (vnet.localDrops > 0 ? ", \(vnet.localDrops) not taken by the tun" : ""))
         }
+        if let offload = summary.offload { lines.append("  into the tuns: \(offload)") }
         lines.append(
             "  pacing: p50 \(decimal(summary.pacing.p50Microseconds, 1)) us, p99 \(decimal(summary.pacing.p99Microseconds, 1)) us, "
                 + "max \(decimal(summary.pacing.maxMicroseconds, 1)) us late")
         print(lines.joined(separator: "\n"))
     }
+}
+
+enum CBRChoice: Equatable {
+    case rate(BitRate)
+    case max
 }
 
 enum SendMode: String, ExpressibleByArgument, CaseIterable {

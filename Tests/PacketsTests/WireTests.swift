@@ -138,6 +138,25 @@ struct SplitMix64: RandomNumberGenerator {
 
 @Suite("IPv4/UDP and marks")
 struct IPv4UDPTests {
+    @Test("the word-at-a-time checksum sum equals the RFC 1071 byte-pair sum, any length and initial value")
+    func checksumSum() {
+        var random = SplitMix64(seed: 42)
+        for _ in 0..<2000 {
+            let bytes = (0..<Int(random.next() % 1600)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            let initial = UInt32(truncatingIfNeeded: random.next()) & 0x3FFFF
+            var reference = UInt64(initial)
+            var index = 0
+            while index + 1 < bytes.count {
+                reference += UInt64(bytes[index]) << 8 | UInt64(bytes[index + 1])
+                index += 2
+            }
+            if index < bytes.count { reference += UInt64(bytes[index]) << 8 }
+            while reference >> 16 != 0 { reference = (reference & 0xFFFF) + (reference >> 16) }
+            let fast = bytes.withUnsafeBytes { IPv4UDP.onesComplementSum($0, initial: initial) }
+            #expect(UInt64(fast) == reference, "length \(bytes.count)")
+        }
+    }
+
     @Test("a built packet parses back with valid checksums, and a flipped bit fails them")
     func checksums() throws {
         var packet = [UInt8](repeating: 0, count: 28 + 100)

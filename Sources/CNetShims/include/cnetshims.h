@@ -8,7 +8,38 @@
 /// Opens /dev/net/tun and attaches it to the tun interface `name` (creating a transient one
 /// if none exists). Returns the file descriptor, or -1 with *err_step set to 1 when opening
 /// /dev/net/tun failed and 2 when the ioctl failed; errno tells why.
-int vns_tun_attach(const char *name, int *err_step);
+int vns_tun_attach(const char *name, int vnet_header, int *err_step);
+
+/// One datagram of a batch: its length, source, TOS byte (-1: none), the segment size when
+/// the kernel coalesced several datagrams of one flow (UDP GRO; 0: a single datagram), and the
+/// kernel's receive time (-1: none).
+struct vns_datagram {
+    long length;
+    uint32_t source_addr;
+    uint16_t source_port;
+    int tos;
+    int segment;
+    int64_t kernel_ns;
+};
+
+/// Turns on UDP GRO: the kernel may hand over several datagrams of one flow at once (their
+/// segment size in `vns_datagram.segment`). Returns 0, or -1 with errno set.
+int vns_enable_udp_gro(int fd);
+
+/// recvmmsg(2), non-blocking: up to `count` (at most 64) datagrams into consecutive buffers of
+/// `buffer_length` bytes, described in `out`. Returns how many, or -1 with errno set (EAGAIN:
+/// none waiting).
+int vns_recv_batch(int fd, uint8_t *buffers, size_t buffer_length, int count, struct vns_datagram *out);
+
+/// Writes one IPv4 packet to a tun attached with a virtio-net header (IFF_VNET_HDR). With
+/// gso_size > 0 the packet is IPv4/UDP and the kernel segments its payload into gso_size pieces
+/// (VIRTIO_NET_HDR_GSO_UDP_L4; the UDP checksum field must hold the pseudo-header sum). Returns
+/// the packet bytes written, or -1 with errno set.
+long vns_tun_write_vnet(int fd, const void *packet, size_t length, uint16_t gso_size);
+
+/// Reads one packet from a tun attached with a virtio-net header, dropping the header. Returns
+/// its length, or -1 with errno set.
+long vns_tun_read_vnet(int fd, void *buffer, size_t length);
 
 /// The MTU of interface `name`, or -1 with errno set.
 int vns_interface_mtu(const char *name);
