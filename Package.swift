@@ -67,8 +67,8 @@ let package = Package(
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).
         .executableTarget(
-            name: "vnetstream-bench", dependencies: ["Traces", "Units", "Pacing", "Packets", "Accounting"],
-            path: "Benchmarks"),
+            name: "vnetstream-bench", dependencies: ["Traces", "Units", "Pacing", "Packets", "Accounting", "Lab", "Streaming"],
+            path: "Benchmarks", exclude: ["throughput.toml"]),
         // Helpers for tests that run real programs (ffmpeg, ffprobe, the built vnetstream).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "Units", "TestSupport"]),

@@ -1,6 +1,7 @@
 // vnetstream-bench: speed and memory figures, printed, never asserted (machines here are shared
 // and noisy; tests keep their timing margins wide, the tight numbers live here).
-// Run with scripts/bench (release build). Usage: vnetstream-bench [traces] [accounting] [pacing [--seconds N]]
+// Run with scripts/bench (release build). Usage: vnetstream-bench [traces] [accounting] [pacing [--seconds N]] [throughput]
+// The throughput suite runs last, so that its headline is the last line printed.
 import Accounting
 import Foundation
 import Packets
@@ -13,7 +14,7 @@ let pacingSeconds: Double = {
     return Double(arguments[flag + 1]) ?? 150
 }()
 if let flag = arguments.firstIndex(of: "--seconds") { arguments.removeSubrange(flag...min(flag + 1, arguments.count - 1)) }
-let suites = arguments.isEmpty ? ["traces", "accounting", "pacing"] : arguments
+let suites = arguments.isEmpty ? ["traces", "accounting", "pacing", "throughput"] : arguments
 let shared = ProcessInfo.processInfo.environment["VNETSTREAM_SHARED"] ?? "../shared"
 let jurassic = shared + "/traces/Terse_Jurassic.dat"
 
@@ -197,12 +198,18 @@ func pacingSuite(seconds pacingSeconds: Double) throws {
 }
 
 for suite in suites {
-    switch suite {
-    case "traces": try tracesSuite()
-    case "accounting": accountingSuite()
-    case "pacing": try pacingSuite(seconds: pacingSeconds)
-    default:
-        FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, pacing\n".utf8))
-        exit(2)
+    do {
+        switch suite {
+        case "traces": try tracesSuite()
+        case "accounting": accountingSuite()
+        case "pacing": try pacingSuite(seconds: pacingSeconds)
+        case "throughput": try throughputSuite(seconds: 5)
+        default:
+            FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, pacing, throughput\n".utf8))
+            exit(2)
+        }
+    } catch {
+        FileHandle.standardError.write(Data("vnetstream-bench: suite \(suite) failed: \(error)\n".utf8))
+        exit(1)
     }
 }

@@ -60,13 +60,16 @@ public final class Receiver {
     public let configuration: ReceiverConfiguration
     private let socket: UDPSocket
     private var captures: [InterfaceCapture] = []
-    /// Every stream's accounting, and the order in which they first arrived.
-    private var streams: [UInt32: StreamAccounting] = [:]
+    /// Every stream's accounting, in the order they first arrived (`order` holds their ids at
+    /// the same index): found by a short scan, starting with the last one used.
+    private var accountings: [StreamAccounting] = []
     private var order: [UInt32] = []
+    private var lastIndex = 0
     /// Drops before any stream is known are kept here and merged into the first.
     private var earlyDrops: [Wire.DropReason: Int] = [:]
-    /// Where each stream's reports go, per path: the source of that path's latest packet.
-    private var returnAddresses: [UInt32: [UInt8: UDPEndpoint]] = [:]
+    /// Where each stream's reports go, per path id: the source of that path's latest packet
+    /// (same index as `accountings`).
+    private var returnAddresses: [[UDPEndpoint?]] = []
     private var reportSequence: UInt32 = 0
     /// recvmmsg slots: 32 datagrams of up to 64 KiB (coalesced ones are that large).
     private static let slotBytes = 65536
@@ -125,11 +128,11 @@ public final class Receiver {
                 stoppedBy = "end"
                 break loop
             }
-            if let last = streams.values.map(\.lastArrival).max(), now >= last + seconds(configuration.idleTimeout) {
+            if let last = accountings.map(\.lastArrival).max(), now >= last + seconds(configuration.idleTimeout) {
                 stoppedBy = "idle"
                 break loop
             }
-            if streams.isEmpty, now >= begin + seconds(configuration.startTimeout) {
+            if accountings.isEmpty, now >= begin + seconds(configuration.startTimeout) {
                 stoppedBy = "no_stream"
                 break loop
             }
@@ -159,7 +162,7 @@ public final class Receiver {
         reportsSent += try sendReports(now: MonotonicClock.now())
         let summaries = stopCaptures()
         return ReceiverResult(
-            report: lossReport(), streams: order.compactMap { streamReport($0) }, reportsSent: reportsSent, captures: summaries,
+            report: lossReport(), streams: order.indices.map { streamReport($0) }, reportsSent: reportsSent, captures: summaries,
             stoppedBy: stoppedBy, cpuS: ProcessCPU.seconds())
     }
 
@@ -173,11 +176,11 @@ public final class Receiver {
     }
 
     /// The first stream's loss report as it stands, with drops from before it was known.
-    public func lossReport() -> LossReport? { order.first.flatMap { streamReport($0) } }
+    public func lossReport() -> LossReport? { accountings.isEmpty ? nil : streamReport(0) }
 
-    private func streamReport(_ id: UInt32) -> LossReport? {
-        guard var accounting = streams[id] else { return nil }
-        if id == order.first {
+    private func streamReport(_ index: Int) -> LossReport {
+        var accounting = accountings[index]
+        if index == 0 {
             for (reason, count) in earlyDrops {
                 for _ in 0..<count { accounting.drop(reason) }
             }
@@ -199,30 +202,30 @@ public final class Receiver {
                     let id = header.streamID
                     if let wanted = configuration.streamID, wanted != id {
                         // Another stream: counted against the one asked for, once it is known.
-                        if streams[wanted] != nil {
-                            streams[wanted]!.record(header, bytes: arrival.count, tos: arrival.tos, arrival: now)
-                        }
+                        if !accountings.isEmpty { accountings[0].record(header, bytes: arrival.count, tos: arrival.tos, arrival: now) }
                         return false
                     }
-                    if streams[id] == nil {
-                        streams[id] = StreamAccounting(streamID: id, intervalSeconds: configuration.interval, frameTypes: configuration.frameTypes)
+                    let index = self.index(of: id) ?? {
+                        accountings.append(StreamAccounting(streamID: id, intervalSeconds: configuration.interval, frameTypes: configuration.frameTypes))
                         order.append(id)
-                    }
-                    streams[id]!.record(header, bytes: arrival.count, tos: arrival.tos, arrival: now, kernelStamp: arrival.kernelTimeNanoseconds)
+                        returnAddresses.append(Array(repeating: nil, count: 256))
+                        return order.count - 1
+                    }()
+                    accountings[index].record(header, bytes: arrival.count, tos: arrival.tos, arrival: now, kernelStamp: arrival.kernelTimeNanoseconds)
                     if let packetLog = configuration.packetLog {
                         packetLog(
                             "\(now),\(header.streamSequence),\(Int(header.pathID) + 1),\(header.pathSequence),\(header.frameNumber),\(arrival.count + IPv4UDP.headerSize),\(arrival.tos.map(String.init) ?? ""),\(id)")
                     }
-                    returnAddresses[id, default: [:]][header.pathID] = arrival.source
+                    if returnAddresses[index][Int(header.pathID)] != arrival.source { returnAddresses[index][Int(header.pathID)] = arrival.source }
                 case .failure(let reason): drop(reason)
                 }
             case .success(.streamEnd):
                 switch StreamEnd.decode(datagram) {
                 case .success(let end):
-                    guard streams[end.streamID] != nil else { return false }
-                    let had = streams.values.allSatisfy { $0.end != nil }
-                    streams[end.streamID]!.record(end, arrival: now)
-                    return !had && streams.values.allSatisfy { $0.end != nil }
+                    guard let index = index(of: end.streamID) else { return false }
+                    let had = accountings.allSatisfy { $0.end != nil }
+                    accountings[index].record(end, arrival: now)
+                    return !had && accountings.allSatisfy { $0.end != nil }
                 case .failure(let reason): drop(reason)
                 }
             case .success(.report):
@@ -233,17 +236,26 @@ public final class Receiver {
     }
 
     private func drop(_ reason: Wire.DropReason) {
-        if let first = order.first { streams[first]!.drop(reason) } else { earlyDrops[reason, default: 0] += 1 }
+        if !accountings.isEmpty { accountings[0].drop(reason) } else { earlyDrops[reason, default: 0] += 1 }
+    }
+
+    /// Where stream `id` sits in `accountings`: the last one used is tried first.
+    private func index(of id: UInt32) -> Int? {
+        if lastIndex < order.count && order[lastIndex] == id { return lastIndex }
+        guard let found = order.firstIndex(of: id) else { return nil }
+        lastIndex = found
+        return found
     }
 
     /// Sends each stream's current report to its paths' return addresses; returns how many went
     /// out (a stream from a plain socket, whose source has no route back, gets none).
     private func sendReports(now: UInt64) throws -> Int {
         var sent = 0
-        for id in order {
-            guard let accounting = streams[id], let addresses = returnAddresses[id] else { continue }
+        for (index, accounting) in accountings.enumerated() {
+            let addresses = returnAddresses[index].compactMap { $0 }
+            guard !addresses.isEmpty else { continue }
             let bytes = accounting.report(sequence: reportSequence, now: now).encoded
-            for endpoint in Set(addresses.values) where try socket.send(bytes, to: endpoint) { sent += 1 }
+            for endpoint in Set(addresses) where try socket.send(bytes, to: endpoint) { sent += 1 }
         }
         reportSequence &+= 1
         return sent

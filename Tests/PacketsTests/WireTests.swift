@@ -138,6 +138,25 @@ struct SplitMix64: RandomNumberGenerator {
 
 @Suite("IPv4/UDP and marks")
 struct IPv4UDPTests {
+    @Test("segmented headers: lengths cover the whole payload, a valid IPv4 checksum, the UDP field holds the pseudo-header sum")
+    func segmentedHeaders() {
+        var packet = [UInt8](repeating: 0, count: 28 + 3 * 1000)
+        let source = UDPEndpoint("198.18.1.2:5005")!
+        let destination = UDPEndpoint("198.18.100.1:5004")!
+        packet.withUnsafeMutableBytes {
+            IPv4UDP.writeSegmentedHeaders(into: $0, payloadLength: 3000, source: source, destination: destination, tos: 0xB8, identification: 7)
+        }
+        #expect(packet[0] == 0x45 && packet[1] == 0xB8 && packet[9] == 17)
+        #expect(UInt16(packet[2]) << 8 | UInt16(packet[3]) == 3028)
+        #expect(UInt16(packet[24]) << 8 | UInt16(packet[25]) == 3008)
+        let header = packet.withUnsafeBytes { IPv4UDP.onesComplementSum(UnsafeRawBufferPointer(rebasing: $0[0..<20]), initial: 0) }
+        #expect(header == 0xFFFF, "the IPv4 header checksums to all ones")
+        // 198.18.1.2 + 198.18.100.1 + protocol 17 + UDP length 3008, folded, not complemented.
+        var pseudo: UInt32 = 0xC612 + 0x0102 + 0xC612 + 0x6401 + 17 + 3008
+        while pseudo >> 16 != 0 { pseudo = (pseudo & 0xFFFF) + (pseudo >> 16) }
+        #expect(UInt32(UInt16(packet[26]) << 8 | UInt16(packet[27])) == pseudo)
+    }
+
     @Test("the word-at-a-time checksum sum equals the RFC 1071 byte-pair sum, any length and initial value")
     func checksumSum() {
         var random = SplitMix64(seed: 42)
