@@ -186,22 +186,10 @@ public struct ClassResults: Codable, Sendable {
         return (try? JSONDecoder().decode(Probe.self, from: data))?.kind == "classes"
     }
 
-    public static func load(_ path: String) throws -> ClassResults {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw LogError("\(path): cannot read: \(error.localizedDescription)")
-        }
-        do { return try JSONDecoder().decode(ClassResults.self, from: data) } catch {
-            throw LogError("\(path): not a class results document: \(error)")
-        }
-    }
-
-    public func write(to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try (try encoder.encode(self) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
-    }
+    public static func load(_ path: String) throws -> ClassResults { try loadDocument(path, kind: "class results document") }
 }
+
+extension ClassResults: ResultsDocument {}
 
 /// Per class loss and one-way delay from the sender's and receiver's packet logs.
 public enum ClassAnalysis {
@@ -382,15 +370,9 @@ public final class ClassExperimentRunner {
                 file: String(capture.file.dropFirst(capture.file.hasPrefix(out + "/") ? out.count + 1 : 0)),
                 packetsByTOS: try ClassAnalysis.packetsByTOS(pcap: capture.file, port: Self.port))
         }
-        var machine = utsname()
-        uname(&machine)
-        let release = withUnsafeBytes(of: &machine.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let host = withUnsafeBytes(of: &machine.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let results = ClassResults(
             experiment: file.name, description: file.description, file: path, startedUTC: startedUTC,
-            machine: "\(host), Linux \(release), \(ProcessInfo.processInfo.activeProcessorCount) CPUs",
-            gitCommit: try? Command.run(["git", "-C", URL(fileURLWithPath: path).deletingLastPathComponent().path, "rev-parse", "HEAD"])
-                .trimmingCharacters(in: .whitespacesAndNewlines),
+            machine: Provenance.machine, gitCommit: Provenance.gitCommit(near: path),
             shaper: lab.shaper.rawValue, shaperReason: lab.state.shaperReason, red: plan.red, packetsPerClass: file.packets,
             packetsPerSecond: file.packetsPerSecond, packetBytes: file.packetBytes, arrivals: file.arrivals, classes: classes,
             senderScheduleShifts: shifts?.schedule_shifts, senderScheduleShiftS: shifts?.schedule_shift_s, captures: seen, definitions: ClassResults.definitionTexts)

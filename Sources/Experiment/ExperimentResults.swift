@@ -1,4 +1,5 @@
 import Foundation
+import Lab
 
 /// `results.json`: one document for the whole experiment, units in the key names.
 public struct ExperimentResults: Codable, Sendable {
@@ -44,13 +45,23 @@ public struct ExperimentResults: Codable, Sendable {
         "extra_bytes_pct": "bytes sent beyond the stream's own (probe copies, duplicates), over the stream's bytes",
     ]
 
-    public static func load(_ path: String) throws -> ExperimentResults {
+    public static func load(_ path: String) throws -> ExperimentResults { try loadDocument(path, kind: "results document") }
+}
+
+extension ExperimentResults: ResultsDocument {}
+
+/// A results document (`results.json`): sorted keys, written atomically, read back with the
+/// file named in any error.
+public protocol ResultsDocument: Codable {}
+
+extension ResultsDocument {
+    static func loadDocument(_ path: String, kind: String) throws -> Self {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw LogError("\(path): cannot read: \(error.localizedDescription) (run `vnetstream run` first)")
         }
-        do { return try JSONDecoder().decode(ExperimentResults.self, from: data) } catch {
-            throw LogError("\(path): not a results document: \(error)")
+        do { return try JSONDecoder().decode(Self.self, from: data) } catch {
+            throw LogError("\(path): not a \(kind): \(error)")
         }
     }
 
@@ -58,5 +69,23 @@ public struct ExperimentResults: Codable, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try (try encoder.encode(self) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
+
+/// Where and from what a run came: for results documents.
+enum Provenance {
+    /// `host, Linux RELEASE, N CPUs`.
+    static var machine: String {
+        var machine = utsname()
+        uname(&machine)
+        let release = withUnsafeBytes(of: &machine.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let host = withUnsafeBytes(of: &machine.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return "\(host), Linux \(release), \(ProcessInfo.processInfo.activeProcessorCount) CPUs"
+    }
+
+    /// The commit checked out where `file` lives, if it is in a git work tree.
+    static func gitCommit(near file: String) -> String? {
+        try? Command.run(["git", "-C", URL(fileURLWithPath: file).deletingLastPathComponent().path, "rev-parse", "HEAD"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -191,15 +191,9 @@ public final class ExperimentRunner {
             let outages = watches[index].wait()
             results.append(try analyse(run, applied: applied, outages: outages, shaper: shaper))
         }
-        var machine = utsname()
-        uname(&machine)
-        let release = withUnsafeBytes(of: &machine.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let host = withUnsafeBytes(of: &machine.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let document = ExperimentResults(
             experiment: file.name, description: file.description, file: path, startedUTC: startedUTC,
-            machine: "\(host), Linux \(release), \(ProcessInfo.processInfo.activeProcessorCount) CPUs",
-            gitCommit: try? Command.run(["git", "-C", URL(fileURLWithPath: path).deletingLastPathComponent().path, "rev-parse", "HEAD"])
-                .trimmingCharacters(in: .whitespacesAndNewlines),
+            machine: Provenance.machine, gitCommit: Provenance.gitCommit(near: path),
             shaper: shaper.rawValue, shaperReason: runs[0].lab!.state.shaperReason, intervalS: intervalS, durationS: durationS,
             timeScale: file.timeScale, reportMs: file.reportMs, queueMs: LinkConditions().queueMs,
             definitions: ExperimentResults.definitionTexts, schedule: schedule.events.map { "\(decimal($0.atS)) s: \($0.summary)" },
