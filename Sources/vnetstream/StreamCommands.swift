@@ -320,7 +320,7 @@ struct SendMarked: ParsableCommand {
         discussion: """
             What any application can do: no tun, no split. The network picks each packet's VNet \
             (a lab whose topology declares [[class]]es classifies by the mark at its edge). One \
-            stream per --mark, stream ids 1, 2, ... in that order, all interleaved on their \
+            stream per --tt, stream ids 1, 2, ... in that order, all interleaved on their \
             schedules; `vnetstream recv` accounts each. A sender that falls more than 50 ms \
             behind (a stalled machine) moves the rest of its schedule later rather than sending \
             the missed packets in a burst; the summary counts it. Prints a JSON summary.
