@@ -139,7 +139,9 @@ public final class Receiver {
             if now >= begin + seconds(configuration.maximumDuration) { break loop }
             let readable = try waitForReadable([socket.fileDescriptor], timeoutNanoseconds: Int64(nextReport - min(now, nextReport)))
             guard readable[0] else { continue }
-            while true {
+            // At most 64 batches before the clock, reports and timeouts are looked at again:
+            // a sender faster than this loop must not silence the reports.
+            for _ in 0..<64 {
                 let count = try buffer.withUnsafeMutableBytes { try socket.receiveBatch(into: $0, slotBytes: Self.slotBytes, arrivals: &batch) }
                 guard count > 0 else { break }
                 let at = MonotonicClock.now()
