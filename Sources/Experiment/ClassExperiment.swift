@@ -382,7 +382,7 @@ public final class ClassExperimentRunner {
 }
 
 /// The class experiment's report: per class next to Table I, what the captures saw, the targets.
-public struct ClassReport {
+public struct ClassReport: TargetsReport {
     public let results: ClassResults
 
     public init(results: ClassResults) { self.results = results }
@@ -455,14 +455,6 @@ public struct ClassReport {
             }
         }
         return checks
-    }
-
-    public var targetsMarkdown: String {
-        var out = "## Targets\n\n| target | run | measured | met |\n|---|---|---|---|\n"
-        for check in targets {
-            out += "| \(check.target) | \(check.run) | \(check.measured) | \(check.pass ? "yes" : "**no**") |\n"
-        }
-        return out
     }
 
     /// report.md and classes.csv in `folder`; returns the files written.

@@ -326,6 +326,18 @@ extension ExperimentReport {
         return checks
     }
 
+}
+
+extension ExperimentReport: TargetsReport {}
+
+/// A report with targets: both kinds of experiment print their tables, then the targets, and
+/// `--check` fails on a missed one.
+public protocol TargetsReport {
+    var markdown: String { get }
+    var targets: [TargetCheck] { get }
+}
+
+extension TargetsReport {
     public var targetsMarkdown: String {
         var out = "## Targets\n\n| target | run | measured | met |\n|---|---|---|---|\n"
         for check in targets {

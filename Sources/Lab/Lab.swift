@@ -127,16 +127,15 @@ public final class Lab: @unchecked Sendable {
                 try lab.save()
                 try Command.run(["ip", "netns", "add", namespace])
             }
-            let red = Lab.kernelHasRED(namespace: plan.namespace(topology.sender))
-            lab.state.red = red
-            plan = try LabPlan(topology: topology, runID: id, shaper: plan.shaper, red: red)
+            // What the kernel has, probed in a namespace that now exists; then the real plan.
+            lab.state.red = Lab.kernelHasRED(namespace: plan.namespace(topology.sender))
             if requested == nil {
                 let netem = Lab.kernelHasNetem(namespace: plan.namespace(topology.sender))
-                plan = try LabPlan(topology: topology, runID: id, shaper: netem ? .netem : .tbf, red: red)
-                lab.state.shaper = plan.shaper
+                lab.state.shaper = netem ? .netem : .tbf
                 lab.state.shaperReason =
                     netem ? "detected: this kernel has sch_netem" : "detected: this kernel has no sch_netem, so TBF for rate and queue, nftables for loss"
             }
+            plan = try LabPlan(topology: topology, runID: id, shaper: lab.state.shaper, red: lab.state.red)
             let built = Lab(plan: plan, state: lab.state, directory: directory)
             log("lab \(id): \(plan.nodes.count) namespaces, shaper \(plan.shaper.rawValue) (\(built.state.shaperReason))")
             for vnet in topology.vnets where vnet.queue != nil {

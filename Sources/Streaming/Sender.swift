@@ -369,23 +369,38 @@ public final class Sender {
         }
         guard let sent else { return false }
         for k in 0..<batch {
-            let pathSequenceK = pathSequence[vnet] &+ UInt32(k)
-            if sent {
-                vnetPackets[vnet] += 1
-                vnetBytes[vnet] += payloadBytes
-                intervalPackets[vnet] += 1
-                intervalBytes[vnet] += payloadBytes
-            } else {
-                localDrops[vnet] += 1
-            }
-            controller.sent(vnet: vnet, pathSequence: pathSequenceK, bytes: IPv4UDP.headerSize + payloadBytes, now: now)
-            if let packetLog = configuration.packetLog {
-                packetLog(
-                    "\(rounded(Double(now &- start) / 1e9, 6)),\(streamSequence &+ UInt32(k)),\(vnet + 1),\(pathSequenceK),\(streamSequence &+ UInt32(k)),\(IPv4UDP.headerSize + payloadBytes),0\(sent ? "" : ",local_drop")")
-            }
+            let sequence = streamSequence &+ UInt32(k)
+            account(
+                sent: sent, vnet: vnet, pathSequence: pathSequence[vnet] &+ UInt32(k), streamSequence: sequence, frame: sequence,
+                udpPayload: payloadBytes, copy: false, now: now)
         }
         pathSequence[vnet] &+= UInt32(batch)
         return true
+    }
+
+    /// Counts one packet written into VNet `vnet`'s tun (or not taken: `sent` false), tells
+    /// the controller, and logs it.
+    private func account(
+        sent: Bool, vnet: Int, pathSequence: UInt32, streamSequence: UInt32, frame: UInt32, udpPayload length: Int, copy: Bool,
+        now: UInt64
+    ) {
+        if sent {
+            vnetPackets[vnet] += 1
+            vnetBytes[vnet] += length
+            intervalPackets[vnet] += 1
+            intervalBytes[vnet] += length
+            if copy {
+                vnetCopies[vnet] += 1
+                vnetCopyBytes[vnet] += length
+            }
+        } else {
+            localDrops[vnet] += 1
+        }
+        controller.sent(vnet: vnet, pathSequence: pathSequence, bytes: IPv4UDP.headerSize + length, now: now)
+        if let packetLog = configuration.packetLog {
+            packetLog(
+                "\(rounded(Double(now &- start) / 1e9, 6)),\(streamSequence),\(vnet + 1),\(pathSequence),\(frame),\(IPv4UDP.headerSize + length),\(copy ? 1 : 0)\(sent ? "" : ",local_drop")")
+        }
     }
 
     private func send(_ header: MediaHeader, payload: Int, on vnet: Int, copy: Bool) throws {
@@ -404,24 +419,9 @@ public final class Sender {
                 destination: configuration.destination, tos: configuration.mark.tos, identification: identification)
             return try tuns[vnet].write(UnsafeRawBufferPointer(rebasing: raw[0..<(IPv4UDP.headerSize + length)]))
         }
-        let now = MonotonicClock.now()
-        if sent {
-            vnetPackets[vnet] += 1
-            vnetBytes[vnet] += length
-            intervalPackets[vnet] += 1
-            intervalBytes[vnet] += length
-            if copy {
-                vnetCopies[vnet] += 1
-                vnetCopyBytes[vnet] += length
-            }
-        } else {
-            localDrops[vnet] += 1
-        }
-        controller.sent(vnet: vnet, pathSequence: header.pathSequence, bytes: IPv4UDP.headerSize + length, now: now)
-        if let packetLog = configuration.packetLog {
-            packetLog(
-                "\(rounded(Double(now &- start) / 1e9, 6)),\(header.streamSequence),\(vnet + 1),\(header.pathSequence),\(header.frameNumber),\(IPv4UDP.headerSize + length),\(copy ? 1 : 0)\(sent ? "" : ",local_drop")")
-        }
+        account(
+            sent: sent, vnet: vnet, pathSequence: header.pathSequence, streamSequence: header.streamSequence, frame: header.frameNumber,
+            udpPayload: length, copy: copy, now: MonotonicClock.now())
     }
 
     private func logControlEvents(at now: UInt64) {

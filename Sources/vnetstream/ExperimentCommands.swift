@@ -45,10 +45,7 @@ struct RunExperiment: ParsableCommand {
         _ = guards
         let report = ExperimentReport(results: results, folder: out)
         let written = try report.write(plotsCopy: plots)
-        print(report.markdown)
-        print(report.targetsMarkdown)
-        print("results: \(out)/results.json; tables and plots: \(written.joined(separator: ", "))")
-        try checkTargets(report.targets, enforce: check)
+        try present(report, then: "results: \(out)/results.json; tables and plots: \(written.joined(separator: ", "))", check: check)
     }
 }
 
@@ -66,10 +63,7 @@ extension RunExperiment {
         _ = guards
         let report = ClassReport(results: results)
         let written = try report.write(folder: out)
-        print(report.markdown)
-        print(report.targetsMarkdown)
-        print("results: \(out)/results.json; report: \(written.joined(separator: ", "))")
-        try checkTargets(report.targets, enforce: check)
+        try present(report, then: "results: \(out)/results.json; report: \(written.joined(separator: ", "))", check: check)
     }
 }
 
@@ -102,24 +96,22 @@ struct Report: ParsableCommand {
         if ClassResults.isClassResults("\(folder)/results.json") {
             let report = ClassReport(results: try ClassResults.load("\(folder)/results.json"))
             let written = try report.write(folder: folder)
-            print(report.markdown)
-            print(report.targetsMarkdown)
-            print("wrote \(written.joined(separator: ", "))")
-            return try checkTargets(report.targets, enforce: check)
+            return try present(report, then: "wrote \(written.joined(separator: ", "))", check: check)
         }
         let results = try ExperimentResults.load("\(folder)/results.json")
         let report = ExperimentReport(results: results, folder: folder)
         let written = try report.write(plotsCopy: plots)
-        print(report.markdown)
-        print(report.targetsMarkdown)
-        print("wrote \(written.joined(separator: ", "))")
-        try checkTargets(report.targets, enforce: check)
+        try present(report, then: "wrote \(written.joined(separator: ", "))", check: check)
     }
 }
 
-/// With --check, a missed target ends the command with status 3, after everything is written.
-func checkTargets(_ targets: [TargetCheck], enforce: Bool) throws {
-    let missed = targets.filter { !$0.pass }
+/// Prints a report's tables and targets, then `line`; with --check, a missed target ends the
+/// command with status 3, after everything is written.
+func present(_ report: some TargetsReport, then line: String, check enforce: Bool) throws {
+    print(report.markdown)
+    print(report.targetsMarkdown)
+    print(line)
+    let missed = report.targets.filter { !$0.pass }
     guard enforce, !missed.isEmpty else { return }
     for check in missed { print("target missed: \(check.target): \(check.run): \(check.measured)") }
     throw ExitCode(3)
