@@ -71,25 +71,15 @@ func tracesSuite() throws {
     print("   peak resident size of the benchmark process: \(peakResidentKilobytes()) kB")
 }
 
-struct XorShift: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return state
-    }
-}
-
 /// One simulated hour of a two-path stream through the receiver's accounting, no I/O: 1 %
 /// random loss, some reordering, 30 s intervals. Prints resident memory every 10 simulated
 /// minutes (it must stay flat) and the packets per second one core accounts.
 func accountingSuite() {
     print("== accounting: one hour of a 2-VNet stream, 10 Mbit/s in 1250-byte packets (1000 packets/s), 1 % loss: decode, account, report every 50 ms")
     var accounting = StreamAccounting(streamID: 1, intervalSeconds: 30)
-    // A tiny generator inline: the system one makes a getrandom call per number, which would
-    // be most of what this measures.
-    var random = XorShift(state: 0x9E37_79B9_7F4A_7C15)
+    // Seeded: the system generator makes a getrandom call per number, which would be most of
+    // what this measures.
+    var random = SplitMix64(seed: 0x9E37_79B9_7F4A_7C15)
     let packetsPerSecond = 1000
     let total = 3600 * packetsPerSecond
     var pathSequence: [UInt32] = [0, 0]

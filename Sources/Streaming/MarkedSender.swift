@@ -2,6 +2,7 @@ import Devices
 import Foundation
 import Pacing
 import Packets
+import Units
 
 /// How the packets of a marked stream are spaced in time.
 public enum Arrivals: String, Sendable, Codable, CaseIterable {
@@ -177,21 +178,4 @@ public final class MarkedSender {
                     localDrops: drops[$0], pacing: PacingErrors(lateness: lateness[$0]))
             })
     }
-}
-
-/// A small seeded generator (SplitMix64), so that a Poisson schedule repeats run to run.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

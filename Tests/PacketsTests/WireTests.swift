@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Packets
+import Units
 
 let sampleHeader = MediaHeader(
     streamID: 0xDEAD_BEEF, streamSequence: 123_456, pathSequence: 61_000, frameNumber: 3_749,
@@ -120,19 +121,6 @@ struct WireTests {
             }
         }
         #expect(decoded > 1000, "the mutations should leave some messages valid")
-    }
-}
-
-/// A small deterministic generator, so that a failing fuzz case can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
