@@ -65,6 +65,9 @@ public struct LossReport: Codable, Sendable {
         public var delayMsMean: Double?
         public var delayMsMax: Double?
         public var jitterMs: Double
+        /// Seconds from the path's first arrival to its last, on the kernel's receive stamps
+        /// where it gave them: what the path carried over its own time, not the sender's.
+        public var arrivalSpanS: Double?
         /// TOS bytes seen on this path's packets, by value (as a decimal string key).
         public var tosSeen: [String: Int]
         /// Packets whose TOS byte differed from the mark the sender put in its header.
@@ -78,6 +81,7 @@ public struct LossReport: Codable, Sendable {
             case delayMsMean = "delay_ms_mean"
             case delayMsMax = "delay_ms_max"
             case jitterMs = "jitter_ms"
+            case arrivalSpanS = "arrival_span_s"
             case tosSeen = "tos_seen"
             case tosMismatches = "tos_mismatches"
         }
@@ -184,7 +188,7 @@ extension StreamAccounting {
                 delayMsMin: path.delay.count > 0 ? milliseconds(Double(path.delay.minimum)) : nil,
                 delayMsMean: milliseconds(path.delay.mean),
                 delayMsMax: path.delay.count > 0 ? milliseconds(Double(path.delay.maximum)) : nil,
-                jitterMs: milliseconds(path.jitter) ?? 0,
+                jitterMs: milliseconds(path.jitter) ?? 0, arrivalSpanS: path.arrivalSpanSeconds.map { ($0 * 1e6).rounded() / 1e6 },
                 tosSeen: Dictionary(uniqueKeysWithValues: path.marks.map { (String($0.key), $0.value) }),
                 tosMismatches: path.markMismatches)
         }

@@ -135,6 +135,10 @@ struct PathAccounting {
     var markCounts = [Int](repeating: 0, count: 256)
     var markMismatches = 0
     var trains = PacketTrains()
+    /// The first and the latest arrival on this path (kernel stamps where the kernel gave them):
+    /// the span over which the path carried what arrived.
+    var firstStamp: Int64?
+    var lastStamp: Int64 = 0
 
     init(id: UInt8, intervalNanoseconds: UInt64) {
         self.id = id
@@ -145,6 +149,8 @@ struct PathAccounting {
         let outcome = tracker.record(
             Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &tallies)
         guard outcome == .new || outcome == .late else { return }
+        if firstStamp == nil { firstStamp = stamp }
+        lastStamp = max(lastStamp, stamp)
         trains.record(
             pathSequence: Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds,
             bytes: bytes + IPv4UDP.headerSize, stamp: stamp)
@@ -172,6 +178,12 @@ struct PathAccounting {
     }
 
     /// TOS byte values seen, with their counts.
+    /// Seconds from the first to the latest arrival (nil before two packets came).
+    var arrivalSpanSeconds: Double? {
+        guard let firstStamp, tracker.received > 1, lastStamp > firstStamp else { return nil }
+        return Double(lastStamp - firstStamp) / 1e9
+    }
+
     var marks: [UInt8: Int] {
         var result: [UInt8: Int] = [:]
         for (value, count) in markCounts.enumerated() where count > 0 { result[UInt8(value)] = count }
