@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Splitting"),
         // The controller: from the receiver's reports, each VNet's capacity and liveness, and the
         // split that follows from them; also the fixed and duplicate modes. No I/O.
-        .target(name: "Control", dependencies: ["Packets"]),
+        .target(name: "Control", dependencies: ["Packets", "Splitting"]),
         // Tun interfaces and UDP sockets: thin typed wrappers over the syscalls.
         .target(name: "Devices", dependencies: ["Packets", "CNetShims"]),
         .target(name: "CNetShims"),
@@ -39,17 +39,21 @@ let package = Package(
         .target(name: "Accounting", dependencies: ["Packets", "Units"]),
         // Per-interface captures with libpcap.
         .target(name: "Capture", dependencies: ["CPcap"]),
+        // The run records: what senders and receivers are started with (their arguments), what
+        // they log (CSV packet logs, the sender's JSON lines) and what they sum up, with one
+        // writer and one reader each. Shared by Streaming (which writes) and Experiment (which reads).
+        .target(name: "RunRecords", dependencies: ["Packets", "Pacing", "Accounting", "Capture", "Control"]),
         // The sender and receiver loops: the stages above put together over real devices.
         .target(
             name: "Streaming",
-            dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Control", "Devices", "Accounting", "Capture", "Units"]),
+            dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Control", "Devices", "Accounting", "Capture", "Units", "RunRecords"]),
         // The VNet lab: topologies and schedules (TOML), namespaces, veth, tun, OSPF with bird2,
         // shaping with netem or TBF + nftables, path failures, and the netem VM.
         .target(
             name: "Lab",
             dependencies: ["Units", "Packets", "CNetShims", .product(name: "TOMLKit", package: "TOMLKit")]),
         // Experiments: many runs side by side, each in its own lab, and their results and reports.
-        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Packets", "Capture"]),
+        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Packets", "Capture", "Control", "RunRecords"]),
         // Frame traces from real video files through libavformat / libavcodec's parsers.
         .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
         .systemLibrary(
@@ -63,22 +67,24 @@ let package = Package(
             name: "vnetstream",
             dependencies: [
                 "Traces", "VideoTraces", "Units", "CPcap", "Capture", "Streaming", "Packets", "Splitting", "Control", "Pacing", "Lab", "Experiment",
+                "RunRecords", "Accounting", "Devices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).
         .executableTarget(
-            name: "vnetstream-bench", dependencies: ["Traces", "Units", "Pacing", "Packets", "Accounting", "Lab", "Streaming"],
+            name: "vnetstream-bench", dependencies: ["Traces", "Units", "Pacing", "Packets", "Accounting", "Lab", "Streaming", "RunRecords"],
             path: "Benchmarks", exclude: ["throughput.toml"]),
         // Helpers for tests that run real programs (ffmpeg, ffprobe, the built vnetstream).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "Units", "TestSupport"]),
-        .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing", "Control", "Units"]),
+        .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing", "Control", "Units", "RunRecords"]),
         .testTarget(
-            name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets"],
+            name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control"],
             exclude: ["Fixtures"]),
+        .testTarget(name: "StreamingTests", dependencies: ["Streaming", "Control", "Packets", "Splitting", "RunRecords"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.
         .testTarget(
-            name: "CommandLineTests", dependencies: ["vnetstream", "Experiment", "Traces", "TestSupport", "Streaming", "Accounting"]),
+            name: "CommandLineTests", dependencies: ["vnetstream", "Experiment", "Traces", "TestSupport", "Streaming", "Accounting", "RunRecords", "Control"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import RunRecords
 import Streaming
 
 /// The data path's throughput against `iperf3 -u`, on the same lab paths, in the same run.

@@ -23,7 +23,7 @@ import Packets
 /// delivered rate of a full queue, which is again the capacity, not a step of a guess. Weights
 /// move only when an estimate moves by more than `hysteresis`.
 public struct AdaptiveController: SplitController {
-    public struct Parameters: Sendable, Equatable {
+    public struct Parameters: Sendable, Equatable, Codable {
         /// How often each live VNet gets a probe train, seconds.
         public var probeInterval: Double = 1
         /// Packets in a probe train, originals and copies.
@@ -49,6 +49,20 @@ public struct AdaptiveController: SplitController {
         public var hysteresis: Double = 0.05
 
         public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case hysteresis
+            case probeInterval = "probe_interval_s"
+            case trainPackets = "train_packets"
+            case trainMinimumPacketBytes = "train_minimum_packet_bytes"
+            case stallMinimumMs = "stall_minimum_ms"
+            case stallMaximumMs = "stall_maximum_ms"
+            case reportFreshnessMs = "report_freshness_ms"
+            case deadProbeInterval = "dead_probe_interval_s"
+            case saturationDelayMs = "saturation_delay_ms"
+            case saturationGrowthMs = "saturation_growth_ms"
+            case rateWindow = "rate_window_s"
+        }
     }
 
     struct Path {

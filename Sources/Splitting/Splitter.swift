@@ -51,7 +51,7 @@ public struct WeightedSplitter: Sendable, Equatable {
 }
 
 /// A fixed ratio between VNets, written `1:1`, `1:0`, `3:1` (as many numbers as VNets).
-public struct SplitRatio: Sendable, Equatable, CustomStringConvertible {
+public struct SplitRatio: Sendable, Hashable, CustomStringConvertible {
     public var weights: [Double]
 
     public init(weights: [Double]) { self.weights = weights }

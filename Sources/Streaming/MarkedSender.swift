@@ -2,15 +2,8 @@ import Devices
 import Foundation
 import Pacing
 import Packets
+import RunRecords
 import Units
-
-/// How the packets of a marked stream are spaced in time.
-public enum Arrivals: String, Sendable, Codable, CaseIterable {
-    /// Evenly: one packet every 1/rate seconds.
-    case constant
-    /// A Poisson process: exponential gaps with mean 1/rate (seeded, so runs repeat).
-    case poisson
-}
 
 public struct MarkedSenderConfiguration: Sendable {
     public var destination: UDPEndpoint
@@ -35,45 +28,6 @@ public struct MarkedSenderConfiguration: Sendable {
     public init(destination: UDPEndpoint, marks: [TrafficMark]) {
         self.destination = destination
         self.marks = marks
-    }
-}
-
-/// What a marked sender did, per stream.
-public struct MarkedSenderSummary: Codable, Sendable {
-    public struct Stream: Codable, Sendable {
-        public var streamID: UInt32
-        public var mark: String
-        public var tos: Int
-        public var packets: Int
-        /// Packets the kernel would not take (socket buffer full, or no route): never sent.
-        public var localDrops: Int
-        public var pacing: PacingErrors
-
-        enum CodingKeys: String, CodingKey {
-            case mark, tos, packets, pacing
-            case streamID = "stream_id"
-            case localDrops = "local_drops"
-        }
-    }
-
-    public var destination: String
-    public var packetBytes: Int
-    public var packetsPerSecond: Double
-    public var arrivals: Arrivals
-    public var durationS: Double
-    /// Times the sender fell more than the maximum lateness behind and moved its schedule
-    /// later, and by how much in all.
-    public var scheduleShifts: Int
-    public var scheduleShiftS: Double
-    public var streams: [Stream]
-
-    enum CodingKeys: String, CodingKey {
-        case destination, arrivals, streams
-        case scheduleShifts = "schedule_shifts"
-        case scheduleShiftS = "schedule_shift_s"
-        case packetBytes = "packet_bytes"
-        case packetsPerSecond = "packets_per_second"
-        case durationS = "duration_s"
     }
 }
 
@@ -123,7 +77,7 @@ public final class MarkedSender {
         let schedules = c.marks.indices.map {
             Self.schedule(count: c.count, packetsPerSecond: c.packetsPerSecond, arrivals: c.arrivals, seed: c.seed &+ UInt64($0))
         }
-        c.packetLog?("mono_ns,stream,seq,bytes,tos")
+        c.packetLog?(MarkedPacket.csvHeader)
         let start = c.startAt ?? (MonotonicClock.now() + 20_000_000)
         var next = [Int](repeating: 0, count: c.marks.count)
         var drops = [Int](repeating: 0, count: c.marks.count)
@@ -153,8 +107,13 @@ public final class MarkedSender {
                 frameNumber: UInt32(sequence), sendTimeNanoseconds: now - start, fragmentIndex: 0, fragmentCount: 1, pathID: 0,
                 frameType: UInt8(ascii: "-"), mark: c.marks[stream].tos)
             packet.withUnsafeMutableBytes { header.write(into: $0, at: 0) }
-            if !(try sockets[stream].send(packet, to: c.destination)) { drops[stream] += 1 }
-            c.packetLog?("\(now),\(stream + 1),\(sequence),\(c.packetBytes),\(c.marks[stream].tos)")
+            let taken = try sockets[stream].send(packet, to: c.destination)
+            if !taken { drops[stream] += 1 }
+            c.packetLog?(
+                MarkedPacket(
+                    monotonicNanoseconds: now, stream: UInt32(stream + 1), sequence: UInt32(sequence), bytes: c.packetBytes,
+                    tos: c.marks[stream].tos, localDrop: !taken
+                ).csvRow)
             next[stream] += 1
         }
         let last = MonotonicClock.now()

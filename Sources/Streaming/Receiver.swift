@@ -4,6 +4,7 @@ import Devices
 import Foundation
 import Pacing
 import Packets
+import RunRecords
 
 public struct ReceiverConfiguration: Sendable {
     public var listen: UDPEndpoint
@@ -31,28 +32,6 @@ public struct ReceiverConfiguration: Sendable {
     public var packetLog: (@Sendable (String) -> Void)?
 
     public init(listen: UDPEndpoint) { self.listen = listen }
-}
-
-/// What the receiver measured: the loss report, and what its captures and reports did.
-public struct ReceiverResult: Codable, Sendable {
-    /// The first stream's report.
-    public var report: LossReport?
-    /// Every stream's report, in the order they first arrived.
-    public var streams: [LossReport]
-    public var reportsSent: Int
-    public var captures: [InterfaceCapture.Summary]
-    /// Why the receiver stopped: `end` (the sender's message, then the linger), `idle`,
-    /// `no_stream` (nothing came), `time_limit`.
-    public var stoppedBy: String
-    /// CPU time the receiver used (user + system), seconds.
-    public var cpuS: Double?
-
-    enum CodingKeys: String, CodingKey {
-        case report, captures, streams
-        case reportsSent = "reports_sent"
-        case cpuS = "cpu_s"
-        case stoppedBy = "stopped_by"
-    }
 }
 
 /// Receives streams on one UDP socket and accounts every packet per stream and per path.
@@ -110,7 +89,7 @@ public final class Receiver {
 
     /// Receives until the stream ends (or a timeout); returns the results. Captures stop too.
     public func run() throws -> ReceiverResult {
-        configuration.packetLog?("mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos,stream")
+        configuration.packetLog?(ReceivedPacket.csvHeader)
         let begin = MonotonicClock.now()
         let reportPeriod = UInt64(configuration.reportMilliseconds) * 1_000_000
         var nextReport = begin + reportPeriod
@@ -216,7 +195,11 @@ public final class Receiver {
                     accountings[index].record(header, bytes: arrival.count, tos: arrival.tos, arrival: now, kernelStamp: arrival.kernelTimeNanoseconds)
                     if let packetLog = configuration.packetLog {
                         packetLog(
-                            "\(now),\(header.streamSequence),\(Int(header.pathID) + 1),\(header.pathSequence),\(header.frameNumber),\(arrival.count + IPv4UDP.headerSize),\(arrival.tos.map(String.init) ?? ""),\(id)")
+                            ReceivedPacket(
+                                monotonicNanoseconds: now, streamSequence: header.streamSequence, vnet: Int(header.pathID) + 1,
+                                pathSequence: header.pathSequence, frame: header.frameNumber, bytes: arrival.count + IPv4UDP.headerSize,
+                                tos: arrival.tos, stream: id
+                            ).csvRow)
                     }
                     if returnAddresses[index][Int(header.pathID)] != arrival.source { returnAddresses[index][Int(header.pathID)] = arrival.source }
                 case .failure(let reason): drop(reason)

@@ -2,7 +2,7 @@ import ArgumentParser
 import Control
 import Devices
 import Foundation
-import Lab
+import RunRecords
 import Pacing
 import Packets
 import Splitting
@@ -85,7 +85,7 @@ struct Send: ParsableCommand {
                 --uni. duplicate: every packet on every VNet. Default: static when --split is \
                 given, else adaptive.
                 """))
-    var mode: SendMode?
+    var mode: SendMode.Kind?
 
     @Option(help: "Fixed split between the VNets for --mode static, one weight each (1:1, 3:1).")
     var split: String?
@@ -114,7 +114,17 @@ struct Send: ParsableCommand {
     @Option(help: "Send the first frame at this CLOCK_MONOTONIC time, in nanoseconds (to share time zero with a lab schedule).")
     var startAt: UInt64?
 
-    var resolvedMode: SendMode { mode ?? (split != nil ? .static : .adaptive) }
+    var resolvedMode: SendMode.Kind { mode ?? (split != nil ? .static : .adaptive) }
+
+    /// The one send mode these options name.
+    var sendMode: SendMode {
+        switch resolvedMode {
+        case .adaptive: .adaptive
+        case .static: .fixed(split.flatMap(SplitRatio.init) ?? SplitRatio(weights: Array(repeating: 1, count: vnets.count)))
+        case .uni: .uni(uni)
+        case .duplicate: .duplicate
+        }
+    }
 
     func validate() throws {
         if trace == nil && cbr == nil { throw ValidationError("Give a trace file or --cbr RATE.") }
@@ -163,9 +173,8 @@ struct Send: ParsableCommand {
             }
             return VNetRoute(tun: vnet.tun, source: far)
         }
-        var weights = split.flatMap(SplitRatio.init)?.weights ?? Array(repeating: 1, count: routes.count)
-        if resolvedMode == .uni { weights = routes.indices.map { $0 == uni - 1 ? 1 : 0 } }
-        var configuration = SenderConfiguration(trace: frames, routes: routes, destination: to, split: weights)
+        var configuration = SenderConfiguration(trace: frames, routes: routes, destination: to, mode: sendMode)
+        configuration.adaptive.probeInterval = probeInterval
         configuration.startAt = startAt
         configuration.sourcePort = port
         configuration.mark = try mark()
@@ -177,14 +186,6 @@ struct Send: ParsableCommand {
         let packetFile = try packetLog.map { try LineFile(path: $0) }
         if let packetFile { configuration.packetLog = { packetFile.write($0) } }
         let sender = try Sender(configuration)
-        switch resolvedMode {
-        case .adaptive:
-            var parameters = AdaptiveController.Parameters()
-            parameters.probeInterval = probeInterval
-            sender.controller = AdaptiveController(vnets: routes.count, parameters: parameters)
-        case .duplicate: sender.controller = DuplicateSplit(vnets: routes.count)
-        case .static, .uni: break
-        }
         let summary = cbr == .max ? try sender.runUnpaced(payloadBytes: payloadBytes, duration: duration) : try sender.run()
         logFile?.close()
         packetFile?.close()
@@ -211,9 +212,7 @@ enum CBRChoice: Equatable {
     case max
 }
 
-enum SendMode: String, ExpressibleByArgument, CaseIterable {
-    case adaptive, `static`, uni, duplicate
-}
+extension SendMode.Kind: ExpressibleByArgument {}
 
 struct Recv: ParsableCommand {
     static let configuration = CommandConfiguration(

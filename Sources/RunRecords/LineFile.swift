@@ -8,7 +8,7 @@ public final class LineFile: @unchecked Sendable {
 
     public init(path: String) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
-            throw LabError("cannot create \(path)")
+            throw RecordError("\(path): cannot create (does its folder exist, and may this user write there?)")
         }
         handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     }
@@ -20,4 +20,10 @@ public final class LineFile: @unchecked Sendable {
     }
 
     public func close() { try? handle.close() }
+}
+
+/// A run record that could not be read or written: the file (and line) and what is wrong.
+public struct RecordError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,160 @@
+import Control
+
+/// How a run starts `vnetstream send`: every option the experiment sets, as one value that
+/// writes its own arguments (recorded in the results, so a run can be repeated by hand).
+public struct SendInvocation: Codable, Sendable, Equatable {
+    public var trace: String
+    /// `ADDRESS:PORT`.
+    public var to: String
+    /// The stream's time zero on CLOCK_MONOTONIC, nanoseconds.
+    public var startAt: UInt64
+    public var mode: SendMode
+    /// The tun of each VNet, in VNet order.
+    public var tuns: [String]
+    public var probeIntervalS: Double
+    public var log: String
+    public var packetLog: String
+    public var json: String
+
+    public init(
+        trace: String, to: String, startAt: UInt64, mode: SendMode, tuns: [String], probeIntervalS: Double, log: String, packetLog: String,
+        json: String
+    ) {
+        self.trace = trace
+        self.to = to
+        self.startAt = startAt
+        self.mode = mode
+        self.tuns = tuns
+        self.probeIntervalS = probeIntervalS
+        self.log = log
+        self.packetLog = packetLog
+        self.json = json
+    }
+
+    /// The arguments after the binary.
+    public var arguments: [String] {
+        var argv = [
+            "send", trace, "--to", to, "--start-at", String(startAt), "--probe-interval", decimalText(probeIntervalS, places: 6),
+            "--log", log, "--packet-log", packetLog, "--json", json,
+        ]
+        for tun in tuns { argv += ["--vnet", tun] }
+        return argv + mode.sendArguments
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case trace, to, mode, tuns, log, json
+        case startAt = "start_at"
+        case probeIntervalS = "probe_interval_s"
+        case packetLog = "packet_log"
+    }
+}
+
+/// How a run starts `vnetstream recv`.
+public struct ReceiveInvocation: Codable, Sendable, Equatable {
+    /// `ADDRESS:PORT`.
+    public var listen: String
+    public var intervalS: Double
+    public var reportMs: Int
+    public var startTimeoutS: Double
+    public var idleTimeoutS: Double
+    public var lingerS: Double
+    public var packetLog: String
+    public var json: String
+
+    public init(
+        listen: String, intervalS: Double, reportMs: Int = 100, startTimeoutS: Double = 60, idleTimeoutS: Double, lingerS: Double = 2,
+        packetLog: String, json: String
+    ) {
+        self.listen = listen
+        self.intervalS = intervalS
+        self.reportMs = reportMs
+        self.startTimeoutS = startTimeoutS
+        self.idleTimeoutS = idleTimeoutS
+        self.lingerS = lingerS
+        self.packetLog = packetLog
+        self.json = json
+    }
+
+    public var arguments: [String] {
+        [
+            "recv", "--listen", listen, "--interval", decimalText(intervalS, places: 6), "--report-ms", String(reportMs),
+            "--start-timeout", decimalText(startTimeoutS), "--idle-timeout", decimalText(idleTimeoutS), "--linger", decimalText(lingerS),
+            "--packet-log", packetLog, "--json", json,
+        ]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case listen, json
+        case intervalS = "interval_s"
+        case reportMs = "report_ms"
+        case startTimeoutS = "start_timeout_s"
+        case idleTimeoutS = "idle_timeout_s"
+        case lingerS = "linger_s"
+        case packetLog = "packet_log"
+    }
+}
+
+/// How a run starts `vnetstream send-marked`: one stream per TOS byte, from plain sockets.
+public struct MarkedSendInvocation: Codable, Sendable, Equatable {
+    public var to: String
+    public var packetsPerSecond: Double
+    public var packetBytes: Int
+    public var count: Int
+    public var arrivals: Arrivals
+    public var seed: Int
+    public var startAt: UInt64
+    public var tos: [UInt8]
+    public var packetLog: String
+    public var json: String
+
+    public init(
+        to: String, packetsPerSecond: Double, packetBytes: Int, count: Int, arrivals: Arrivals, seed: Int, startAt: UInt64, tos: [UInt8],
+        packetLog: String, json: String
+    ) {
+        self.to = to
+        self.packetsPerSecond = packetsPerSecond
+        self.packetBytes = packetBytes
+        self.count = count
+        self.arrivals = arrivals
+        self.seed = seed
+        self.startAt = startAt
+        self.tos = tos
+        self.packetLog = packetLog
+        self.json = json
+    }
+
+    public var arguments: [String] {
+        var argv = [
+            "send-marked", "--to", to, "--rate", decimalText(packetsPerSecond, places: 6), "--packet-bytes", String(packetBytes), "--count",
+            String(count), "--arrivals", arrivals.rawValue, "--seed", String(seed), "--start-at", String(startAt), "--packet-log", packetLog,
+            "--json", json,
+        ]
+        for value in tos { argv += ["--tt", String(value)] }
+        return argv
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case to, count, arrivals, seed, tos, json
+        case packetsPerSecond = "packets_per_second"
+        case packetBytes = "packet_bytes"
+        case startAt = "start_at"
+        case packetLog = "packet_log"
+    }
+}
+
+/// How a run starts `vnetstream capture` on one interface.
+public struct CaptureInvocation: Codable, Sendable, Equatable {
+    public var interface: String
+    public var pcap: String
+    public var filter: String
+    public var seconds: Int
+
+    public init(interface: String, pcap: String, filter: String, seconds: Int) {
+        self.interface = interface
+        self.pcap = pcap
+        self.filter = filter
+        self.seconds = seconds
+    }
+
+    public var arguments: [String] { ["capture", "--interface", interface, "--pcap", pcap, "--filter", filter, "--seconds", String(seconds)] }
+}

@@ -1,0 +1,219 @@
+import Control
+import Packets
+import Splitting
+
+/// A packet on its way from the packetizer to a VNet's tun: its header (the path fields are
+/// filled in when it is written), its UDP payload length, the VNet the split chose, and whether
+/// it is a copy (probe padding or a probe of a dead VNet) rather than part of the split.
+public struct OutgoingPacket: Sendable, Equatable {
+    public var header: MediaHeader
+    /// UDP payload bytes: the VNetStream header and what follows it.
+    public var payloadBytes: Int
+    public var vnet: Int
+    public var copy: Bool
+
+    public init(header: MediaHeader, payloadBytes: Int, vnet: Int, copy: Bool) {
+        self.header = header
+        self.payloadBytes = payloadBytes
+        self.vnet = vnet
+        self.copy = copy
+    }
+
+    /// Bytes of the whole IPv4 packet.
+    public var ipv4Bytes: Int { IPv4UDP.headerSize + payloadBytes }
+}
+
+/// A stage between the split and the device writer. It sees the packets of each frame (or
+/// bundle) on their way out and may change them, drop them or add to them (parity packets,
+/// a retransmission buffer keeping copies). Reports reach it as they reach the controller.
+public protocol SenderStage {
+    mutating func process(_ packets: inout [OutgoingPacket], now: UInt64)
+    mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64)
+}
+
+extension SenderStage {
+    public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {}
+}
+
+/// The sender with no I/O and no clock of its own: frames in, packets with a VNet out; what
+/// was written and what reports came back in, the controller's changes out. The stages run in
+/// order: packetizer and marker, split and controller, the extra stages, then the driver's
+/// device writer, which tells the core what the tun took.
+public struct SenderCore {
+    public let streamID: UInt32
+    public let mark: TrafficMark
+    let packetizer: Packetizer
+    private(set) var controller: any SplitController
+    public private(set) var splitter: WeightedSplitter
+    public var stages: [any SenderStage]
+    /// The next packet's stream sequence (also: packets of the stream so far).
+    public private(set) var streamSequence: UInt32 = 0
+    public private(set) var vnets: [VNetTally]
+
+    /// What the core keeps per VNet: the next path sequence and what went out.
+    public struct VNetTally: Sendable, Equatable {
+        public var pathSequence: UInt32 = 0
+        public var packets = 0
+        /// UDP payload bytes.
+        public var bytes = 0
+        public var copies = 0
+        public var copyBytes = 0
+        public var localDrops = 0
+        public var reportsReceived = 0
+        /// Since the driver last took them (`takeInterval`).
+        public var intervalPackets = 0
+        public var intervalBytes = 0
+        public var intervalReports = 0
+    }
+
+    public init(streamID: UInt32, mark: TrafficMark, mtu: Int, vnets: Int, mode: SendMode, adaptive: AdaptiveController.Parameters, stages: [any SenderStage] = []) {
+        self.streamID = streamID
+        self.mark = mark
+        packetizer = Packetizer(mtu: mtu)
+        controller = mode.controller(vnets: vnets, adaptive: adaptive)
+        splitter = WeightedSplitter(weights: mode.initialWeights(vnets: vnets))
+        splitter.setWeights(controller.weights)
+        self.stages = stages
+        self.vnets = Array(repeating: VNetTally(), count: vnets)
+    }
+
+    /// The packets of one frame, split (with a probe train or copies when the controller asks
+    /// for them), then through the stages; appended to `out`.
+    public mutating func packets(
+        ofFrame frameBytes: Int, type: UInt8, number: UInt32, sendTime: UInt64, now: UInt64, into out: inout [OutgoingPacket]
+    ) {
+        let fragments = packetizer.fragments(ofFrame: frameBytes)
+        guard !fragments.isEmpty else { return }
+        let start = out.count
+        let plan = controller.plan(fragmentBytes: fragments.map { $0 + MediaHeader.size + IPv4UDP.headerSize }, now: now)
+        var header = MediaHeader(
+            streamID: streamID, streamSequence: streamSequence, pathSequence: 0, frameNumber: number, sendTimeNanoseconds: sendTime,
+            fragmentIndex: 0, fragmentCount: UInt16(fragments.count), pathID: 0, frameType: type, mark: mark.tos)
+        let firstSequence = streamSequence
+        var carried = Set<Int>()
+        for (index, size) in fragments.enumerated() {
+            header.streamSequence = streamSequence
+            header.fragmentIndex = UInt16(index)
+            let payload = MediaHeader.size + size
+            if plan.everywhere {
+                for vnet in vnets.indices { out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: vnet, copy: false)) }
+            } else if let train = plan.train, index < plan.trainPackets {
+                // The train: the frame's first packets back to back on the probed VNet (the
+                // rest of a large frame is split as usual, so a probe never moves a whole
+                // I frame onto one VNet).
+                splitter.take(train, bytes: IPv4UDP.headerSize + payload)
+                out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: train, copy: false))
+                carried.insert(train)
+            } else {
+                let vnet = splitter.next(bytes: IPv4UDP.headerSize + payload)
+                out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: vnet, copy: false))
+                carried.insert(vnet)
+            }
+            streamSequence &+= 1
+        }
+        // Probe-train padding: copies of the frame's largest packet until the train is long enough.
+        if let train = plan.train, plan.trainPackets > fragments.count {
+            let largest = fragments.indices.max { fragments[$0] < fragments[$1] }!
+            header.streamSequence = firstSequence &+ UInt32(largest)
+            header.fragmentIndex = UInt16(largest)
+            for _ in fragments.count..<plan.trainPackets {
+                out.append(OutgoingPacket(header: header, payloadBytes: MediaHeader.size + fragments[largest], vnet: train, copy: true))
+            }
+        }
+        // Probes of dead VNets: a copy of the frame's first packet each.
+        header.streamSequence = firstSequence
+        header.fragmentIndex = 0
+        for vnet in plan.copiesOn where !carried.contains(vnet) && vnets.indices.contains(vnet) {
+            out.append(OutgoingPacket(header: header, payloadBytes: MediaHeader.size + fragments[0], vnet: vnet, copy: true))
+        }
+        runStages(&out, from: start, now: now)
+    }
+
+    /// `count` packets of `payloadBytes` back to back (unpaced), each its own frame; on one
+    /// VNet chosen for the whole bundle when `oneVNet` (a segmented write), else split one by one.
+    public mutating func bundle(count: Int, payloadBytes: Int, oneVNet: Bool, sendTime: UInt64, now: UInt64, into out: inout [OutgoingPacket]) {
+        let start = out.count
+        var header = MediaHeader(
+            streamID: streamID, streamSequence: 0, pathSequence: 0, frameNumber: 0, sendTimeNanoseconds: sendTime, fragmentIndex: 0,
+            fragmentCount: 1, pathID: 0, frameType: UInt8(ascii: "-"), mark: mark.tos)
+        let wire = IPv4UDP.headerSize + payloadBytes
+        let shared = oneVNet ? splitter.next(bytes: wire * count) : nil
+        for _ in 0..<count {
+            header.streamSequence = streamSequence
+            header.frameNumber = streamSequence
+            out.append(OutgoingPacket(header: header, payloadBytes: payloadBytes, vnet: shared ?? splitter.next(bytes: wire), copy: false))
+            streamSequence &+= 1
+        }
+        runStages(&out, from: start, now: now)
+    }
+
+    private mutating func runStages(_ out: inout [OutgoingPacket], from start: Int, now: UInt64) {
+        guard !stages.isEmpty else { return }
+        var batch = Array(out[start...])
+        for index in stages.indices { stages[index].process(&batch, now: now) }
+        out.replaceSubrange(start..., with: batch)
+    }
+
+    /// The packet as it goes on the wire: its path id and the VNet's next path sequence.
+    public mutating func stamp(_ packet: OutgoingPacket) -> MediaHeader {
+        var header = packet.header
+        header.pathID = UInt8(packet.vnet)
+        header.pathSequence = vnets[packet.vnet].pathSequence
+        vnets[packet.vnet].pathSequence &+= 1
+        return header
+    }
+
+    /// The device writer wrote `header` (stamped) into its VNet's tun, or the tun did not take it.
+    public mutating func written(_ header: MediaHeader, payloadBytes: Int, copy: Bool, taken: Bool, now: UInt64) {
+        let vnet = Int(header.pathID)
+        if taken {
+            vnets[vnet].packets += 1
+            vnets[vnet].bytes += payloadBytes
+            vnets[vnet].intervalPackets += 1
+            vnets[vnet].intervalBytes += payloadBytes
+            if copy {
+                vnets[vnet].copies += 1
+                vnets[vnet].copyBytes += payloadBytes
+            }
+        } else {
+            vnets[vnet].localDrops += 1
+        }
+        controller.sent(vnet: vnet, pathSequence: header.pathSequence, bytes: IPv4UDP.headerSize + payloadBytes, now: now)
+    }
+
+    /// A report for this stream came back over `vnet`.
+    public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {
+        vnets[vnet].reportsReceived += 1
+        vnets[vnet].intervalReports += 1
+        controller.received(report, over: vnet, now: now)
+        for index in stages.indices { stages[index].received(report, over: vnet, now: now) }
+    }
+
+    /// What the controller changed since the last call; the split follows it.
+    public mutating func takeEvents() -> [ControlEvent] {
+        let events = controller.takeEvents()
+        if !events.isEmpty { splitter.setWeights(controller.weights) }
+        return events
+    }
+
+    /// Follows the controller's weights now (unpaced streams, between bundles).
+    public mutating func followWeights() { splitter.setWeights(controller.weights) }
+
+    /// Each VNet's tallies since the last call, which start again from zero.
+    public mutating func takeInterval() -> [VNetTally] {
+        let taken = vnets
+        for index in vnets.indices {
+            vnets[index].intervalPackets = 0
+            vnets[index].intervalBytes = 0
+            vnets[index].intervalReports = 0
+        }
+        return taken
+    }
+
+    /// The end-of-stream message: packets of the stream and of every path.
+    public func end(frames: Int, lastSendTime: UInt64) -> StreamEnd {
+        StreamEnd(
+            streamID: streamID, streamPackets: streamSequence, frameCount: UInt32(frames), lastSendTimeNanoseconds: lastSendTime,
+            paths: vnets.enumerated().map { StreamEnd.Path(pathID: UInt8($0.offset), packetsSent: $0.element.pathSequence) })
+    }
+}

@@ -1,0 +1,140 @@
+import Control
+import Foundation
+import Packets
+import RunRecords
+import Splitting
+import Testing
+
+@testable import Streaming
+
+/// A stage that counts what passes through it, and optionally adds one copy of each frame's
+/// last packet on VNet 2 (the way a parity stage adds packets), so the test sees that what a
+/// stage adds reaches the writer with its own path sequence.
+struct CountingStage: SenderStage {
+    var packets = 0
+    var batches = 0
+    var reports = 0
+    var addOne = false
+
+    mutating func process(_ packets: inout [OutgoingPacket], now: UInt64) {
+        self.packets += packets.count
+        batches += 1
+        if addOne, var extra = packets.last {
+            extra.vnet = 1
+            extra.copy = true
+            packets.append(extra)
+        }
+    }
+
+    mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) { reports += 1 }
+}
+
+@Suite("The sender's core: frames in, packets with a VNet out (no I/O)")
+struct SenderCoreTests {
+    /// Feeds `frames` frames of `bytes` to a core, writes everything it hands out (all taken),
+    /// and returns the stamped headers.
+    func drive(_ core: inout SenderCore, frames: Int, bytes: Int) -> [(MediaHeader, OutgoingPacket)] {
+        var written: [(MediaHeader, OutgoingPacket)] = []
+        var out: [OutgoingPacket] = []
+        for number in 0..<frames {
+            out.removeAll()
+            let now = UInt64(number) * 40_000_000
+            core.packets(ofFrame: bytes, type: UInt8(ascii: "P"), number: UInt32(number), sendTime: now, now: now, into: &out)
+            for packet in out {
+                let header = core.stamp(packet)
+                core.written(header, payloadBytes: packet.payloadBytes, copy: packet.copy, taken: true, now: now)
+                written.append((header, packet))
+            }
+        }
+        return written
+    }
+
+    @Test("a static 1:1 split alternates by bytes, path sequences run without gaps per VNet, and a stage sees every packet")
+    func staticSplitThroughAStage() throws {
+        var core = SenderCore(
+            streamID: 7, mark: try TrafficMark(parsing: "EF"), mtu: 1500, vnets: 2, mode: .fixed(SplitRatio(weights: [1, 1])),
+            adaptive: .init(), stages: [CountingStage()])
+        let written = drive(&core, frames: 100, bytes: 3000)
+        // 3000 B at a 1500 B MTU: 1500 - 28 - 36 = 1436 B of media a packet, so 3 packets a frame.
+        #expect(written.count == 300)
+        let stage = try #require(core.stages.first as? CountingStage)
+        #expect(stage.packets == 300 && stage.batches == 100)
+        for vnet in 0..<2 {
+            let sequences = written.filter { Int($0.0.pathID) == vnet }.map(\.0.pathSequence)
+            #expect(sequences == Array(0..<UInt32(sequences.count)), "VNet \(vnet + 1)'s path sequences")
+        }
+        let bytes = (0..<2).map { vnet in written.filter { Int($0.0.pathID) == vnet }.map(\.1.payloadBytes).reduce(0, +) }
+        #expect(abs(Double(bytes[0]) / Double(bytes[0] + bytes[1]) - 0.5) < 0.01, "\(bytes)")
+        #expect(written.allSatisfy { $0.0.streamID == 7 && $0.0.mark == 0xb8 })
+        #expect(Set(written.map(\.0.streamSequence)).count == 300 && core.streamSequence == 300)
+        let end = core.end(frames: 100, lastSendTime: 0)
+        #expect(end.paths.map(\.packetsSent).reduce(0, +) == 300)
+    }
+
+    @Test("what a stage adds is written with its own path sequence and counted as a copy; reports reach the stage")
+    func stageAddsPackets() throws {
+        var core = SenderCore(
+            streamID: 1, mark: .bestEffort, mtu: 1500, vnets: 2, mode: .uni(1), adaptive: .init(),
+            stages: [CountingStage(addOne: true)])
+        let written = drive(&core, frames: 10, bytes: 1000)
+        #expect(written.count == 20)
+        #expect(written.filter { $0.0.pathID == 1 }.map(\.0.pathSequence) == Array(0..<10))
+        #expect(core.vnets[1].copies == 10 && core.vnets[0].packets == 10 && core.vnets[0].copies == 0)
+        core.received(ReceiverReport(streamID: 1, reportSequence: 0, reportTimeNanoseconds: 0, paths: []), over: 0, now: 0)
+        #expect((core.stages.first as? CountingStage)?.reports == 1 && core.vnets[0].reportsReceived == 1)
+    }
+
+    @Test("duplicate mode puts every packet on every VNet; an unpaced bundle for one segmented write stays on one VNet")
+    func duplicateAndBundles() {
+        var core = SenderCore(streamID: 1, mark: .bestEffort, mtu: 1500, vnets: 3, mode: .duplicate, adaptive: .init())
+        let written = drive(&core, frames: 5, bytes: 2000)
+        #expect(written.count == 5 * 2 * 3)
+        #expect((0..<3).allSatisfy { vnet in written.filter { Int($0.0.pathID) == vnet }.count == 10 })
+        var bundleCore = SenderCore(streamID: 1, mark: .bestEffort, mtu: 1500, vnets: 2, mode: .fixed(SplitRatio(weights: [1, 1])), adaptive: .init())
+        var out: [OutgoingPacket] = []
+        bundleCore.bundle(count: 64, payloadBytes: 1200, oneVNet: true, sendTime: 0, now: 0, into: &out)
+        #expect(out.count == 64 && Set(out.map(\.vnet)).count == 1)
+        // Split one by one, the next 64 make up for the bundle: 64 packets on each VNet in all.
+        bundleCore.bundle(count: 64, payloadBytes: 1200, oneVNet: false, sendTime: 0, now: 0, into: &out)
+        #expect(out.filter { $0.vnet == 0 }.count == 64)
+        #expect(out.map(\.header.streamSequence) == Array(0..<128))
+    }
+
+    @Test("every packet-log row has its header's column count, local drops included, and reads back as written")
+    func packetLogRows() throws {
+        let rows = [
+            SentPacket(t: 0.02, streamSequence: 0, vnet: 1, pathSequence: 0, frame: 0, bytes: 1200, copy: false, localDrop: false),
+            SentPacket(t: 0.0213, streamSequence: 1, vnet: 2, pathSequence: 0, frame: 0, bytes: 1200, copy: false, localDrop: true),
+            SentPacket(t: 0.04, streamSequence: 1, vnet: 2, pathSequence: 1, frame: 0, bytes: 300, copy: true, localDrop: false),
+        ]
+        for row in rows { #expect(row.csvRow.split(separator: ",", omittingEmptySubsequences: false).count == SentPacket.csvColumns) }
+        let received = ReceivedPacket(
+            monotonicNanoseconds: 5, streamSequence: 1, vnet: 1, pathSequence: 2, frame: 3, bytes: 64, tos: nil, stream: 1)
+        #expect(received.csvRow.split(separator: ",", omittingEmptySubsequences: false).count == ReceivedPacket.csvColumns)
+        let marked = MarkedPacket(monotonicNanoseconds: 5, stream: 1, sequence: 0, bytes: 256, tos: 184, localDrop: true)
+        #expect(marked.csvRow.split(separator: ",", omittingEmptySubsequences: false).count == MarkedPacket.csvColumns)
+        let path = NSTemporaryDirectory() + "vnetstream-rows-\(UUID().uuidString).csv"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ([SentPacket.csvHeader] + rows.map(\.csvRow)).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try CSVLog.read(SentPacket.self, from: path) == rows)
+        // A row missing a column is refused with the file and line.
+        try (SentPacket.csvHeader + "\n0.1,0,1,0,0,1200,0\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: RecordError.self) { try CSVLog.read(SentPacket.self, from: path) }
+        do { _ = try CSVLog.read(SentPacket.self, from: path) } catch { #expect("\(error)".contains("\(path):2:")) }
+    }
+
+    @Test("the sender's log lines are JSON that reads back as the same event")
+    func senderLogEvents() {
+        let events: [SenderLogEvent] = [
+            .sent(.init(tS: 1.001, vnet: 1, tun: "tun0", packets: 30, bytes: 40000, weight: 0.5, reports: 20)),
+            .report(.init(tS: 1.2, overVNet: 2, reportSequence: 9, paths: [.init(vnet: 1, highest: 10, received: 9, lost: 1, delayUs: -3, jitterUs: 4)])),
+            .control(.init(tS: 2, vnet: 1, event: .dead, kbitS: nil, detail: "stalled 90 ms", weights: [0, 1])),
+        ]
+        for event in events {
+            #expect(!event.line.contains("\n"))
+            #expect(SenderLogEvent(line: event.line) == event, "\(event.line)")
+        }
+        #expect(events[0].line.contains(#""kind":"sent""#) && events[2].line.contains(#""event":"dead""#))
+        #expect(SenderLogEvent(line: #"{"kind":"sent","t_s":1"#) == nil)
+    }
+}
