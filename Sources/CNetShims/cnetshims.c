@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <spawn.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 
@@ -140,8 +141,10 @@ static int append(char **buffer, size_t *length, size_t *capacity, const char *d
 }
 
 int vns_collect(int pid, int fds[3], const char *input, size_t input_length,
-                char **out, size_t *out_length, char **err, size_t *err_length) {
+                char **out, size_t *out_length, char **err, size_t *err_length, int timeout_ms) {
     size_t written = 0, out_capacity = 0, err_capacity = 0;
+    struct timespec begun;
+    clock_gettime(CLOCK_MONOTONIC, &begun);
     *out = NULL; *err = NULL; *out_length = 0; *err_length = 0;
     int in_fd = fds[0];
     if (input_length == 0) { close(in_fd); in_fd = -1; }
@@ -152,7 +155,25 @@ int vns_collect(int pid, int fds[3], const char *input, size_t input_length,
         p[0].fd = fds[1]; p[0].events = POLLIN; p[0].revents = 0;
         p[1].fd = fds[2]; p[1].events = POLLIN; p[1].revents = 0;
         p[2].fd = in_fd; p[2].events = POLLOUT; p[2].revents = 0;
-        if (poll(p, 3, -1) < 0) { if (errno == EINTR) continue; break; }
+        int wait_ms = -1;
+        if (timeout_ms >= 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long elapsed = (now.tv_sec - begun.tv_sec) * 1000L + (now.tv_nsec - begun.tv_nsec) / 1000000L;
+            if (elapsed >= timeout_ms) {
+                // Too long: the command is killed and reaped; what it printed so far is kept.
+                kill(pid, SIGKILL);
+                for (int i = 1; i < 3; i++) if (fds[i] >= 0) { close(fds[i]); fds[i] = -1; }
+                if (in_fd >= 0) close(in_fd);
+                int status = 0;
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+                return VNS_TIMED_OUT;
+            }
+            wait_ms = (int)(timeout_ms - elapsed);
+        }
+        int ready = poll(p, 3, wait_ms);
+        if (ready < 0) { if (errno == EINTR) continue; break; }
+        if (ready == 0) continue;
         for (int i = 0; i < 2; i++) {
             if (p[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
                 ssize_t n = read(p[i].fd, chunk, sizeof chunk);

@@ -1,17 +1,39 @@
 import CNetShims
 import Foundation
+import Units
 
-/// Runs the real tools (ip, tc, nft, bird, qemu). A failure carries the command line, its exit
-/// status and its stderr, and names the Debian package when the tool itself is missing.
+/// Runs the real tools (ip, tc, nft, bird, qemu): argv in; exit status, output and duration
+/// out; a time limit on every call. A failure carries the command line, its exit status (or
+/// the limit it ran past) and its stderr, and names the Debian package when the tool itself is
+/// missing.
 public enum Command {
+    /// How long a command may run unless its caller says otherwise, seconds: far beyond what
+    /// ip, tc, nft and birdc take, short enough that a hung one cannot hang a schedule or
+    /// `lab status` for good.
+    public static let defaultTimeout: Double = 30
+
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public var argv: [String]
         public var status: Int32
         public var stderr: String
+        /// Set when the command ran past its time limit and was killed.
+        public var timeout: Double? = nil
 
         public var description: String {
-            "`\(argv.joined(separator: " "))` failed (exit \(status)): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))"
+            let text = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            if let timeout {
+                return "`\(argv.joined(separator: " "))` did not finish within \(timeout.plainText) s and was killed" + (text.isEmpty ? "" : ": \(text)")
+            }
+            return "`\(argv.joined(separator: " "))` failed (exit \(status)): \(text)"
         }
+    }
+
+    /// How a command ended.
+    public struct Outcome: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var seconds: Double
     }
 
     static let packages = [
@@ -28,18 +50,24 @@ public enum Command {
         throw LabError("\(name) is not installed: apt-get install \(packages[name] ?? name) (scripts/install-deps does)")
     }
 
-    /// Runs to completion; returns stdout, or throws `Failure`.
+    /// Runs to completion (within `timeout` seconds); returns stdout, or throws `Failure`.
     @discardableResult
-    public static func run(_ argv: [String], input: String? = nil) throws -> String {
-        try start(argv, input: input).finish()
+    public static func run(_ argv: [String], input: String? = nil, timeout: Double = defaultTimeout) throws -> String {
+        try start(argv, input: input).finish(timeout: timeout).stdout
+    }
+
+    /// Runs to completion (within `timeout` seconds) and says how it ended, whatever its exit
+    /// status; throws only when it could not be started or ran past the limit.
+    public static func execute(_ argv: [String], input: String? = nil, timeout: Double = defaultTimeout) throws -> Outcome {
+        try start(argv, input: input).collect(timeout: timeout)
     }
 
     /// Runs several commands at once and waits for all; throws the first failure.
-    public static func runConcurrently(_ commands: [(argv: [String], input: String?)]) throws {
+    public static func runConcurrently(_ commands: [(argv: [String], input: String?)], timeout: Double = defaultTimeout) throws {
         let running = try commands.map { try start($0.argv, input: $0.input) }
         var firstError: Error?
         for process in running {
-            do { _ = try process.finish() } catch { if firstError == nil { firstError = error } }
+            do { _ = try process.finish(timeout: timeout) } catch { if firstError == nil { firstError = error } }
         }
         if let firstError { throw firstError }
     }
@@ -59,15 +87,19 @@ public enum Command {
             self.input = input
         }
 
-        func finish() throws -> String {
+        let started = Date()
+
+        /// Waits for it (killing it past `timeout` seconds) and collects its output.
+        func collect(timeout: Double) throws -> Outcome {
             var out: UnsafeMutablePointer<CChar>?
             var err: UnsafeMutablePointer<CChar>?
             var outLength = 0
             var errLength = 0
             let bytes = Array((input ?? "").utf8)
+            let limit = Int32(clamping: Int((timeout * 1000).rounded(.up)))
             let status = bytes.withUnsafeBufferPointer { buffer in
                 buffer.withMemoryRebound(to: CChar.self) {
-                    vns_collect(pid, &fds, $0.baseAddress, $0.count, &out, &outLength, &err, &errLength)
+                    vns_collect(pid, &fds, $0.baseAddress, $0.count, &out, &outLength, &err, &errLength, limit)
                 }
             }
             defer {
@@ -76,8 +108,15 @@ public enum Command {
             }
             let stdout = out.map { String(cString: $0) } ?? ""
             let stderr = err.map { String(cString: $0) } ?? ""
-            guard status == 0 else { throw Failure(argv: argv, status: status, stderr: stderr) }
-            return stdout
+            if status == VNS_TIMED_OUT { throw Failure(argv: argv, status: status, stderr: stderr, timeout: timeout) }
+            return Outcome(status: status, stdout: stdout, stderr: stderr, seconds: Date().timeIntervalSince(started))
+        }
+
+        /// Its stdout, or `Failure` unless it exited with status 0.
+        func finish(timeout: Double) throws -> Outcome {
+            let outcome = try collect(timeout: timeout)
+            guard outcome.status == 0 else { throw Failure(argv: argv, status: outcome.status, stderr: outcome.stderr) }
+            return outcome
         }
     }
 

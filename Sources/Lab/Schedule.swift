@@ -13,19 +13,54 @@ public struct Schedule: Codable, Sendable, Equatable {
         case events = "event"
     }
 
-    /// One change. Exactly one target: every link of a VNet, every link of a path, or one link
-    /// (named by either endpoint). Then what changes: rate, delay, jitter, loss, or `action`
-    /// `down` (blackhole both directions) / `up`.
+    /// One change to one target at one moment.
     public struct Event: Codable, Sendable, Equatable {
         public var atS: Double
-        public var vnet: String?
-        public var path: String?
-        public var link: String?
-        public var rate: String?
-        public var delayMs: Double?
-        public var jitterMs: Double?
-        public var lossPct: Double?
-        public var action: String?
+        public var target: Target
+        public var change: Change
+
+        /// What an event changes: every link of a VNet, every link of a path, or one link
+        /// (named by either endpoint, `in1:p11`).
+        public enum Target: Sendable, Equatable, CustomStringConvertible {
+            case vnet(String)
+            case path(String)
+            case link(String)
+
+            public var description: String {
+                switch self {
+                case .vnet(let name), .path(let name), .link(let name): name
+                }
+            }
+        }
+
+        /// How it changes: new conditions (each one given replaces the link's), or a blackhole
+        /// in both directions (`down`) and its end (`up`).
+        public enum Change: Sendable, Equatable {
+            case shape(Shape)
+            case down
+            case up
+        }
+
+        /// The conditions an event sets; nil leaves one as it is.
+        public struct Shape: Sendable, Equatable {
+            public var rate: BitRate?
+            public var delayMs: Double?
+            public var jitterMs: Double?
+            public var lossPct: Double?
+
+            public init(rate: BitRate? = nil, delayMs: Double? = nil, jitterMs: Double? = nil, lossPct: Double? = nil) {
+                self.rate = rate
+                self.delayMs = delayMs
+                self.jitterMs = jitterMs
+                self.lossPct = lossPct
+            }
+        }
+
+        public init(atS: Double, target: Target, change: Change) {
+            self.atS = atS
+            self.target = target
+            self.change = change
+        }
 
         enum CodingKeys: String, CodingKey {
             case vnet, path, link, rate, action
@@ -35,51 +70,100 @@ public struct Schedule: Codable, Sendable, Equatable {
             case lossPct = "loss_pct"
         }
 
-        public init(atS: Double) { self.atS = atS }
-
+        /// The file's form: `at_s`, exactly one of `vnet`, `path`, `link`, then either
+        /// conditions (`rate`, `delay_ms`, `jitter_ms`, `loss_pct`) or `action = "down"|"up"`.
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            guard let at = try c.number(.atS) else {
-                throw DecodingError.keyNotFound(CodingKeys.atS, .init(codingPath: c.codingPath, debugDescription: "every event needs at_s"))
+            let number = (c.codingPath.last?.intValue).map { $0 + 1 }
+            let at = try c.number(.atS)
+            func fail(_ message: String) -> LabError {
+                LabError("event \(number.map(String.init) ?? "?")\(at.map { " (at \($0.plainText) s)" } ?? ""): \(message)")
             }
+            guard let at else { throw fail("every event needs at_s") }
+            guard at >= 0, at.isFinite else { throw fail("at_s must be zero or more") }
             atS = at
-            vnet = try c.decodeIfPresent(String.self, forKey: .vnet)
-            path = try c.decodeIfPresent(String.self, forKey: .path)
-            link = try c.decodeIfPresent(String.self, forKey: .link)
-            rate = try c.decodeIfPresent(String.self, forKey: .rate)
-            delayMs = try c.number(.delayMs)
-            jitterMs = try c.number(.jitterMs)
-            lossPct = try c.number(.lossPct)
-            action = try c.decodeIfPresent(String.self, forKey: .action)
+            let targets: [Target] = [
+                try c.decodeIfPresent(String.self, forKey: .vnet).map(Target.vnet),
+                try c.decodeIfPresent(String.self, forKey: .path).map(Target.path),
+                try c.decodeIfPresent(String.self, forKey: .link).map(Target.link),
+            ].compactMap { $0 }
+            guard targets.count == 1 else { throw fail("name exactly one of vnet, path or link") }
+            target = targets[0]
+            let shape = Shape(
+                rate: try c.decodeIfPresent(String.self, forKey: .rate).map { text in
+                    do { return try BitRate(parsing: text) } catch { throw fail("\(error)") }
+                },
+                delayMs: try c.number(.delayMs), jitterMs: try c.number(.jitterMs), lossPct: try c.number(.lossPct))
+            if let loss = shape.lossPct, !(0...100).contains(loss) { throw fail("loss_pct is 0 to 100") }
+            for value in [shape.delayMs, shape.jitterMs].compactMap({ $0 }) where !(value >= 0) {
+                throw fail("delay_ms and jitter_ms are zero or more")
+            }
+            let reshapes = shape != Shape()
+            switch try c.decodeIfPresent(String.self, forKey: .action) {
+            case nil:
+                guard reshapes else { throw fail("says nothing to change (rate, delay_ms, jitter_ms, loss_pct or action)") }
+                change = .shape(shape)
+            case let action? where reshapes && (action == "down" || action == "up"):
+                throw fail("an event either changes conditions or takes the target down or up, not both: make two events")
+            case "down"?: change = .down
+            case "up"?: change = .up
+            case let other?: throw fail("action is down or up, not '\(other)'")
+            }
         }
 
-        /// `vnet1`, `P1,1` or `in1:p11`.
-        public var target: String { vnet ?? path ?? link ?? "?" }
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(atS, forKey: .atS)
+            switch target {
+            case .vnet(let name): try c.encode(name, forKey: .vnet)
+            case .path(let name): try c.encode(name, forKey: .path)
+            case .link(let name): try c.encode(name, forKey: .link)
+            }
+            switch change {
+            case .shape(let shape):
+                try c.encodeIfPresent(shape.rate?.description, forKey: .rate)
+                try c.encodeIfPresent(shape.delayMs, forKey: .delayMs)
+                try c.encodeIfPresent(shape.jitterMs, forKey: .jitterMs)
+                try c.encodeIfPresent(shape.lossPct, forKey: .lossPct)
+            case .down: try c.encode("down", forKey: .action)
+            case .up: try c.encode("up", forKey: .action)
+            }
+        }
 
         /// A short human description: `vnet1 rate 600kbit`, `P1,1 down`.
         public var summary: String {
-            var parts = [target]
-            if let rate { parts.append("rate \(rate)") }
-            if let delayMs { parts.append("delay \(number(delayMs)) ms") }
-            if let jitterMs { parts.append("jitter \(number(jitterMs)) ms") }
-            if let lossPct { parts.append("loss \(number(lossPct)) %") }
-            if let action { parts.append(action) }
+            var parts = [target.description]
+            switch change {
+            case .shape(let shape):
+                if let rate = shape.rate { parts.append("rate \(rate)") }
+                if let delayMs = shape.delayMs { parts.append("delay \(number(delayMs)) ms") }
+                if let jitterMs = shape.jitterMs { parts.append("jitter \(number(jitterMs)) ms") }
+                if let lossPct = shape.lossPct { parts.append("loss \(number(lossPct)) %") }
+            case .down: parts.append("down")
+            case .up: parts.append("up")
+            }
             return parts.joined(separator: " ")
         }
 
         /// These conditions, changed as the event says.
-        public func apply(to conditions: LinkConditions) throws -> LinkConditions {
+        public func apply(to conditions: LinkConditions) -> LinkConditions {
             var next = conditions
-            if let rate { next.rate = try BitRate(parsing: rate) }
-            if let delayMs { next.delayMs = delayMs }
-            if let jitterMs { next.jitterMs = jitterMs }
-            if let lossPct { next.lossPct = lossPct }
-            switch action {
-            case "down": next.down = true
-            case "up": next.down = false
-            default: break
+            switch change {
+            case .shape(let shape):
+                if let rate = shape.rate { next.rate = rate }
+                if let delayMs = shape.delayMs { next.delayMs = delayMs }
+                if let jitterMs = shape.jitterMs { next.jitterMs = jitterMs }
+                if let lossPct = shape.lossPct { next.lossPct = lossPct }
+            case .down: next.down = true
+            case .up: next.down = false
             }
             return next
+        }
+
+        /// The path this event takes down, if it is a path failure.
+        public var failedPath: String? {
+            if case .path(let name) = target, change == .down { return name }
+            return nil
         }
     }
 
@@ -90,20 +174,6 @@ public struct Schedule: Codable, Sendable, Equatable {
     }
 
     public func validate(file: String = "schedule") throws {
-        for (index, event) in events.enumerated() {
-            let where_ = "\(file): event \(index + 1) (at \(number(event.atS)) s)"
-            let targets = [event.vnet, event.path, event.link].compactMap { $0 }
-            guard targets.count == 1 else { throw LabError("\(where_): name exactly one of vnet, path or link") }
-            guard event.atS >= 0, event.atS.isFinite else { throw LabError("\(where_): at_s must be zero or more") }
-            if let action = event.action, action != "down" && action != "up" {
-                throw LabError("\(where_): action is down or up, not '\(action)'")
-            }
-            guard event.rate != nil || event.delayMs != nil || event.jitterMs != nil || event.lossPct != nil || event.action != nil else {
-                throw LabError("\(where_): says nothing to change (rate, delay_ms, jitter_ms, loss_pct or action)")
-            }
-            if let loss = event.lossPct, !(0...100).contains(loss) { throw LabError("\(where_): loss_pct is 0 to 100") }
-            do { _ = try event.apply(to: LinkConditions()) } catch { throw LabError("\(where_): \(error)") }
-        }
         guard events.map(\.atS) == events.map(\.atS).sorted() else {
             throw LabError("\(file): events must be in time order")
         }

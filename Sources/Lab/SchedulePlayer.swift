@@ -36,8 +36,8 @@ public struct SchedulePlayer {
     public func play(_ schedule: Schedule, start: Date? = nil, log: (String) -> Void = { _ in }) throws -> [Applied] {
         // The first tc and nft runs pay for loading; pay it before the clock starts.
         for node in Set(lab.plan.transitLinks.flatMap { [$0.a.node, $0.b.node] }).sorted().prefix(1) {
-            _ = try? Command.run(["ip", "netns", "exec", lab.plan.namespace(node), "nft", "list", "table", "inet", "vnetlab"])
-            _ = try? Command.run(["tc", "-n", lab.plan.namespace(node), "qdisc", "show"])
+            _ = try? lab.host.run(["ip", "netns", "exec", lab.plan.namespace(node), "nft", "list", "table", "inet", "vnetlab"])
+            _ = try? lab.host.run(["tc", "-n", lab.plan.namespace(node), "qdisc", "show"])
         }
         let start = start ?? Date()
         let encoder = JSONEncoder()
@@ -57,7 +57,7 @@ public struct SchedulePlayer {
             try lab.apply(batch)
             let done = (lab.lastEffective ?? Date()).timeIntervalSince(start)
             for (offset, event) in batch.enumerated() {
-                let conditions = try event.apply(to: LinkConditions())
+                let conditions = event.apply(to: LinkConditions())
                 let record = Applied(
                     index: index + offset + 1, event: event.summary, atS: at, startedS: rounded(started), appliedS: rounded(done),
                     lateMs: rounded((done - at) * 1000), shaper: lab.shaper.rawValue,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Lab
+import RunRecords
 import Units
 
 extension Shaper: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import Accounting
 import Experiment
 import Foundation
+import RunRecords
 import Streaming
 import TestSupport
 import Testing
@@ -53,9 +54,15 @@ struct LabPlanTests {
     func paperSchedule() throws {
         let schedule = try Schedule.load(repositoryRoot + "/Experiments/schedules/paper-table2.toml")
         #expect(schedule.events.count == 8)
-        #expect(schedule.events.filter { $0.vnet == "vnet1" }.map(\.rate) == ["600kbit", "200kbit", "400kbit"])
-        #expect(schedule.events.filter { $0.vnet == "vnet2" }.map(\.rate) == ["200kbit", "600kbit", "400kbit"])
-        #expect(schedule.events.filter { $0.path == "P1,1" }.map { "\(Int($0.atS)) \($0.action!)" } == ["90 down", "120 up"])
+        func rates(_ vnet: String) -> [String] {
+            schedule.events.filter { $0.target == .vnet(vnet) }.compactMap {
+                if case .shape(let shape) = $0.change { return shape.rate?.description }
+                return nil
+            }
+        }
+        #expect(rates("vnet1") == ["600kbit", "200kbit", "400kbit"])
+        #expect(rates("vnet2") == ["200kbit", "600kbit", "400kbit"])
+        #expect(schedule.events.filter { $0.target == .path("P1,1") }.map { "\(Int($0.atS)) \($0.summary)" } == ["90 P1,1 down", "120 P1,1 up"])
         #expect(schedule.scaled(by: 0.1).events.last?.atS == 12)
     }
 
@@ -123,9 +130,7 @@ struct LabTests {
         #expect(status.ospfNeighbours["in1"]?.components(separatedBy: "Full/PtP").count == 3, "\(status.ospfNeighbours["in1"] ?? "")")
         #expect(status.links.count == lab.plan.links.count && status.shaper == lab.shaper)
         let dead = Double(lab.plan.topology.vnets[0].deadS)
-        var event = Schedule.Event(atS: 0)
-        event.path = "P1,1"
-        event.action = "down"
+        let event = Schedule.Event(atS: 0, target: .path("P1,1"), change: .down)
         let start = Date()
         try lab.apply(event)
         var moved: Double?
@@ -149,8 +154,7 @@ struct LabTests {
         }
         while back() != "p12" && Date().timeIntervalSince(start) < dead + 2 { usleep(100_000) }
         #expect(back() == "p12", "out1 still returns over \(back() ?? "nothing") after \(Date().timeIntervalSince(start)) s")
-        event.action = "up"
-        try lab.apply(event)
+        try lab.apply(Schedule.Event(atS: 0, target: .path("P1,1"), change: .up))
         let removed = lab.down()
         #expect(removed.contains { $0.contains("bird") })
         #expect(try leftovers(id).isEmpty)
@@ -291,8 +295,8 @@ struct NetemVMTests {
         let results = try JSONDecoder().decode(ClassResults.self, from: Data(line.dropFirst(8).utf8))
         #expect(results.red && results.shaper == "netem")
         #expect(results.classes.allSatisfy { $0.queue.hasPrefix("RED min") }, "\(results.classes.map(\.queue))")
-        let delay = try #require(results.classes.first { $0.sensitive == "delay" })
-        let loss = try #require(results.classes.first { $0.sensitive == "loss" })
+        let delay = try #require(results.classes.first { $0.sensitive == .delay })
+        let loss = try #require(results.classes.first { $0.sensitive == .loss })
         #expect(try #require(delay.delayMsMean) < (try #require(loss.delayMsMean)))
         #expect(delay.lossPct > loss.lossPct)
     }

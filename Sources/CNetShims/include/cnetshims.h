@@ -61,11 +61,15 @@ int vns_spawn_detached(char *const argv[]);
 /// to use and close) and every other descriptor closed. Returns the pid, or -1 with errno set.
 int vns_spawn_piped(char *const argv[], int fds[3]);
 
+/// What `vns_collect` returns when the command ran past its timeout (it was killed).
+#define VNS_TIMED_OUT (-3)
+
 /// Writes `input` to the child's stdin and closes it, reads its stdout and stderr to the end
 /// (into malloc'd buffers the caller frees), and waits for it. Returns its exit status
-/// (128 + signal if killed), or -1 with errno set.
+/// (128 + signal if killed), -1 with errno set, or VNS_TIMED_OUT when it was still running
+/// after `timeout_ms` (negative: no limit) and was killed; what it printed until then is kept.
 int vns_collect(int pid, int fds[3], const char *input, size_t input_length,
-                char **out, size_t *out_length, char **err, size_t *err_length);
+                char **out, size_t *out_length, char **err, size_t *err_length, int timeout_ms);
 
 /// Turns on SO_TIMESTAMPNS (the macro's value differs by architecture and time_t width, which
 /// Swift cannot import). Returns 0, or -1 with errno set.

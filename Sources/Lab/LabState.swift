@@ -1,0 +1,55 @@
+import Foundation
+
+/// What a lab run made, kept on disk as it is made, so that `lab down` (in this process or
+/// another, after a crash) removes exactly that: its namespaces (with their links, qdiscs and
+/// rules), the processes in them (bird among them), and its folder of configs, sockets and
+/// pid files. Nothing is found by pattern.
+public struct LabState: Codable, Sendable {
+    public var runID: String
+    public var topologyFile: String
+    public var topology: Topology
+    public var shaper: Shaper
+    /// Why this shaper: detected or asked for.
+    public var shaperReason: String
+    /// Whether the kernel has `sch_red` (a VNet's queue policy is RED, else a tail-drop limit).
+    public var red = false
+    /// Namespaces, recorded just before each is created.
+    public var namespaces: [String] = []
+    /// Routers whose bird was started.
+    public var birds: [String] = []
+    /// Current conditions by link name, the same in both directions.
+    public var conditions: [String: LinkConditions] = [:]
+    /// For each blackholed link, the end (node:interface) whose `down` set holds it.
+    public var blackholes: [String: String] = [:]
+
+    enum CodingKeys: String, CodingKey {
+        case topology, shaper, namespaces, birds, conditions, blackholes, red
+        case runID = "run_id"
+        case topologyFile = "topology_file"
+        case shaperReason = "shaper_reason"
+    }
+
+    init(runID: String, topologyFile: String, topology: Topology, shaper: Shaper, shaperReason: String) {
+        self.runID = runID
+        self.topologyFile = topologyFile
+        self.topology = topology
+        self.shaper = shaper
+        self.shaperReason = shaperReason
+    }
+
+    /// Lenient where it can be: a lab must stay removable even if its state was written by an
+    /// older build.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        runID = try c.decode(String.self, forKey: .runID)
+        topologyFile = try c.decodeIfPresent(String.self, forKey: .topologyFile) ?? ""
+        topology = try c.decode(Topology.self, forKey: .topology)
+        shaper = try c.decodeIfPresent(Shaper.self, forKey: .shaper) ?? .tbf
+        shaperReason = try c.decodeIfPresent(String.self, forKey: .shaperReason) ?? ""
+        red = try c.decodeIfPresent(Bool.self, forKey: .red) ?? false
+        namespaces = try c.decodeIfPresent([String].self, forKey: .namespaces) ?? []
+        birds = try c.decodeIfPresent([String].self, forKey: .birds) ?? []
+        conditions = try c.decodeIfPresent([String: LinkConditions].self, forKey: .conditions) ?? [:]
+        blackholes = try c.decodeIfPresent([String: String].self, forKey: .blackholes) ?? [:]
+    }
+}
