@@ -71,11 +71,10 @@ public struct CapacityTimeline: Codable, Sendable, Equatable {
         var steps: [Step] = []
         for record in applied {
             let event = schedule.events[record.index - 1]
-            guard let name = event.vnet, let rate = event.rate,
-                let index = topology.vnets.firstIndex(where: { $0.name == name }),
-                let bits = try? BitRate(parsing: rate).bitsPerSecond
+            guard case .vnet(let name) = event.target, case .shape(let shape) = event.change, let rate = shape.rate,
+                let index = topology.vnets.firstIndex(where: { $0.name == name })
             else { continue }
-            steps.append(Step(tS: record.appliedS, vnet: index + 1, kbitS: bits / 1000))
+            steps.append(Step(tS: record.appliedS, vnet: index + 1, kbitS: rate.bitsPerSecond / 1000))
         }
         return CapacityTimeline(vnets: topology.vnets.count, steps: steps, outages: outages)
     }

@@ -1,3 +1,4 @@
+import Control
 import Foundation
 import Lab
 import Units
@@ -26,7 +27,8 @@ public struct ExperimentFile: Decodable, Sendable {
     /// Seconds from starting the senders to the first run's time zero: enough for every
     /// sender to start (much longer under emulation, in the netem VM).
     public var startLeadS: Double
-    public var modes: [Mode]
+    public var modes: [SendMode]
+    public var targets: Targets
     public var sources: [Source]
 
     public struct Source: Decodable, Sendable, Equatable {
@@ -40,9 +42,12 @@ public struct ExperimentFile: Decodable, Sendable {
         public var fitMean: String?
         public var fitPeak: String?
         public var fps: Double
+        /// The loss a splitting mode may have per interval, percent (0.5 for the paper's CBR, 1 for its VBR).
+        public var lossTargetPct: Double
 
         enum CodingKeys: String, CodingKey {
             case name, cbr, trace, fps
+            case lossTargetPct = "loss_target_pct"
             case fitMean = "fit_mean"
             case fitPeak = "fit_peak"
         }
@@ -55,70 +60,43 @@ public struct ExperimentFile: Decodable, Sendable {
             fitMean = try c.decodeIfPresent(String.self, forKey: .fitMean)
             fitPeak = try c.decodeIfPresent(String.self, forKey: .fitPeak)
             fps = try c.number(.fps) ?? 25
+            lossTargetPct = try c.number(.lossTargetPct) ?? 1
         }
     }
 
-    /// A way to send: `uni-net1`, `uni-net2` (everything on one VNet), `multi-net` (the adaptive
-    /// controller), `static-1:1` (a fixed split), `duplicate` (every packet on every VNet).
-    public enum Mode: Sendable, Equatable, Hashable, CustomStringConvertible, Decodable {
-        case uni(Int)
-        case adaptive
-        case fixed(String)
-        case duplicate
+    /// What the runs must reach, checked by `report --check` (`[targets]`; the defaults are
+    /// the paper experiment's). The per-interval loss target of a splitting mode is per source.
+    public struct Targets: Codable, Sendable, Equatable {
+        /// A uni-net run's loss may differ from the fluid bound by this much per interval, points.
+        public var uniTolerancePoints: Double = 3
+        /// After a capacity change the split is capacity-proportional within this long, seconds.
+        public var settleS: Double = 3
+        /// Traffic leaves a failed VNet within this long, milliseconds.
+        public var leaveMs: Double = 300
+        /// Where the fluid bound is above a source's loss target, no sender can meet it: the
+        /// bound plus this many points applies there.
+        public var boundMarginPoints: Double = 0.5
 
-        public init?(_ text: String) {
-            if text == "multi-net" {
-                self = .adaptive
-            } else if text == "duplicate" {
-                self = .duplicate
-            } else if text.hasPrefix("uni-net"), let n = Int(text.dropFirst(7)), n >= 1 {
-                self = .uni(n)
-            } else if text.hasPrefix("static-"), !text.dropFirst(7).isEmpty {
-                let ratio = String(text.dropFirst(7))
-                guard ratio.split(separator: ":").allSatisfy({ Double($0).map { $0 >= 0 } ?? false }) else { return nil }
-                self = .fixed(ratio)
-            } else {
-                return nil
-            }
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case uniTolerancePoints = "uni_tolerance_points"
+            case settleS = "settle_s"
+            case leaveMs = "leave_ms"
+            case boundMarginPoints = "bound_margin_points"
         }
 
         public init(from decoder: Decoder) throws {
-            let text = try decoder.singleValueContainer().decode(String.self)
-            guard let mode = Mode(text) else {
-                throw DecodingError.dataCorrupted(
-                    .init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not a mode (uni-netN, multi-net, static-A:B, duplicate)"))
-            }
-            self = mode
-        }
-
-        public var description: String {
-            switch self {
-            case .uni(let n): "uni-net\(n)"
-            case .adaptive: "multi-net"
-            case .fixed(let ratio): "static-\(ratio)"
-            case .duplicate: "duplicate"
-            }
-        }
-
-        /// The `vnetstream send` options for this mode.
-        public var sendArguments: [String] {
-            switch self {
-            case .uni(let n): ["--mode", "uni", "--uni", String(n)]
-            case .adaptive: ["--mode", "adaptive"]
-            case .fixed(let ratio): ["--mode", "static", "--split", ratio]
-            case .duplicate: ["--mode", "duplicate"]
-            }
-        }
-
-        /// Whether more than one VNet carries the stream (the fluid bound is then the VNets' sum).
-        public var usesAllVNets: Bool {
-            if case .uni = self { return false }
-            return true
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            uniTolerancePoints = try c.number(.uniTolerancePoints) ?? 3
+            settleS = try c.number(.settleS) ?? 3
+            leaveMs = try c.number(.leaveMs) ?? 300
+            boundMarginPoints = try c.number(.boundMarginPoints) ?? 0.5
         }
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, description, topology, schedule, modes
+        case name, description, topology, schedule, modes, targets
         case sources = "source"
         case intervalS = "interval_s"
         case durationS = "duration_s"
@@ -142,7 +120,8 @@ public struct ExperimentFile: Decodable, Sendable {
         probeIntervalS = try c.number(.probeIntervalS) ?? 1
         staggerS = try c.number(.staggerS) ?? 0.5
         startLeadS = try c.number(.startLeadS) ?? 3
-        modes = try c.decode([Mode].self, forKey: .modes)
+        modes = try c.decode([SendMode].self, forKey: .modes)
+        targets = try c.decodeIfPresent(Targets.self, forKey: .targets) ?? Targets()
         sources = try c.decode([Source].self, forKey: .sources)
     }
 

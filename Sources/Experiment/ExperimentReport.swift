@@ -1,5 +1,7 @@
+import Control
 import Foundation
 import Lab
+import RunRecords
 
 /// The paper's published loss figures (Tables III and IV), percent of packets sent per interval.
 public enum PaperFigures {
@@ -51,28 +53,29 @@ public struct ExperimentReport {
                 guard let values = paper[key], index < values.count, run.intervals.count == values.count else { return nil }
                 return values[index]
             }
-            if run.mode.hasPrefix("uni-net") {
+            let mode = run.mode.name
+            if run.mode.uniVNet != nil {
                 rows.append(
                     Row(
-                        source: source, mode: run.mode, label: run.mode,
-                        cells: run.intervals.enumerated().map { (paperValue(run.mode, $0.offset), $0.element.lossPct, $0.element.fluidBoundPct) }
+                        source: source, mode: mode, label: mode,
+                        cells: run.intervals.enumerated().map { (paperValue(mode, $0.offset), $0.element.lossPct, $0.element.fluidBoundPct) }
                             + [(nil, run.total.lossPct, run.total.fluidBoundPct)]))
                 continue
             }
-            if run.mode == "multi-net" {
+            if run.mode == .adaptive {
                 for v in run.total.perVNet.indices {
                     rows.append(
                         Row(
-                            source: source, mode: run.mode, label: "multi-net VNet \(v + 1)",
+                            source: source, mode: mode, label: "multi-net VNet \(v + 1)",
                             cells: run.intervals.enumerated().map {
                                 (paperValue("multi-net VNet \(v + 1)", $0.offset), $0.element.perVNet[v].lossPctOfAll, nil)
                             } + [(nil, run.total.perVNet[v].lossPctOfAll, nil)]))
                 }
             }
-            let paperKey = run.mode == "multi-net" ? "multi-net" : ""
+            let paperKey = run.mode == .adaptive ? "multi-net" : ""
             rows.append(
                 Row(
-                    source: source, mode: run.mode, label: run.mode == "multi-net" ? "multi-net (adaptive) total" : "\(run.mode) total",
+                    source: source, mode: mode, label: run.mode == .adaptive ? "multi-net (adaptive) total" : "\(mode) total",
                     cells: run.intervals.enumerated().map { (paperValue(paperKey, $0.offset), $0.element.lossPct, $0.element.fluidBoundPct) }
                         + [(nil, run.total.lossPct, run.total.fluidBoundPct)]))
         }
@@ -104,7 +107,7 @@ public struct ExperimentReport {
         out += "## Split and failover (modes that split)\n\n"
         out += "| run | split within \(decimal(RunAnalysis.shareTolerancePct)) points of capacity-proportional after each change (s) | left the failed VNet (ms) | back after the reroute (s) | extra bytes % |\n"
         out += "|---|---|---|---|---:|\n"
-        for run in results.runs where !run.mode.hasPrefix("uni-net") {
+        for run in results.runs where run.mode.usesAllVNets {
             let settle = run.shifts.map { "\(decimal($0.atS, 1)): \($0.settleS.map { decimal($0, 1) } ?? "never")" }.joined(separator: ", ")
             let left = run.failovers.map { $0.leftMs.map { decimal($0, 0) } ?? "–" }.joined(separator: ", ")
             let back = run.failovers.map { $0.returnedAfterS.map { decimal($0, 2) } ?? "–" }.joined(separator: ", ")
@@ -147,8 +150,9 @@ public struct ExperimentReport {
         return out
     }
 
-    /// Writes report.md, loss.csv, loss.tex and the plots; returns what it wrote.
-    public func write(plotsCopy: String?) throws -> [String] {
+    /// Writes report.md, loss.csv, loss.tex and the plots into the results' folder (and the
+    /// plots into `plotsCopy`); returns what it wrote.
+    public func write(folder _: String, plotsCopy: String?) throws -> [String] {
         var written: [String] = []
         for (name, text) in [("report.md", markdown + "\n" + targetsMarkdown), ("loss.csv", csv), ("loss.tex", latex)] {
             try Data(text.utf8).write(to: URL(fileURLWithPath: "\(folder)/\(name)"))
@@ -173,7 +177,7 @@ public struct ExperimentReport {
         var scripts: [String] = []
         // Rates over time, per run: the paper's Figures 7 and 8.
         for run in results.runs {
-            guard let log = run.logs["sender_packets"], let sent = try? PacketLogs.sent("\(folder)/\(log)") else { continue }
+            guard let log = run.logs["sender_packets"], let sent = try? CSVLog.read(SentPacket.self, from: "\(folder)/\(log)") else { continue }
             let vnets = run.capacity.vnets
             let bin = 0.5
             let bins = Int((results.durationS / bin).rounded(.up))
@@ -197,7 +201,7 @@ public struct ExperimentReport {
                 }
                 data += " \(decimal(bytes[i][vnets] * 8 / bin / 1000))\n"
             }
-            let name = "rates-\(run.source)-\(run.mode.replacingOccurrences(of: ":", with: "_"))"
+            let name = "rates-\(run.source)-\(run.mode.name.replacingOccurrences(of: ":", with: "_"))"
             try Data(data.utf8).write(to: URL(fileURLWithPath: "\(plots)/\(name).dat"))
             let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
             var plotsLine: [String] = []
@@ -264,28 +268,24 @@ public struct TargetCheck: Sendable {
 }
 
 extension ExperimentReport {
-    /// Loss a splitting mode may have per interval: 0.5 % (CBR), 1 % (VBR); where the fluid
-    /// bound itself is above that, no sender can meet it, and the bound plus 0.5 points applies
-    /// (said in the note).
-    static let adaptiveLimitPct = ["cbr": 0.5, "vbr": 1.0]
-    static let uniTolerancePoints = 3.0
-    static let settleLimitS = 3.0
-    static let leaveLimitMs = 300.0
-
+    /// The targets of the experiment file (`[targets]` and each source's `loss_target_pct`),
+    /// as the results recorded them. Where the fluid bound itself is above a source's loss
+    /// target, no sender can meet it, and the bound plus a margin applies (said in the note).
     public var targets: [TargetCheck] {
         var checks: [TargetCheck] = []
+        let goals = results.targets
         for run in results.runs {
             let name = "\(run.source) \(run.mode)"
-            if run.mode == "multi-net" {
-                let limit = Self.adaptiveLimitPct[run.source] ?? 1.0
+            if run.mode == .adaptive {
+                let limit = run.lossTargetPct
                 for interval in run.intervals {
                     let span = "\(decimal(interval.startS, 1))-\(decimal(interval.endS, 1)) s"
                     if interval.fluidBoundPct >= limit {
                         checks.append(
                             TargetCheck(
                                 target: "loss ≤ \(decimal(limit, 1)) % per interval", run: "\(name) \(span)",
-                                measured: "\(decimal(interval.lossPct, 2)) %", pass: interval.lossPct <= interval.fluidBoundPct + 0.5,
-                                note: "the fluid bound is \(decimal(interval.fluidBoundPct, 2)) %: no sender can meet \(decimal(limit, 1)) % here; checked against bound + 0.5 points"))
+                                measured: "\(decimal(interval.lossPct, 2)) %", pass: interval.lossPct <= interval.fluidBoundPct + goals.boundMarginPoints,
+                                note: "the fluid bound is \(decimal(interval.fluidBoundPct, 2)) %: no sender can meet \(decimal(limit, 1)) % here; checked against bound + \(decimal(goals.boundMarginPoints)) points"))
                     } else {
                         checks.append(
                             TargetCheck(
@@ -296,15 +296,15 @@ extension ExperimentReport {
                 for shift in run.shifts {
                     checks.append(
                         TargetCheck(
-                            target: "split within \(decimal(shift.tolerancePct)) points of capacity-proportional in < \(decimal(Self.settleLimitS)) s",
+                            target: "split within \(decimal(shift.tolerancePct)) points of capacity-proportional in < \(decimal(goals.settleS)) s",
                             run: "\(name) change at \(decimal(shift.atS, 1)) s", measured: shift.settleS.map { "\(decimal($0, 1)) s" } ?? "never",
-                            pass: (shift.settleS ?? .infinity) < Self.settleLimitS, note: nil))
+                            pass: (shift.settleS ?? .infinity) < goals.settleS, note: nil))
                 }
                 for failover in run.failovers {
                     checks.append(
                         TargetCheck(
-                            target: "leaves a failed VNet within \(decimal(Self.leaveLimitMs)) ms", run: "\(name) \(failover.path)",
-                            measured: failover.leftMs.map { "\(decimal($0, 0)) ms" } ?? "–", pass: (failover.leftMs ?? .infinity) <= Self.leaveLimitMs,
+                            target: "leaves a failed VNet within \(decimal(goals.leaveMs)) ms", run: "\(name) \(failover.path)",
+                            measured: failover.leftMs.map { "\(decimal($0, 0)) ms" } ?? "–", pass: (failover.leftMs ?? .infinity) <= goals.leaveMs,
                             note: nil))
                     if failover.reroutedS != nil {
                         checks.append(
@@ -315,12 +315,12 @@ extension ExperimentReport {
                     }
                 }
             }
-            if run.mode.hasPrefix("uni-net") {
+            if run.mode.uniVNet != nil {
                 let worst = run.intervals.map { abs($0.lossPct - $0.fluidBoundPct) }.max() ?? 0
                 checks.append(
                     TargetCheck(
-                        target: "within \(decimal(Self.uniTolerancePoints)) points of the fluid bound in every interval", run: name,
-                        measured: "largest gap \(decimal(worst, 2)) points", pass: worst <= Self.uniTolerancePoints, note: nil))
+                        target: "within \(decimal(goals.uniTolerancePoints)) points of the fluid bound in every interval", run: name,
+                        measured: "largest gap \(decimal(worst, 2)) points", pass: worst <= goals.uniTolerancePoints, note: nil))
             }
         }
         return checks
@@ -328,16 +328,18 @@ extension ExperimentReport {
 
 }
 
-extension ExperimentReport: TargetsReport {}
+extension ExperimentReport: ExperimentReporting {}
 
-/// A report with targets: both kinds of experiment print their tables, then the targets, and
-/// `--check` fails on a missed one.
-public protocol TargetsReport {
+/// An experiment kind's report: its tables, its targets (`--check` fails on a missed one),
+/// and the files it writes.
+public protocol ExperimentReporting {
     var markdown: String { get }
     var targets: [TargetCheck] { get }
+    /// Writes the report's files into `folder` (and plots into `plotsCopy`); returns what it wrote.
+    func write(folder: String, plotsCopy: String?) throws -> [String]
 }
 
-extension TargetsReport {
+extension ExperimentReporting {
     public var targetsMarkdown: String {
         var out = "## Targets\n\n| target | run | measured | met |\n|---|---|---|---|\n"
         for check in targets {

@@ -1,8 +1,13 @@
+import Control
 import Foundation
 import Lab
+import RunRecords
 
 /// `results.json`: one document for the whole experiment, units in the key names.
 public struct ExperimentResults: Codable, Sendable {
+    public var kind = MultiNetExperiment.kind
+    /// 2: typed modes, targets, controller parameters and the accounting check (session 4).
+    public var schemaVersion = ResultsSchema.version
     public var experiment: String
     public var description: String?
     public var file: String
@@ -17,13 +22,17 @@ public struct ExperimentResults: Codable, Sendable {
     public var timeScale: Double
     public var reportMs: Int
     public var queueMs: Double
+    /// The adaptive controller's parameters, as its runs used them.
+    public var controller: AdaptiveController.Parameters
+    public var targets: ExperimentFile.Targets
     /// How the fluid bound and the split's settling are defined, in words.
     public var definitions: [String: String]
     public var schedule: [String]
     public var runs: [RunResult]
 
     enum CodingKeys: String, CodingKey {
-        case experiment, description, file, machine, shaper, definitions, schedule, runs
+        case kind, experiment, description, file, machine, shaper, definitions, schedule, runs, controller, targets
+        case schemaVersion = "schema_version"
         case startedUTC = "started_utc"
         case gitCommit = "git_commit"
         case shaperReason = "shaper_reason"
@@ -45,23 +54,56 @@ public struct ExperimentResults: Codable, Sendable {
         "extra_bytes_pct": "bytes sent beyond the stream's own (probe copies, duplicates), over the stream's bytes",
     ]
 
+    public init(
+        experiment: String, description: String?, file: String, startedUTC: String, machine: String, gitCommit: String?, shaper: String,
+        shaperReason: String, intervalS: Double, durationS: Double, timeScale: Double, reportMs: Int, queueMs: Double,
+        controller: AdaptiveController.Parameters, targets: ExperimentFile.Targets, definitions: [String: String], schedule: [String],
+        runs: [RunResult]
+    ) {
+        self.experiment = experiment
+        self.description = description
+        self.file = file
+        self.startedUTC = startedUTC
+        self.machine = machine
+        self.gitCommit = gitCommit
+        self.shaper = shaper
+        self.shaperReason = shaperReason
+        self.intervalS = intervalS
+        self.durationS = durationS
+        self.timeScale = timeScale
+        self.reportMs = reportMs
+        self.queueMs = queueMs
+        self.controller = controller
+        self.targets = targets
+        self.definitions = definitions
+        self.schedule = schedule
+        self.runs = runs
+    }
+
     public static func load(_ path: String) throws -> ExperimentResults { try loadDocument(path, kind: "results document") }
+}
+
+/// The version of the results documents' layout, in each as `schema_version`.
+public enum ResultsSchema {
+    public static let version = 2
 }
 
 extension ExperimentResults: ResultsDocument {}
 
 /// A results document (`results.json`): sorted keys, written atomically, read back with the
 /// file named in any error.
-public protocol ResultsDocument: Codable {}
+public protocol ResultsDocument: Codable {
+    static func load(_ path: String) throws -> Self
+}
 
 extension ResultsDocument {
     static func loadDocument(_ path: String, kind: String) throws -> Self {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw LogError("\(path): cannot read: \(error.localizedDescription) (run `vnetstream run` first)")
+            throw RecordError("\(path): cannot read: \(error.localizedDescription) (run `vnetstream run` first)")
         }
         do { return try JSONDecoder().decode(Self.self, from: data) } catch {
-            throw LogError("\(path): not a \(kind): \(error)")
+            throw RecordError("\(path): not a \(kind) of schema \(ResultsSchema.version): \(error) (`vnetstream run` writes it anew)")
         }
     }
 
@@ -72,10 +114,25 @@ extension ResultsDocument {
     }
 }
 
-/// Where and from what a run came: for results documents.
-enum Provenance {
+/// Where and from what an experiment came: for results documents.
+public struct Provenance: Sendable {
+    /// When it ran (UTC, ISO 8601).
+    public var startedUTC = ""
     /// `host, Linux RELEASE, N CPUs`.
-    static var machine: String {
+    public var machine = Provenance.thisMachine
+    public var gitCommit: String?
+    /// How the labs' links were shaped, and why.
+    public var shaper = ""
+    public var shaperReason = ""
+
+    init() {}
+
+    init(startedUTC: String, file: String) {
+        self.startedUTC = startedUTC
+        gitCommit = Self.gitCommit(near: file)
+    }
+
+    static var thisMachine: String {
         var machine = utsname()
         uname(&machine)
         let release = withUnsafeBytes(of: &machine.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

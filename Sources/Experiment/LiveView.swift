@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 
 /// What the runs are doing, from their senders' logs as they grow: time left, and per run and
 /// VNet the rate sent over the last second and the loss the receiver reported so far.
@@ -46,26 +47,18 @@ struct LiveView {
     }
 
     private func apply(_ line: String, to run: inout RunState) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-            let kind = object["kind"] as? String
-        else { return }
-        switch kind {
-        case "sent":
-            if let vnet = object["vnet"] as? Int, vnet >= 1, vnet <= vnets, let bytes = object["bytes"] as? Int {
-                run.kbitS[vnet - 1] = Double(bytes) * 8 / 1000
+        guard let event = SenderLogEvent(line: line) else { return }
+        switch event {
+        case .sent(let sent) where sent.vnet >= 1 && sent.vnet <= vnets:
+            run.kbitS[sent.vnet - 1] = Double(sent.bytes) * 8 / 1000
+        case .report(let report):
+            for path in report.paths where path.vnet >= 1 && path.vnet <= vnets {
+                run.received[path.vnet - 1] = Int(path.received)
+                run.lost[path.vnet - 1] = Int(path.lost)
             }
-        case "report":
-            for path in object["paths"] as? [[String: Any]] ?? [] {
-                if let vnet = path["vnet"] as? Int, vnet >= 1, vnet <= vnets {
-                    run.received[vnet - 1] = path["received"] as? Int ?? 0
-                    run.lost[vnet - 1] = path["lost"] as? Int ?? 0
-                }
-            }
-        case "control":
-            if let vnet = object["vnet"] as? Int, vnet >= 1, vnet <= vnets, let event = object["event"] as? String {
-                if event == "dead" { run.dead[vnet - 1] = true }
-                if event == "alive" { run.dead[vnet - 1] = false }
-            }
+        case .control(let control) where control.vnet >= 1 && control.vnet <= vnets:
+            if control.event == .dead { run.dead[control.vnet - 1] = true }
+            if control.event == .alive { run.dead[control.vnet - 1] = false }
         default: break
         }
     }

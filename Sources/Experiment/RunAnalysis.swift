@@ -1,4 +1,7 @@
+import Control
 import Foundation
+import Accounting
+import RunRecords
 
 /// One run's results, computed from its raw logs: what `results.json` holds per run.
 public struct RunResult: Codable, Sendable {
@@ -87,12 +90,41 @@ public struct RunResult: Codable, Sendable {
         }
     }
 
+    /// Whether the analysis (from the packet logs) and the receiver's own accounting agree on
+    /// the stream's total: packets sent and lost.
+    public struct AccountingCheck: Codable, Sendable, Equatable {
+        public var analysisSent: Int
+        public var analysisLost: Int
+        public var receiverSent: Int?
+        public var receiverLost: Int?
+        public var agrees: Bool
+
+        public init(analysis: Interval, receiver: LossReport.Interval?) {
+            analysisSent = analysis.sent
+            analysisLost = analysis.lost
+            receiverSent = receiver?.sent
+            receiverLost = receiver?.lost
+            agrees = receiver.map { $0.sent == analysis.sent && $0.lost == analysis.lost } ?? false
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case agrees
+            case analysisSent = "analysis_sent"
+            case analysisLost = "analysis_lost"
+            case receiverSent = "receiver_sent"
+            case receiverLost = "receiver_lost"
+        }
+    }
+
     public var source: String
-    public var mode: String
+    public var mode: SendMode
     public var shaper: String
     public var lab: String
+    /// The loss a splitting mode may have per interval (the source's target), percent.
+    public var lossTargetPct: Double
     public var intervals: [Interval]
     public var total: Interval
+    public var accounting: AccountingCheck
     /// IPv4 bytes of the stream (each distinct packet once) and of everything sent.
     public var streamBytes: Int
     public var sentBytes: Int
@@ -105,7 +137,8 @@ public struct RunResult: Codable, Sendable {
     public var logs: [String: String]
 
     enum CodingKeys: String, CodingKey {
-        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs
+        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs, accounting
+        case lossTargetPct = "loss_target_pct"
         case streamBytes = "stream_bytes"
         case sentBytes = "sent_bytes"
         case extraBytesPct = "extra_bytes_pct"

@@ -31,38 +31,15 @@ struct RunExperiment: ParsableCommand {
     var check = false
 
     func run() throws {
-        if try ExperimentKind.of(experiment) == "classes" { return try runClasses() }
-        let file = try ExperimentFile.load(experiment)
-        let runner = try ExperimentRunner(
-            file: file, path: experiment,
-            options: .init(out: out, shaper: shaper.shaper, binary: try selfBinary(), redraw: isatty(1) != 0) { print($0) })
+        let context = HarnessContext(
+            file: experiment, out: out, shaper: shaper.shaper, binary: try selfBinary(), redraw: isatty(1) != 0) { print($0) }
         let guards = onInterrupt {
             Lab.interrupt()
-            // The runner stops its runs and removes its labs; give it the time to.
+            // The harness stops its runs and removes its labs; give it the time to.
             Thread.sleep(forTimeInterval: 30)
         }
-        let results = try runner.run()
+        let (report, written) = try ExperimentKinds.run(experiment, context: context, plots: plots)
         _ = guards
-        let report = ExperimentReport(results: results, folder: out)
-        let written = try report.write(plotsCopy: plots)
-        try present(report, then: "results: \(out)/results.json; tables and plots: \(written.joined(separator: ", "))", check: check)
-    }
-}
-
-extension RunExperiment {
-    /// A class experiment (`kind = "classes"`): one lab, a stream per class, per-class loss and delay.
-    func runClasses() throws {
-        let file = try ClassExperimentFile.load(experiment)
-        let runner = try ClassExperimentRunner(
-            file: file, path: experiment, options: .init(out: out, shaper: shaper.shaper, binary: try selfBinary(), redraw: false) { print($0) })
-        let guards = onInterrupt {
-            Lab.interrupt()
-            Thread.sleep(forTimeInterval: 15)
-        }
-        let results = try runner.run()
-        _ = guards
-        let report = ClassReport(results: results)
-        let written = try report.write(folder: out)
         try present(report, then: "results: \(out)/results.json; report: \(written.joined(separator: ", "))", check: check)
     }
 }
@@ -93,21 +70,14 @@ struct Report: ParsableCommand {
     var check = false
 
     func run() throws {
-        if ClassResults.isClassResults("\(folder)/results.json") {
-            let report = ClassReport(results: try ClassResults.load("\(folder)/results.json"))
-            let written = try report.write(folder: folder)
-            return try present(report, then: "wrote \(written.joined(separator: ", "))", check: check)
-        }
-        let results = try ExperimentResults.load("\(folder)/results.json")
-        let report = ExperimentReport(results: results, folder: folder)
-        let written = try report.write(plotsCopy: plots)
+        let (report, written) = try ExperimentKinds.report(folder: folder, plots: plots)
         try present(report, then: "wrote \(written.joined(separator: ", "))", check: check)
     }
 }
 
 /// Prints a report's tables and targets, then `line`; with --check, a missed target ends the
 /// command with status 3, after everything is written.
-func present(_ report: some TargetsReport, then line: String, check enforce: Bool) throws {
+func present(_ report: any ExperimentReporting, then line: String, check enforce: Bool) throws {
     print(report.markdown)
     print(report.targetsMarkdown)
     print(line)

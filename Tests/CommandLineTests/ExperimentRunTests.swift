@@ -1,5 +1,7 @@
+import Control
 import Experiment
 import Foundation
+import RunRecords
 import TestSupport
 import Testing
 
@@ -32,12 +34,22 @@ struct ExperimentRunTests {
         for lab in results.runs.map(\.lab) { #expect(!namespaces.contains("vl\(lab)-"), "lab \(lab) left behind") }
         try #require(run.status == 0, "\(run.summary)")
 
-        func loss(_ mode: String) throws -> Double { try #require(results.runs.first { $0.mode == mode }).total.lossPct }
+        // The analysis (from the packet logs) and the receiver's own accounting agree on every
+        // run's total: packets sent and lost.
+        #expect(results.schemaVersion == ResultsSchema.version && results.kind == "multinet")
+        for run in results.runs {
+            #expect(run.accounting.agrees, "\(run.mode): \(run.accounting)")
+            #expect(run.accounting.receiverSent == run.total.sent && run.accounting.receiverLost == run.total.lost)
+            // Every row of the packet logs has its header's column count (CSVLog.read refuses others).
+            #expect(try CSVLog.read(SentPacket.self, from: "\(out)/\(run.logs["sender_packets"]!)").count >= run.total.sent)
+            #expect(try CSVLog.read(ReceivedPacket.self, from: "\(out)/\(run.logs["receiver_packets"]!)").count > 0)
+        }
+        func loss(_ mode: String) throws -> Double { try #require(results.runs.first { $0.mode.name == mode }).total.lossPct }
         let adaptive = try loss("multi-net")
         #expect(try adaptive < loss("static-1:1"))
         #expect(try adaptive < loss("uni-net1"))
         #expect(try adaptive < loss("uni-net2"))
-        let multi = try #require(results.runs.first { $0.mode == "multi-net" })
+        let multi = try #require(results.runs.first { $0.mode == .adaptive })
         #expect(multi.intervals.count == 5)
         #expect(multi.intervals.allSatisfy { $0.perVNet.count == 2 && $0.sent > 0 })
         let failover = try #require(multi.failovers.first)
@@ -45,7 +57,7 @@ struct ExperimentRunTests {
         let left = try #require(failover.leftMs)
         #expect(left <= 300, "traffic left the failed VNet after \(left) ms")
         // Uni-net on VNet 1 loses what its capacity cannot carry: near the fluid bound when short of capacity.
-        let uni1 = try #require(results.runs.first { $0.mode == "uni-net1" })
+        let uni1 = try #require(results.runs.first { $0.mode == .uni(1) })
         #expect(abs(uni1.intervals[1].lossPct - uni1.intervals[1].fluidBoundPct) < 3)
         // The report: tables and plots.
         for name in ["report.md", "loss.csv", "loss.tex", "plots/loss-cbr.png", "plots/loss-cbr.svg", "plots/rates-cbr-multi-net.png"] {

@@ -1,5 +1,6 @@
 import Accounting
 import Foundation
+import RunRecords
 import Streaming
 import TestSupport
 import Testing

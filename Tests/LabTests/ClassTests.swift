@@ -1,6 +1,7 @@
 import Capture
 import Experiment
 import Foundation
+import RunRecords
 import Packets
 import Streaming
 import TestSupport
@@ -89,7 +90,7 @@ struct ClassPlanTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let sent = try writeFile(
             directory, "s.csv",
-            "mono_ns,stream,seq,bytes,tos\n1000000,1,0,256,184\n2000000,2,0,256,40\n3000000,1,1,256,184\n4000000,2,1,256,40\n5000000,1,2,256,184\n")
+            "mono_ns,stream,seq,bytes,tos,local_drop\n1000000,1,0,256,184,0\n2000000,2,0,256,40,0\n3000000,1,1,256,184,0\n4000000,2,1,256,40,0\n5000000,1,2,256,184,0\n")
         let received = try writeFile(
             directory, "r.csv",
             "mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos,stream\n3000000,0,1,0,0,256,184,1\n12000000,0,1,0,0,256,40,2\n"

@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 import TestSupport
 import Testing
 
@@ -13,9 +14,9 @@ struct RunAnalysisTests {
         var received: [ReceivedPacket] = []
         for n in 0..<Int(seconds * 50) {
             let t = Double(n) / 50
-            sent.append(SentPacket(t: t, streamSequence: UInt32(n), vnet: 1, pathSequence: UInt32(n), bytes: 864, copy: false, localDrop: false))
+            sent.append(SentPacket(t: t, streamSequence: UInt32(n), vnet: 1, pathSequence: UInt32(n), frame: 0, bytes: 864, copy: false, localDrop: false))
             if !lost.contains(UInt32(n)) {
-                received.append(ReceivedPacket(monotonicNanoseconds: UInt64(t * 1e9), streamSequence: UInt32(n), vnet: 1, pathSequence: UInt32(n), bytes: 864))
+                received.append(ReceivedPacket(monotonicNanoseconds: UInt64(t * 1e9), streamSequence: UInt32(n), vnet: 1, pathSequence: UInt32(n), frame: 0, bytes: 864, tos: nil, stream: 1))
             }
         }
         return (sent, received)
@@ -43,8 +44,8 @@ struct RunAnalysisTests {
     func lossWithCopies() {
         var (sent, received) = cbr(seconds: 2, lost: [10, 11, 12])
         // Packet 11 also went as a copy on VNet 2, and that copy arrived.
-        sent.append(SentPacket(t: 0.22, streamSequence: 11, vnet: 2, pathSequence: 0, bytes: 864, copy: true, localDrop: false))
-        received.append(ReceivedPacket(monotonicNanoseconds: 230_000_000, streamSequence: 11, vnet: 2, pathSequence: 0, bytes: 864))
+        sent.append(SentPacket(t: 0.22, streamSequence: 11, vnet: 2, pathSequence: 0, frame: 0, bytes: 864, copy: true, localDrop: false))
+        received.append(ReceivedPacket(monotonicNanoseconds: 230_000_000, streamSequence: 11, vnet: 2, pathSequence: 0, frame: 0, bytes: 864, tos: nil, stream: 1))
         let analysis = RunAnalysis(
             sent: sent, received: received, startMonotonic: 0, intervalS: 1, durationS: 2,
             capacity: CapacityTimeline(vnets: 2, steps: [], outages: []), queueMs: 100, burstBytes: { _ in 1600 },
@@ -66,7 +67,7 @@ struct RunAnalysisTests {
         // resumes at 14.70 s; the route watch saw the reroute at 14.73 s.
         let times = (0..<1000).map { Double($0) / 50 }.filter { $0 < 10.12 || $0 >= 14.7 }
         let sent = times.enumerated().map {
-            SentPacket(t: $0.element, streamSequence: UInt32($0.offset), vnet: 1, pathSequence: UInt32($0.offset), bytes: 864, copy: false, localDrop: false)
+            SentPacket(t: $0.element, streamSequence: UInt32($0.offset), vnet: 1, pathSequence: UInt32($0.offset), frame: 0, bytes: 864, copy: false, localDrop: false)
         }
         let outage = CapacityTimeline.Outage(vnet: 1, path: "P1,1", fromS: 10.0, toS: 14.73, rerouted: true)
         let analysis = RunAnalysis(
@@ -78,7 +79,7 @@ struct RunAnalysisTests {
         #expect(failover.returnedAfterS == 0)
         // A sender that never leaves: the whole outage.
         let steady = (0..<1000).map {
-            SentPacket(t: Double($0) / 50, streamSequence: UInt32($0), vnet: 1, pathSequence: UInt32($0), bytes: 864, copy: false, localDrop: false)
+            SentPacket(t: Double($0) / 50, streamSequence: UInt32($0), vnet: 1, pathSequence: UInt32($0), frame: 0, bytes: 864, copy: false, localDrop: false)
         }
         let stuck = RunAnalysis(
             sent: steady, received: [], startMonotonic: 0, intervalS: 10, durationS: 20,
@@ -94,7 +95,7 @@ struct RunAnalysisTests {
         for n in 0..<500 {
             let t = Double(n) / 50
             let vnet = t < 1.5 ? (n % 2 == 0 ? 1 : 2) : (n % 4 == 3 ? 2 : 1)
-            sent.append(SentPacket(t: t, streamSequence: UInt32(n), vnet: vnet, pathSequence: UInt32(n), bytes: 864, copy: false, localDrop: false))
+            sent.append(SentPacket(t: t, streamSequence: UInt32(n), vnet: vnet, pathSequence: UInt32(n), frame: 0, bytes: 864, copy: false, localDrop: false))
         }
         let timeline = CapacityTimeline(vnets: 2, steps: [.init(tS: 0, vnet: 1, kbitS: 600), .init(tS: 0, vnet: 2, kbitS: 200)], outages: [])
         let analysis = RunAnalysis(

@@ -1,0 +1,152 @@
+import Control
+import Foundation
+import Lab
+import RunRecords
+import Traces
+import Units
+
+/// The multi-net kind (`Experiments/paper-multinet.toml`, the files without a `kind` key):
+/// every source in every mode, each pair in a lab of its own, side by side; the schedule played
+/// on every lab on the stream's clock; per run and interval, loss next to the fluid bound, and
+/// how the split followed each change.
+public struct MultiNetExperiment: ExperimentKind {
+    public static let kind = "multinet"
+    public let file: ExperimentFile
+    public let path: String
+    let topologyFile: String
+    let topology: Topology
+    let schedule: Schedule
+    let intervalS: Double
+    let durationS: Double
+    static let port = 5004
+
+    public static func load(_ path: String) throws -> MultiNetExperiment {
+        let file = try ExperimentFile.load(path)
+        let topologyFile = ExperimentFile.resolve(file.topology, relativeTo: path)
+        return MultiNetExperiment(
+            file: file, path: path, topologyFile: topologyFile, topology: try Topology.load(topologyFile),
+            schedule: try Schedule.load(ExperimentFile.resolve(file.schedule, relativeTo: path)).scaled(by: file.timeScale),
+            intervalS: file.intervalS * file.timeScale, durationS: file.durationS * file.timeScale)
+    }
+
+    public var name: String { file.name }
+    public var startLeadS: Double { file.startLeadS }
+    public var staggerS: Double { file.staggerS }
+    public var streamS: Double { durationS }
+    public func timeLimitS(runs: Int) -> Double { durationS + file.staggerS * Double(runs) + 90 }
+
+    /// The adaptive controller's parameters as every multi-net run uses them.
+    var controller: AdaptiveController.Parameters {
+        var parameters = AdaptiveController.Parameters()
+        parameters.probeInterval = file.probeIntervalS
+        return parameters
+    }
+
+    public func runs(_ context: HarnessContext) throws -> [LabRun] {
+        try FileManager.default.createDirectory(atPath: "\(context.out)/sources", withIntermediateDirectories: true)
+        var runs: [LabRun] = []
+        for source in file.sources {
+            let trace = "\(context.out)/sources/\(source.name).csv"
+            try prepare(source, into: trace)
+            for mode in file.modes {
+                let folder = "\(context.out)/runs/\(source.name)-\(mode.name.replacingOccurrences(of: ":", with: "_"))"
+                let receiver = ReceiveInvocation(
+                    listen: "\(topology.receiverAddress):\(Self.port)", intervalS: intervalS, reportMs: file.reportMs, idleTimeoutS: 45,
+                    packetLog: "\(folder)/receiver-packets.csv", json: "\(folder)/receiver.json")
+                runs.append(
+                    LabRun(
+                        name: "\(source.name)-\(mode.name)", folder: folder, topology: topology, topologyFile: topologyFile, schedule: schedule,
+                        liveLog: "\(folder)/sender.jsonl"
+                    ) { [topology, file] _, start in
+                        let sender = SendInvocation(
+                            trace: trace, to: "\(topology.receiverAddress):\(Self.port)", startAt: start, mode: mode,
+                            tuns: topology.vnets.map(\.tun), probeIntervalS: file.probeIntervalS, log: "\(folder)/sender.jsonl",
+                            packetLog: "\(folder)/sender-packets.csv", json: "\(folder)/sender.json")
+                        return [
+                            RunProcess(name: "receiver", node: topology.receiver, arguments: receiver.arguments, role: .listener),
+                            RunProcess(name: "sender", node: topology.sender, arguments: sender.arguments, role: .stream),
+                        ]
+                    })
+            }
+        }
+        return runs
+    }
+
+    /// Writes a source's trace file: CBR made here, or a trace (fitted if asked).
+    func prepare(_ source: ExperimentFile.Source, into target: String) throws {
+        if let cbr = source.cbr {
+            let trace = try CBRSource.trace(rate: try BitRate(parsing: cbr), framesPerSecond: source.fps, duration: durationS)
+            try TraceWriter.write(trace, header: ["CBR \(cbr) at \(decimal(source.fps)) frames/s for \(decimal(durationS)) s"], to: target)
+            return
+        }
+        let original = ExperimentFile.resolve(source.trace!, relativeTo: path)
+        let trace = try TraceReader.read(contentsOf: original, options: TraceReadOptions(framesPerSecond: source.fps))
+        if let mean = source.fitMean, let peak = source.fitPeak {
+            let fit = try TraceFitter.fit(trace, mean: try BitRate(parsing: mean), peak: try BitRate(parsing: peak), duration: durationS)
+            try TraceWriter.write(fit.trace, header: fit.header(source: original), to: target)
+        } else {
+            try TraceWriter.write(trace, header: ["copy of \(original)"], to: target)
+        }
+    }
+
+    public func analyse(_ finished: [FinishedRun], context: HarnessContext) throws -> ExperimentResults {
+        var results: [RunResult] = []
+        for (index, run) in finished.enumerated() {
+            let source = file.sources[index / file.modes.count]
+            let mode = file.modes[index % file.modes.count]
+            results.append(try analyse(run, source: source, mode: mode, context: context))
+        }
+        let provenance = context.provenance
+        return ExperimentResults(
+            experiment: file.name, description: file.description, file: path, startedUTC: provenance.startedUTC,
+            machine: provenance.machine, gitCommit: provenance.gitCommit, shaper: provenance.shaper, shaperReason: provenance.shaperReason,
+            intervalS: intervalS, durationS: durationS, timeScale: file.timeScale, reportMs: file.reportMs, queueMs: LinkConditions().queueMs,
+            controller: controller, targets: file.targets, definitions: ExperimentResults.definitionTexts,
+            schedule: schedule.events.map { "\(decimal($0.atS)) s: \($0.summary)" }, runs: results)
+    }
+
+    func analyse(_ finished: FinishedRun, source: ExperimentFile.Source, mode: SendMode, context: HarnessContext) throws -> RunResult {
+        // An outage starts when its failure took effect (the player's applied time).
+        let outages = finished.outages.map { entry -> CapacityTimeline.Outage in
+            var outage = entry.outage
+            if let record = finished.applied.first(where: { $0.index == entry.index + 1 }) { outage.fromS = record.appliedS }
+            return outage
+        }
+        let timeline = CapacityTimeline.from(schedule: schedule, applied: finished.applied, topology: topology, outages: outages)
+        let folder = finished.run.folder
+        let analysis = RunAnalysis(
+            sent: try CSVLog.read(SentPacket.self, from: "\(folder)/sender-packets.csv"),
+            received: try CSVLog.read(ReceivedPacket.self, from: "\(folder)/receiver-packets.csv"),
+            startMonotonic: finished.start, intervalS: intervalS, durationS: durationS, capacity: timeline,
+            queueMs: LinkConditions().queueMs, burstBytes: { Double(InterfaceShaping.tbfBurstBytes($0)) },
+            usesAllVNets: mode.usesAllVNets, uniVNet: mode.uniVNet)
+        let (intervals, total) = analysis.intervalsAndTotal()
+        let receiver = try loadJSON(ReceiverResult.self, from: "\(folder)/receiver.json")
+        let relative = context.relative(folder)
+        return RunResult(
+            source: source.name, mode: mode, shaper: finished.lab.shaper.rawValue, lab: finished.lab.runID, lossTargetPct: source.lossTargetPct,
+            intervals: intervals, total: total, accounting: .init(analysis: total, receiver: receiver.report?.total),
+            streamBytes: analysis.streamBytes, sentBytes: analysis.sentBytes,
+            extraBytesPct: percent(Double(analysis.sentBytes - analysis.streamBytes), Double(analysis.streamBytes)), shifts: analysis.shifts(),
+            failovers: analysis.failovers(), capacity: timeline,
+            logs: [
+                "sender_packets": "\(relative)/sender-packets.csv", "receiver_packets": "\(relative)/receiver-packets.csv",
+                "sender_log": "\(relative)/sender.jsonl", "sender_summary": "\(relative)/sender.json",
+                "receiver_results": "\(relative)/receiver.json", "schedule": "\(relative)/schedule.jsonl",
+                "routes": "\(relative)/routes.jsonl", "trace": context.relative("\(context.out)/sources/\(source.name).csv"),
+            ])
+    }
+
+    public static func report(_ results: ExperimentResults, folder: String) -> ExperimentReport {
+        ExperimentReport(results: results, folder: folder)
+    }
+}
+
+/// A JSON document a process of a run wrote, with the file named in any error.
+func loadJSON<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        throw RecordError("\(path): cannot read: \(error.localizedDescription)")
+    }
+    do { return try JSONDecoder().decode(T.self, from: data) } catch { throw RecordError("\(path): not a \(T.self): \(error)") }
+}
