@@ -118,7 +118,7 @@ public struct MultiNetExperiment: ExperimentKind {
             sent: try CSVLog.read(SentPacket.self, from: "\(folder)/sender-packets.csv"),
             received: try CSVLog.read(ReceivedPacket.self, from: "\(folder)/receiver-packets.csv"),
             startMonotonic: finished.start, intervalS: intervalS, durationS: durationS, capacity: timeline,
-            queueMs: LinkConditions().queueMs, burstBytes: { Double(InterfaceShaping.tbfBurstBytes($0)) },
+            queueBytes: { [plan = finished.lab.plan] vnet, bits in plan.queueBytes(vnet: vnet - 1, bitsPerSecond: bits) ?? 0 },
             usesAllVNets: mode.usesAllVNets, uniVNet: mode.uniVNet)
         let (intervals, total) = analysis.intervalsAndTotal()
         let receiver = try loadJSON(ReceiverResult.self, from: "\(folder)/receiver.json")

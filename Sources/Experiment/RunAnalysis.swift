@@ -160,9 +160,9 @@ public struct RunAnalysis {
     public var intervalS: Double
     public var durationS: Double
     public var capacity: CapacityTimeline
-    /// The queue of every shaped link, as time at its rate (the TBF limit), and its burst.
-    public var queueMs: Double
-    public var burstBytes: (Double) -> Double
+    /// The bytes VNet `vnet`'s (1-based) queue holds at a capacity of `bitsPerSecond`, as the
+    /// lab configured its links.
+    public var queueBytes: (_ vnet: Int, _ bitsPerSecond: Double) -> Double
     public var usesAllVNets: Bool
     /// The VNet a uni-net run uses.
     public var uniVNet: Int?
@@ -175,7 +175,7 @@ public struct RunAnalysis {
 
     public init(
         sent: [SentPacket], received: [ReceivedPacket], startMonotonic: UInt64, intervalS: Double, durationS: Double,
-        capacity: CapacityTimeline, queueMs: Double, burstBytes: @escaping (Double) -> Double, usesAllVNets: Bool, uniVNet: Int?
+        capacity: CapacityTimeline, queueBytes: @escaping (_ vnet: Int, _ bitsPerSecond: Double) -> Double, usesAllVNets: Bool, uniVNet: Int?
     ) {
         self.sent = sent
         self.received = received
@@ -183,8 +183,7 @@ public struct RunAnalysis {
         self.intervalS = intervalS
         self.durationS = durationS
         self.capacity = capacity
-        self.queueMs = queueMs
-        self.burstBytes = burstBytes
+        self.queueBytes = queueBytes
         self.usesAllVNets = usesAllVNets
         self.uniVNet = uniVNet
     }
@@ -281,7 +280,7 @@ public struct RunAnalysis {
         func buffer(_ t: Double) -> Double {
             used.map { vnet -> Double in
                 let c = capacity.capacity(vnet: vnet, at: t)
-                return c == 0 ? 0 : c.isFinite ? c * queueMs / 1000 / 8 + burstBytes(c) : .infinity
+                return c == 0 ? 0 : c.isFinite ? queueBytes(vnet, c) : .infinity
             }.reduce(0, +)
         }
         let breakpoints = capacity.breakpoints

@@ -1,4 +1,5 @@
 import Packets
+import Units
 
 /// A topology laid out for one run: namespace names, interfaces, addresses, the commands that
 /// build it and each router's bird configuration. Pure: nothing here touches the kernel, so a
@@ -127,6 +128,21 @@ public struct LabPlan: Sendable {
     /// policy of the link's VNet.
     public func shaping(_ end: Topology.Endpoint, of link: PlannedLink, conditions: LinkConditions) -> InterfaceShaping {
         InterfaceShaping(interface: end.interface, shaper: shaper, conditions: conditions, queue: topology.vnets[link.vnet].queue, red: red)
+    }
+
+    /// The largest queue, in bytes, of VNet `vnet`'s transit links when they carry `bitsPerSecond`
+    /// (their own queue settings, under this plan's shaper): a fluid queue that large at that
+    /// rate loses no more than the VNet's links do. nil: the VNet has no shaped link.
+    public func queueBytes(vnet: Int, bitsPerSecond: Double) -> Double? {
+        var largest: Double?
+        for link in transitLinks where link.vnet == vnet {
+            var conditions = link.initial
+            conditions.rate = BitRate(bitsPerSecond: bitsPerSecond)
+            for end in [link.a, link.b] {
+                if let bytes = shaping(end, of: link, conditions: conditions).queueBytes { largest = max(largest ?? 0, bytes) }
+            }
+        }
+        return largest
     }
 
     /// The queue each VNet's links have here, for results: `RED min 2 max 10 ...` or the

@@ -148,6 +148,23 @@ public struct InterfaceShaping: Equatable, Sendable {
         return lines
     }
 
+    /// The bytes this link's queue holds as configured (the TBF limit that sets its rate, or
+    /// under netem alone the queue time at its rate), for the fluid bound: nil when it is not
+    /// rate-limited. netem's limit counts packets, sized for 1000 B ones; the bound takes the
+    /// queue time it was sized from.
+    public var queueBytes: Double? {
+        guard let rate = conditions.rate else { return nil }
+        let bits = rate.bitsPerSecond
+        if let queue {
+            let packet = Double(queue.packetBytes + Self.ethernetHeaderBytes)
+            return (queue.redMaxPackets * packet).rounded()
+        }
+        switch shaper {
+        case .netem: return bits * conditions.queueMs / 1000 / 8
+        case .tbf: return Double(Int(bits * conditions.queueMs / 1000 / 8) + Self.tbfBurstBytes(bits))
+        }
+    }
+
     /// What queue a link with this policy gets here, for results.
     public static func queueSummary(_ queue: Topology.QueuePolicy?, red: Bool, shaper: Shaper) -> String {
         guard let queue else { return "\(shaper.rawValue) FIFO (queue_ms of the link's rate)" }

@@ -22,6 +22,21 @@ struct ClassPlanTests {
         #expect(topology.vnets[1].queue?.limitPackets == 40, "the hard limit defaults to 4 x max")
     }
 
+    @Test("the fluid bound's queue is each VNet's own, as configured: TBF limit, netem queue time, or the queue policy's threshold")
+    func queueBytes() throws {
+        let paper = try Topology.load(paperTopology)
+        let tbf = try LabPlan(topology: paper, runID: "T", shaper: .tbf)
+        // 100 ms at 400 kbit/s is 5000 B; TBF's limit adds its 1600 B burst.
+        #expect(tbf.queueBytes(vnet: 0, bitsPerSecond: 400_000) == 6600)
+        #expect(try LabPlan(topology: paper, runID: "T", shaper: .netem).queueBytes(vnet: 0, bitsPerSecond: 400_000) == 5000)
+        // paper-fig4: VNet delay's policy cuts at 10 packets of 256 B (+ 14 B Ethernet), VNet loss's at 80.
+        let classes = try LabPlan(topology: try Topology.load(classTopology), runID: "T", shaper: .tbf)
+        let delay = try #require(classes.topology.vnets.firstIndex { $0.name == "delay" })
+        let loss = try #require(classes.topology.vnets.firstIndex { $0.name == "loss" })
+        #expect(classes.queueBytes(vnet: delay, bitsPerSecond: 1e6) == 2700)
+        #expect(classes.queueBytes(vnet: loss, bitsPerSecond: 1e6) == 21600)
+    }
+
     @Test("the edge marks by DSCP toward the receiver only, skips the tuns, and routes each mark into its VNet's table")
     func classifier() throws {
         let plan = try LabPlan(topology: try Topology.load(classTopology), runID: "T", shaper: .tbf)

@@ -28,8 +28,7 @@ struct RunAnalysisTests {
         let timeline = CapacityTimeline(
             vnets: 2, steps: [.init(tS: 0, vnet: 1, kbitS: 600), .init(tS: 30, vnet: 1, kbitS: 200)], outages: [])
         let analysis = RunAnalysis(
-            sent: sent, received: received, startMonotonic: 0, intervalS: 30, durationS: 60, capacity: timeline, queueMs: 100,
-            burstBytes: { _ in 1600 }, usesAllVNets: false, uniVNet: 1)
+            sent: sent, received: received, startMonotonic: 0, intervalS: 30, durationS: 60, capacity: timeline, queueBytes: { _, c in c * 0.1 / 8 + 1600 }, usesAllVNets: false, uniVNet: 1)
         let (intervals, total) = analysis.intervalsAndTotal()
         #expect(intervals.map(\.sent) == [1500, 1500])
         #expect(intervals[0].fluidBoundPct == 0)
@@ -48,7 +47,7 @@ struct RunAnalysisTests {
         received.append(ReceivedPacket(monotonicNanoseconds: 230_000_000, streamSequence: 11, vnet: 2, pathSequence: 0, frame: 0, bytes: 864, tos: nil, stream: 1))
         let analysis = RunAnalysis(
             sent: sent, received: received, startMonotonic: 0, intervalS: 1, durationS: 2,
-            capacity: CapacityTimeline(vnets: 2, steps: [], outages: []), queueMs: 100, burstBytes: { _ in 1600 },
+            capacity: CapacityTimeline(vnets: 2, steps: [], outages: []), queueBytes: { _, c in c * 0.1 / 8 + 1600 },
             usesAllVNets: true, uniVNet: nil)
         let (intervals, total) = analysis.intervalsAndTotal()
         #expect(total.sent == 100)
@@ -72,7 +71,7 @@ struct RunAnalysisTests {
         let outage = CapacityTimeline.Outage(vnet: 1, path: "P1,1", fromS: 10.0, toS: 14.73, rerouted: true)
         let analysis = RunAnalysis(
             sent: sent, received: [], startMonotonic: 0, intervalS: 10, durationS: 20,
-            capacity: CapacityTimeline(vnets: 2, steps: [], outages: [outage]), queueMs: 100, burstBytes: { _ in 1600 },
+            capacity: CapacityTimeline(vnets: 2, steps: [], outages: [outage]), queueBytes: { _, c in c * 0.1 / 8 + 1600 },
             usesAllVNets: true, uniVNet: nil)
         let failover = analysis.failovers()[0]
         #expect(abs((failover.leftMs ?? -1) - 100) < 1)
@@ -83,7 +82,7 @@ struct RunAnalysisTests {
         }
         let stuck = RunAnalysis(
             sent: steady, received: [], startMonotonic: 0, intervalS: 10, durationS: 20,
-            capacity: CapacityTimeline(vnets: 2, steps: [], outages: [outage]), queueMs: 100, burstBytes: { _ in 1600 },
+            capacity: CapacityTimeline(vnets: 2, steps: [], outages: [outage]), queueBytes: { _, c in c * 0.1 / 8 + 1600 },
             usesAllVNets: true, uniVNet: nil)
         #expect(abs((stuck.failovers()[0].leftMs ?? 0) - 4730) < 1)
     }
@@ -99,8 +98,7 @@ struct RunAnalysisTests {
         }
         let timeline = CapacityTimeline(vnets: 2, steps: [.init(tS: 0, vnet: 1, kbitS: 600), .init(tS: 0, vnet: 2, kbitS: 200)], outages: [])
         let analysis = RunAnalysis(
-            sent: sent, received: [], startMonotonic: 0, intervalS: 10, durationS: 10, capacity: timeline, queueMs: 100,
-            burstBytes: { _ in 1600 }, usesAllVNets: true, uniVNet: nil)
+            sent: sent, received: [], startMonotonic: 0, intervalS: 10, durationS: 10, capacity: timeline, queueBytes: { _, c in c * 0.1 / 8 + 1600 }, usesAllVNets: true, uniVNet: nil)
         let shift = analysis.shifts()[0]
         #expect(shift.capacitySharePct == [75, 25])
         // A window starting at s holds (1.5 - s) s of 1:1 and the rest at 3:1: within 10 points
