@@ -99,6 +99,10 @@ public struct AdaptiveController: SplitController {
     var appliedEstimates: [Double?]
     var lastReportSequence: Int64 = -1
     var lastReportArrival: UInt64?
+    var lastReportTime: UInt64?
+    /// The receiver's report period as the reports show it (their own times, over their
+    /// sequence numbers), smoothed; nanoseconds. nil before two reports.
+    public private(set) var reportPeriod: Double?
     var started: UInt64?
     var events: [ControlEvent] = []
 
@@ -116,6 +120,12 @@ public struct AdaptiveController: SplitController {
     public var dead: [Bool] { paths.map(\.dead) }
 
     private func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, seconds) * 1e9) }
+
+    /// The constants that assume reports every 50-100 ms, stretched when reports come less
+    /// often: a report counts as fresh for 6 report periods at least, and the delivered rate
+    /// is measured over 6 periods at least (so a window always holds several reports).
+    public var reportFreshnessSeconds: Double { max(parameters.reportFreshnessMs / 1000, 6 * (reportPeriod ?? 0) / 1e9) }
+    public var rateWindowSeconds: Double { max(parameters.rateWindow, 6 * (reportPeriod ?? 0) / 1e9) }
 
     public mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan {
         if started == nil {
@@ -158,8 +168,13 @@ public struct AdaptiveController: SplitController {
     public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {
         // The same report comes over every VNet: the first copy counts.
         guard Int64(report.reportSequence) > lastReportSequence else { return }
+        if let previous = lastReportTime, lastReportSequence >= 0, report.reportTimeNanoseconds > previous {
+            let sample = Double(report.reportTimeNanoseconds - previous) / Double(Int64(report.reportSequence) - lastReportSequence)
+            reportPeriod = reportPeriod.map { $0 + (sample - $0) / 8 } ?? sample
+        }
         lastReportSequence = Int64(report.reportSequence)
         lastReportArrival = now
+        lastReportTime = report.reportTimeNanoseconds
         var changed = false
         for figures in report.paths {
             let index = Int(figures.pathID)
@@ -224,7 +239,7 @@ public struct AdaptiveController: SplitController {
             path.delayFloor.append((bucket, figures.delayMicroseconds))
             if path.delayFloor.count > 5 { path.delayFloor.removeFirst() }
         }
-        let window = nanoseconds(parameters.rateWindow)
+        let window = nanoseconds(rateWindowSeconds)
         while path.history.count > 2, reportTime &- path.history[1].time >= window { path.history.removeFirst() }
         let base = path.delayFloor.map(\.delay).min() ?? figures.delayMicroseconds
         let queueing = Double(figures.delayMicroseconds - base) / 1000
@@ -259,7 +274,7 @@ public struct AdaptiveController: SplitController {
     }
 
     private mutating func checkStalls(now: UInt64) {
-        guard let arrival = lastReportArrival, now &- arrival <= nanoseconds(parameters.reportFreshnessMs / 1000) else { return }
+        guard let arrival = lastReportArrival, now &- arrival <= nanoseconds(reportFreshnessSeconds) else { return }
         var changed = false
         for index in paths.indices where !paths[index].dead {
             let path = paths[index]

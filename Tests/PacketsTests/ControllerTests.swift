@@ -118,6 +118,24 @@ struct ControllerTests {
         #expect(controller.weights[0] > 0)
     }
 
+    @Test("the controller learns the report period from the reports and stretches its freshness and rate window to it")
+    func reportPeriod() {
+        let ms: UInt64 = 1_000_000
+        var fast = AdaptiveController(vnets: 2)
+        var slow = AdaptiveController(vnets: 2)
+        for n in 0..<20 {
+            fast.received(report(UInt32(n), at: UInt64(n) * 50 * ms, highest: [0, 0]), over: 0, now: UInt64(n) * 50 * ms)
+            // Every other report of the slow receiver is lost: the period still comes out at 400 ms.
+            let k = UInt64(2 * n)
+            slow.received(report(UInt32(k), at: k * 400 * ms, highest: [0, 0]), over: 0, now: k * 400 * ms)
+        }
+        #expect(abs((fast.reportPeriod ?? 0) / 1e6 - 50) < 0.01)
+        #expect(abs((slow.reportPeriod ?? 0) / 1e6 - 400) < 0.01)
+        // At 50 ms the parameters hold as they are; at 400 ms they stretch to 6 periods.
+        #expect(fast.reportFreshnessSeconds == 0.3 && fast.rateWindowSeconds == 0.3)
+        #expect(abs(slow.reportFreshnessSeconds - 2.4) < 1e-9 && abs(slow.rateWindowSeconds - 2.4) < 1e-9)
+    }
+
     @Test("a train taken out of the split still counts toward its VNet's share")
     func takeKeepsShares() {
         var splitter = WeightedSplitter(weights: [3, 1])
