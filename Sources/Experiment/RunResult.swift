@@ -1,0 +1,145 @@
+import Accounting
+import Control
+import Foundation
+
+/// One run's results, computed from its raw logs: what `results.json` holds per run.
+public struct RunResult: Codable, Sendable {
+    public struct VNetFigures: Codable, Sendable, Equatable {
+        public var vnet: Int
+        /// Packets put on this VNet, copies included.
+        public var sent: Int
+        /// Of them, probe copies.
+        public var copies: Int
+        /// Packets of the stream lost (no copy arrived anywhere) that were sent on this VNet as
+        /// part of the split (in duplicate mode every VNet carried every packet).
+        public var lost: Int
+        /// `lost` over every packet of the stream sent in the interval: the paper's per-VNet column.
+        public var lossPctOfAll: Double
+        /// Packets sent on this VNet (copies included) that did not arrive over it.
+        public var pathLost: Int
+        /// Mean rate of what the VNet carried (copies included), IPv4 bits.
+        public var kbitS: Double
+
+        enum CodingKeys: String, CodingKey {
+            case vnet, sent, copies, lost
+            case lossPctOfAll = "loss_pct_of_all"
+            case pathLost = "path_lost"
+            case kbitS = "kbit_s"
+        }
+    }
+
+    public struct Interval: Codable, Sendable, Equatable {
+        public var startS: Double
+        public var endS: Double
+        /// Distinct packets of the stream sent (by send time).
+        public var sent: Int
+        /// Of them, those of which no copy arrived.
+        public var lost: Int
+        public var lossPct: Double
+        /// The fluid lower bound: the loss of a fluid queue with the VNets' capacity and queue,
+        /// fed the same packets.
+        public var fluidBoundPct: Double
+        public var perVNet: [VNetFigures]
+
+        enum CodingKeys: String, CodingKey {
+            case sent, lost
+            case startS = "start_s"
+            case endS = "end_s"
+            case lossPct = "loss_pct"
+            case fluidBoundPct = "fluid_bound_pct"
+            case perVNet = "per_vnet"
+        }
+    }
+
+    /// How the split followed a change of capacity.
+    public struct Shift: Codable, Sendable, Equatable {
+        public var atS: Double
+        /// Each VNet's share of the capacity right after the change, percent.
+        public var capacitySharePct: [Double]
+        /// Seconds until every window's split (`RunAnalysis.shareWindowS` long) stayed within
+        /// `tolerancePct` points of the capacity shares until the next change; nil if it never did.
+        public var settleS: Double?
+        public var tolerancePct: Double
+
+        enum CodingKeys: String, CodingKey {
+            case atS = "at_s"
+            case capacitySharePct = "capacity_share_pct"
+            case settleS = "settle_s"
+            case tolerancePct = "tolerance_pct"
+        }
+    }
+
+    /// What the sender did when a VNet's route failed.
+    public struct Failover: Codable, Sendable, Equatable {
+        public var vnet: Int
+        public var path: String
+        public var failedS: Double
+        public var reroutedS: Double?
+        /// From the failure to the last packet of the split sent on the VNet before it was left.
+        public var leftMs: Double?
+        /// From the reroute to the first packet of the split on the VNet again.
+        public var returnedAfterS: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case vnet, path
+            case failedS = "failed_s"
+            case reroutedS = "rerouted_s"
+            case leftMs = "left_ms"
+            case returnedAfterS = "returned_after_s"
+        }
+    }
+
+    /// Whether the analysis (from the packet logs) and the receiver's own accounting agree on
+    /// the stream's total: packets sent and lost.
+    public struct AccountingCheck: Codable, Sendable, Equatable {
+        public var analysisSent: Int
+        public var analysisLost: Int
+        public var receiverSent: Int?
+        public var receiverLost: Int?
+        public var agrees: Bool
+
+        public init(analysis: Interval, receiver: LossReport.Interval?) {
+            analysisSent = analysis.sent
+            analysisLost = analysis.lost
+            receiverSent = receiver?.sent
+            receiverLost = receiver?.lost
+            agrees = receiver.map { $0.sent == analysis.sent && $0.lost == analysis.lost } ?? false
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case agrees
+            case analysisSent = "analysis_sent"
+            case analysisLost = "analysis_lost"
+            case receiverSent = "receiver_sent"
+            case receiverLost = "receiver_lost"
+        }
+    }
+
+    public var source: String
+    public var mode: SendMode
+    public var shaper: String
+    public var lab: String
+    /// The loss a splitting mode may have per interval (the source's target), percent.
+    public var lossTargetPct: Double
+    public var intervals: [Interval]
+    public var total: Interval
+    public var accounting: AccountingCheck
+    /// IPv4 bytes of the stream (each distinct packet once) and of everything sent.
+    public var streamBytes: Int
+    public var sentBytes: Int
+    /// What sending cost beyond the stream itself: copies and duplicates, percent of the stream's bytes.
+    public var extraBytesPct: Double
+    public var shifts: [Shift]
+    public var failovers: [Failover]
+    public var capacity: CapacityTimeline
+    /// The files it was computed from, relative to the results folder.
+    public var logs: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs, accounting
+        case lossTargetPct = "loss_target_pct"
+        case streamBytes = "stream_bytes"
+        case sentBytes = "sent_bytes"
+        case extraBytesPct = "extra_bytes_pct"
+    }
+}
