@@ -101,11 +101,8 @@ public struct ClassExperiment: ExperimentKind {
             return ClassResults.VNetCapture(
                 vnet: vnet, point: end.description, file: context.relative(file), packetsByTOS: try ClassAnalysis.packetsByTOS(pcap: file, port: Self.port))
         }
-        let provenance = context.provenance
         return ClassResults(
-            experiment: file.name, description: file.description, file: path, startedUTC: provenance.startedUTC,
-            machine: provenance.machine, gitCommit: provenance.gitCommit, shaper: provenance.shaper, shaperReason: provenance.shaperReason,
-            red: plan.red, packetsPerClass: file.packets, packetsPerSecond: file.packetsPerSecond, packetBytes: file.packetBytes,
+            experiment: file.name, description: file.description, provenance: context.provenance, red: plan.red, packetsPerClass: file.packets, packetsPerSecond: file.packetsPerSecond, packetBytes: file.packetBytes,
             arrivals: file.arrivals, classes: classes, senderScheduleShifts: shifts?.scheduleShifts, senderScheduleShiftS: shifts?.scheduleShiftS,
             captures: seen, definitions: ClassResults.definitionTexts)
     }

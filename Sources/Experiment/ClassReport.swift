@@ -14,7 +14,7 @@ public struct ClassReport: ExperimentReporting {
         var out = "# \(results.experiment)\n\n"
         if let description = results.description { out += description + "\n\n" }
         out += "\(results.packetsPerClass) packets of \(results.packetBytes) B per class at \(decimal(results.packetsPerSecond)) packets/s (\(results.arrivals.rawValue) arrivals); "
-        out += "shaper \(results.shaper), queues \(results.red ? "RED" : "tail drop (no sch_red here)"); \(results.machine)."
+        out += "shaper \(results.provenance.shaper), queues \(results.red ? "RED" : "tail drop (no sch_red here)"); \(results.provenance.machine)."
         if let shifts = results.senderScheduleShifts, shifts > 0 {
             out += " The sender fell behind \(shifts) times and moved its schedule \(decimal(results.senderScheduleShiftS ?? 0, 2)) s later in all (no catch-up bursts)."
         }

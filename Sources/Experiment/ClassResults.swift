@@ -12,12 +12,7 @@ public struct ClassResults: Codable, Sendable {
     public var schemaVersion = ResultsSchema.version
     public var experiment: String
     public var description: String?
-    public var file: String
-    public var startedUTC: String
-    public var machine: String
-    public var gitCommit: String?
-    public var shaper: String
-    public var shaperReason: String
+    public var provenance: Provenance
     /// Whether the queues were RED (the kernel has sch_red) or tail drop standing in for it.
     public var red: Bool
     public var packetsPerClass: Int
@@ -77,11 +72,8 @@ public struct ClassResults: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case kind, experiment, description, file, machine, shaper, red, arrivals, classes, captures, definitions
+        case kind, experiment, description, provenance, red, arrivals, classes, captures, definitions
         case schemaVersion = "schema_version"
-        case startedUTC = "started_utc"
-        case gitCommit = "git_commit"
-        case shaperReason = "shaper_reason"
         case packetsPerClass = "packets_per_class"
         case packetsPerSecond = "packets_per_second"
         case packetBytes = "packet_bytes"

@@ -96,8 +96,8 @@ public struct ExperimentReport {
     public var markdown: String {
         var out = "# \(results.experiment): loss per interval, % of packets sent\n\n"
         out += "Each cell: the paper's figure / **ours** / the fluid lower bound (– where there is none). "
-        out += "Shaper: \(results.shaper) (\(results.shaperReason)); queues \(decimal(results.queueMs)) ms; "
-        out += "interval \(decimal(results.intervalS)) s; \(results.machine); \(results.startedUTC).\n\n"
+        out += "Shaper: \(results.provenance.shaper) (\(results.provenance.shaperReason)); queues \(decimal(results.queueMs)) ms; "
+        out += "interval \(decimal(results.intervalS)) s; \(results.provenance.machine); \(results.provenance.startedUTC).\n\n"
         for source in sources {
             out += "| \(source.uppercased()) | " + intervalLabels(source).joined(separator: " | ") + " |\n"
             out += "|---|" + String(repeating: "---|", count: intervalLabels(source).count) + "\n"

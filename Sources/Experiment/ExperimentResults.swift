@@ -10,13 +10,8 @@ public struct ExperimentResults: Codable, Sendable {
     public var schemaVersion = ResultsSchema.version
     public var experiment: String
     public var description: String?
-    public var file: String
-    /// When it ran (UTC, ISO 8601), on what, from which commit.
-    public var startedUTC: String
-    public var machine: String
-    public var gitCommit: String?
-    public var shaper: String
-    public var shaperReason: String
+    /// When it ran, on what, from which file and commit, with which shaper.
+    public var provenance: Provenance
     public var intervalS: Double
     public var durationS: Double
     public var timeScale: Double
@@ -31,11 +26,8 @@ public struct ExperimentResults: Codable, Sendable {
     public var runs: [RunResult]
 
     enum CodingKeys: String, CodingKey {
-        case kind, experiment, description, file, machine, shaper, definitions, schedule, runs, controller, targets
+        case kind, experiment, description, provenance, definitions, schedule, runs, controller, targets
         case schemaVersion = "schema_version"
-        case startedUTC = "started_utc"
-        case gitCommit = "git_commit"
-        case shaperReason = "shaper_reason"
         case intervalS = "interval_s"
         case durationS = "duration_s"
         case timeScale = "time_scale"
@@ -55,19 +47,13 @@ public struct ExperimentResults: Codable, Sendable {
     ]
 
     public init(
-        experiment: String, description: String?, file: String, startedUTC: String, machine: String, gitCommit: String?, shaper: String,
-        shaperReason: String, intervalS: Double, durationS: Double, timeScale: Double, reportMs: Int, queueMs: Double,
+        experiment: String, description: String?, provenance: Provenance, intervalS: Double, durationS: Double, timeScale: Double, reportMs: Int, queueMs: Double,
         controller: AdaptiveController.Parameters, targets: ExperimentFile.Targets, definitions: [String: String], schedule: [String],
         runs: [RunResult]
     ) {
         self.experiment = experiment
         self.description = description
-        self.file = file
-        self.startedUTC = startedUTC
-        self.machine = machine
-        self.gitCommit = gitCommit
-        self.shaper = shaper
-        self.shaperReason = shaperReason
+        self.provenance = provenance
         self.intervalS = intervalS
         self.durationS = durationS
         self.timeScale = timeScale
@@ -115,7 +101,9 @@ extension ResultsDocument {
 }
 
 /// Where and from what an experiment came: for results documents.
-public struct Provenance: Sendable {
+public struct Provenance: Codable, Sendable, Equatable {
+    /// The experiment file.
+    public var file = ""
     /// When it ran (UTC, ISO 8601).
     public var startedUTC = ""
     /// `host, Linux RELEASE, N CPUs`.
@@ -128,8 +116,16 @@ public struct Provenance: Sendable {
     init() {}
 
     init(startedUTC: String, file: String) {
+        self.file = file
         self.startedUTC = startedUTC
         gitCommit = Self.gitCommit(near: file)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case file, machine, shaper
+        case startedUTC = "started_utc"
+        case gitCommit = "git_commit"
+        case shaperReason = "shaper_reason"
     }
 
     static var thisMachine: String {

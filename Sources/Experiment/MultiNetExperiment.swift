@@ -96,11 +96,8 @@ public struct MultiNetExperiment: ExperimentKind {
             let mode = file.modes[index % file.modes.count]
             results.append(try analyse(run, source: source, mode: mode, context: context))
         }
-        let provenance = context.provenance
         return ExperimentResults(
-            experiment: file.name, description: file.description, file: path, startedUTC: provenance.startedUTC,
-            machine: provenance.machine, gitCommit: provenance.gitCommit, shaper: provenance.shaper, shaperReason: provenance.shaperReason,
-            intervalS: intervalS, durationS: durationS, timeScale: file.timeScale, reportMs: file.reportMs, queueMs: LinkConditions().queueMs,
+            experiment: file.name, description: file.description, provenance: context.provenance, intervalS: intervalS, durationS: durationS, timeScale: file.timeScale, reportMs: file.reportMs, queueMs: LinkConditions().queueMs,
             controller: controller, targets: file.targets, definitions: ExperimentResults.definitionTexts,
             schedule: schedule.events.map { "\(decimal($0.atS)) s: \($0.summary)" }, runs: results)
     }

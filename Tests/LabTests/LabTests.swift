@@ -293,7 +293,7 @@ struct NetemVMTests {
         #expect(result.status == 0, "a target was missed or the run failed: \(result.summary)")
         let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("RESULTS ") }, "\(result.summary)")
         let results = try JSONDecoder().decode(ClassResults.self, from: Data(line.dropFirst(8).utf8))
-        #expect(results.red && results.shaper == "netem")
+        #expect(results.red && results.provenance.shaper == "netem")
         #expect(results.classes.allSatisfy { $0.queue.hasPrefix("RED min") }, "\(results.classes.map(\.queue))")
         let delay = try #require(results.classes.first { $0.sensitive == .delay })
         let loss = try #require(results.classes.first { $0.sensitive == .loss })
