@@ -21,6 +21,12 @@ public protocol ExperimentKind {
     func runs(_ context: HarnessContext) throws -> [LabRun]
     /// Seconds after the first run's time zero by which every run must have ended.
     func timeLimitS(runs: Int) -> Double
+    /// Seconds from starting the processes to the first run's time zero (default 3).
+    var startLeadS: Double { get }
+    /// Seconds between the time zeros of consecutive runs (default 0).
+    var staggerS: Double { get }
+    /// How long each stream lasts, seconds: the live view and the route watch use it.
+    var streamS: Double { get }
     /// The results document, from what the runs left behind (their logs, the lab's records).
     func analyse(_ finished: [FinishedRun], context: HarnessContext) throws -> Results
     static func report(_ results: Results, folder: String) -> Report
@@ -262,14 +268,10 @@ public enum Harness {
     }
 }
 
-/// Timing every kind states (with the defaults most use).
+/// The defaults of the timing a kind may leave unsaid.
 extension ExperimentKind {
-    /// Seconds from starting the processes to the first run's time zero.
     public var startLeadS: Double { 3 }
-    /// Seconds between the time zeros of consecutive runs.
     public var staggerS: Double { 0 }
-    /// How long each stream lasts, seconds (the live view and the route watch use it).
-    public var streamS: Double { 0 }
 }
 
 func decimal(_ value: Double, _ places: Int = 3) -> String { value.plainText(places: places) }

@@ -120,4 +120,18 @@ struct RunAnalysisTests {
             try ExperimentFile.load(bad)
         } throws: { String(describing: $0).contains("bad.toml") && String(describing: $0).contains("tri-net") }
     }
+
+    /// What the harness sees of a kind: through the protocol, as a generic caller does.
+    func timing<Kind: ExperimentKind>(_ kind: Kind) -> [Double] { [kind.startLeadS, kind.staggerS, kind.streamS, kind.timeLimitS(runs: 10)] }
+
+    @Test("the harness gets each kind's own timing and targets through the protocol (lead, stagger, stream length)")
+    func kindTiming() throws {
+        let paper = try MultiNetExperiment.load(repositoryRoot + "/Experiments/paper-multinet.toml")
+        #expect(timing(paper) == [3, 0.5, 150, 245])
+        #expect(timing(try MultiNetExperiment.load(repositoryRoot + "/Experiments/paper-multinet-vm.toml"))[0] == 30)
+        let classes = try ClassExperiment.load(repositoryRoot + "/Experiments/paper-qos-classes.toml")
+        #expect(timing(classes)[2] == Double(classes.file.packets) / classes.file.packetsPerSecond)
+        #expect(paper.file.sources.map(\.lossTargetPct) == [0.5, 1.0])
+        #expect(paper.file.targets == ExperimentFile.Targets())
+    }
 }
