@@ -27,7 +27,7 @@ public struct ClassExperimentFile: Decodable, Sendable {
         /// What this class is for: it must see less `loss` or less `delay` than the others.
         public var sensitive: Sensitivity
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case name, sensitive
             case paperLossPct = "paper_loss_pct"
             case paperDelayMs = "paper_delay_ms"
@@ -47,7 +47,7 @@ public struct ClassExperimentFile: Decodable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, topology, packets, arrivals, seed
         case packetsPerSecond = "packets_per_second"
         case packetBytes = "packet_bytes"
@@ -90,4 +90,8 @@ public struct ClassExperimentFile: Decodable, Sendable {
 /// What a class is for: it must see less loss, or less delay, than the others.
 public enum Sensitivity: String, Codable, Sendable {
     case loss, delay
+}
+
+extension ClassExperimentFile: KnownKeys {
+    public static var keySchema: KeySchema { KeySchema(CodingKeys.self, sections: ["class": KeySchema(Class.CodingKeys.self)], also: ["kind"]) }
 }

@@ -45,7 +45,7 @@ public struct ExperimentFile: Decodable, Sendable {
         /// The loss a splitting mode may have per interval, percent (0.5 for the paper's CBR, 1 for its VBR).
         public var lossTargetPct: Double
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case name, cbr, trace, fps
             case lossTargetPct = "loss_target_pct"
             case fitMean = "fit_mean"
@@ -79,7 +79,7 @@ public struct ExperimentFile: Decodable, Sendable {
 
         public init() {}
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case uniTolerancePoints = "uni_tolerance_points"
             case settleS = "settle_s"
             case leaveMs = "leave_ms"
@@ -95,7 +95,7 @@ public struct ExperimentFile: Decodable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, topology, schedule, modes, targets
         case sources = "source"
         case intervalS = "interval_s"
@@ -158,5 +158,13 @@ public struct ExperimentFile: Decodable, Sendable {
     public static func resolve(_ path: String, relativeTo file: String) -> String {
         if path.hasPrefix("/") { return path }
         return URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(path).standardizedFileURL.path
+    }
+}
+
+extension ExperimentFile: KnownKeys {
+    public static var keySchema: KeySchema {
+        KeySchema(
+            CodingKeys.self, sections: ["source": KeySchema(Source.CodingKeys.self), "targets": KeySchema(Targets.CodingKeys.self)],
+            also: ["kind"])
     }
 }

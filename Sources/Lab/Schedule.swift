@@ -8,7 +8,7 @@ public struct Schedule: Codable, Sendable, Equatable {
     public var description: String?
     public var events: [Event]
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description
         case events = "event"
     }
@@ -62,7 +62,7 @@ public struct Schedule: Codable, Sendable, Equatable {
             self.change = change
         }
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case vnet, path, link, rate, action
             case atS = "at_s"
             case delayMs = "delay_ms"
@@ -185,4 +185,8 @@ public struct Schedule: Codable, Sendable, Equatable {
         for index in copy.events.indices { copy.events[index].atS *= factor }
         return copy
     }
+}
+
+extension Schedule: KnownKeys {
+    public static var keySchema: KeySchema { KeySchema(CodingKeys.self, sections: ["event": KeySchema(Event.CodingKeys.self)]) }
 }

@@ -22,7 +22,7 @@ public struct Topology: Codable, Sendable, Equatable {
     /// the sender node); nil: the first VNet.
     public var defaultVNet: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, sender, receiver
         case receiverAddress = "receiver_address"
         case vnets = "vnet"
@@ -65,7 +65,7 @@ public struct Topology: Codable, Sendable, Equatable {
         /// The hard limit of the RED queue, packets (default 4 x the max threshold).
         public var limitPackets: Int
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case redMinPackets = "red_min_packets"
             case redMaxPackets = "red_max_packets"
             case redProbability = "red_probability"
@@ -120,7 +120,7 @@ public struct Topology: Codable, Sendable, Equatable {
         /// Queue management on its links (nil: the shaper's plain queue).
         public var queue: QueuePolicy?
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case name, tun, routers, ingress, egress, queue
             case helloS = "hello_s"
             case deadS = "dead_s"
@@ -142,7 +142,7 @@ public struct Topology: Codable, Sendable, Equatable {
         public var lossPct: Double?
         public var queueMs: Double?
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case endpoints, cost, path, rate
             case delayMs = "delay_ms"
             case jitterMs = "jitter_ms"
@@ -307,8 +307,14 @@ public func loadTOML<T: Decodable>(_ type: T.Type, from path: String, kind: Stri
     do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
         throw LabError("\(path): cannot read: \(error.localizedDescription)")
     }
-    do { return try TOMLDecoder().decode(T.self, from: text) } catch let error as TOMLParseError {
+    do {
+        // Unknown keys first: a misspelt required key would otherwise read as a missing one.
+        if let known = T.self as? KnownKeys.Type { try UnknownKeys.check(text, schema: known.keySchema, file: path) }
+        return try TOMLDecoder().decode(T.self, from: text)
+    } catch let error as TOMLParseError {
         throw LabError("\(path):\(error.source.begin.line): \(error.description)")
+    } catch let error as LabError where error.description.hasPrefix(path) {
+        throw error
     } catch {
         throw LabError("\(path): not a \(kind): \(describe(error))")
     }
@@ -333,4 +339,13 @@ private func path(_ keys: [CodingKey]) -> String {
 
 extension IPv4Address {
     func adding(_ n: UInt32) -> IPv4Address { IPv4Address(value &+ n) }
+}
+
+extension Topology: KnownKeys {
+    public static var keySchema: KeySchema {
+        let link = KeySchema(Link.CodingKeys.self)
+        let queue = KeySchema(QueuePolicy.CodingKeys.self)
+        let vnet = KeySchema(VNet.CodingKeys.self, sections: ["link": link, "queue": queue])
+        return KeySchema(CodingKeys.self, sections: ["vnet": vnet, "class": KeySchema(keys: ["name", "tt", "vnet"])])
+    }
 }

@@ -210,7 +210,7 @@ extension LabCommand {
         func run() throws {
             let lab = try Lab.open(runID: id)
             guard lab.plan.nodes.contains(node) else {
-                throw ValidationError("no node '\(node)' in \(lab.plan.topology.name): \(lab.plan.nodes.joined(separator: ", "))")
+                throw RuntimeError("no node '\(node)' in \(lab.plan.topology.name): \(lab.plan.nodes.joined(separator: ", "))")
             }
             let argv = ["/usr/sbin/ip", "netns", "exec", lab.plan.namespace(node)] + (command.first == "--" ? Array(command.dropFirst()) : command)
             let process = Process()

@@ -92,7 +92,7 @@ struct Recv: ParsableCommand {
         packetFile?.close()
         if let json { try writeText(try encodeJSON(result) + "\n", to: json) }
         guard let report = result.report else {
-            throw ValidationError("no stream arrived on \(listen) within \(decimal(startTimeout, 0)) s")
+            throw RuntimeError("no stream arrived on \(listen) within \(decimal(startTimeout, 0)) s")
         }
         if let csv { try writeText(report.csv, to: csv) }
         for stream in result.streams {

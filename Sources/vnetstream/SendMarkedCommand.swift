@@ -84,6 +84,13 @@ extension Arrivals: ExpressibleByArgument {}
 
 func writeText(_ text: String, to path: String) throws {
     do { try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-        throw ValidationError("cannot write \(path): \(error.localizedDescription)")
+        throw RuntimeError("cannot write \(path): \(error.localizedDescription)")
     }
+}
+
+/// A failure while a command runs (not bad usage): one line that names what failed, exit
+/// status 1, no usage text. Bad usage is argument-parser's `ValidationError` (exit 64).
+struct RuntimeError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -134,4 +134,38 @@ struct RunAnalysisTests {
         #expect(paper.file.sources.map(\.lossTargetPct) == [0.5, 1.0])
         #expect(paper.file.targets == ExperimentFile.Targets())
     }
+
+    @Test("a typo in any file kind is refused with the file, its line, the section and the nearest valid key")
+    func unknownKeys() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func typo(_ source: String, _ from: String, _ to: String) throws -> String {
+            let text = try String(contentsOfFile: repositoryRoot + "/" + source, encoding: .utf8)
+            #expect(text.contains(from), "\(source) has no '\(from)' to misspell")
+            return try writeFile(directory, (source as NSString).lastPathComponent, text.replacingOccurrences(of: from, with: to))
+        }
+        func refusal(_ load: () throws -> Any) -> String {
+            do { _ = try load() } catch { return String(describing: error) }
+            return "(accepted)"
+        }
+        let topology = try typo("Experiments/topologies/paper-fig6.toml", "dead_s = ", "dead_sec = ")
+        let message = refusal { try Topology.load(topology) }
+        #expect(message.hasPrefix(topology + ":"), "\(message)")
+        #expect(message.contains("[[vnet]] 1: unknown key 'dead_sec' (did you mean 'dead_s'?)"), "\(message)")
+        let line = try #require(Int(message.dropFirst(topology.count + 1).prefix { $0.isNumber }), "\(message)")
+        let lines = try String(contentsOfFile: topology, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[line - 1].hasPrefix("dead_sec"), "line \(line) is '\(lines[line - 1])'")
+        let schedule = try typo("Experiments/schedules/paper-table2.toml", "rate = ", "rates = ")
+        #expect(refusal { try Schedule.load(schedule) }.contains("[[event]] 1: unknown key 'rates' (did you mean 'rate'?)"))
+        let experiment = try typo("Experiments/paper-multinet.toml", "fit_peak = ", "fit_pek = ")
+        #expect(refusal { try ExperimentFile.load(experiment) }.contains("[[source]] 2: unknown key 'fit_pek' (did you mean 'fit_peak'?)"))
+        let classes = try typo("Experiments/paper-qos-classes.toml", "packets_per_second", "packet_per_second")
+        #expect(refusal { try ClassExperimentFile.load(classes) }.contains("unknown key 'packet_per_second' (did you mean 'packets_per_second'?)"))
+        // Every file the project ships reads as it is.
+        _ = try Topology.load(repositoryRoot + "/Experiments/topologies/paper-fig4.toml")
+        _ = try ExperimentFile.load(repositoryRoot + "/Experiments/paper-multinet-vm.toml")
+        _ = try ClassExperimentFile.load(repositoryRoot + "/Tests/LabTests/Fixtures/qos-classes-short.toml")
+        for fixture in ["one-path.toml", "one-path-netem.toml"] { _ = try Topology.load(repositoryRoot + "/Tests/LabTests/Fixtures/" + fixture) }
+        _ = try Topology.load(repositoryRoot + "/Benchmarks/throughput.toml")
+    }
 }
