@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "TracesTests", dependencies: ["Traces", "Units", "TestSupport"]),
         .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing", "Control", "Units", "RunRecords"]),
         .testTarget(
-            name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control"],
+            name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control", "Traces"],
             exclude: ["Fixtures"]),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming", "Control", "Packets", "Splitting", "RunRecords"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),

@@ -4,7 +4,13 @@
 #                                sources, fixed seeds), encoded with libx264, traced by
 #                                `vnetstream trace extract` (libavformat).
 #   cbr-320kbit-25fps-150s.csv   the paper's CBR source: 320 kbit/s, 25 frames/s, 150 s.
-# Deterministic: single-threaded x264 and seeded sources give the same bytes on every run.
+#   scenes-x264-25fps-12min.csv  VBR: 12 minutes of eight 90 s synthetic scenes of very different
+#                                complexity, encoded the same way: long enough that `trace fit`
+#                                finds a 150 s part with the paper's 1-second peak-to-mean
+#                                (620/320). The multi-net experiment's VBR source falls back to it
+#                                when the TKN trace (../shared/traces) is not there.
+# Deterministic on one machine (single-threaded x264, seeded sources); another ffmpeg/x264 build
+# gives slightly different frame sizes, so the committed traces are the reference.
 # Usage: Traces/make-traces.sh [path/to/vnetstream]   (default: builds it with swift build)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -26,4 +32,32 @@ ffmpeg -hide_banner -loglevel error -nostdin -y \
   "$work/scenes.mp4"
 # From inside the work folder, so that the trace's header names the video, not a temporary path.
 (cd "$work" && "$bin" trace extract scenes.mp4 -o "$here/scenes-x264-25fps-150s.csv")
+# Eight scenes of 90 s, each with its own amount of temporal noise: noise makes every frame
+# cost (P frames near I frames, so a scene's own 1-second peak-to-mean stays near 1.2) and its
+# strength sets the scene's rate. Neighbouring scenes differ two- to fourfold, so 150 s windows
+# across a cut have every peak-to-mean from about 1.2 to well above 2. (Scenes of 60 s with
+# lavfi's mandelbrot and life in them gave no window below 2.46: those sources' own peaks, and
+# no window held enough of one scene.)
+scenes=(
+  "testsrc2=size=$size:rate=25"
+  "smptebars=size=$size:rate=25"
+  "testsrc2=size=$size:rate=25"
+  "cellauto=size=$size:rate=25:seed=11:rule=110"
+  "testsrc=size=$size:rate=25"
+  "smptehdbars=size=$size:rate=25"
+  "testsrc2=size=$size:rate=25"
+  "rgbtestsrc=size=$size:rate=25"
+)
+noise=(0 24 6 3 30 10 40 4)
+inputs=(); chains=""; labels=""
+for i in "${!scenes[@]}"; do
+  inputs+=(-f lavfi -i "${scenes[$i]}")
+  chains+="[$i]trim=duration=90,setpts=PTS-STARTPTS,format=yuv420p,noise=alls=${noise[$i]}:allf=t+u:all_seed=$((i + 1))[s$i];"
+  labels+="[s$i]"
+done
+ffmpeg -hide_banner -loglevel error -nostdin -y "${inputs[@]}" \
+  -filter_complex "${chains}${labels}concat=n=${#scenes[@]}:v=1:a=0[v]" \
+  -map "[v]" -c:v libx264 -threads 1 -preset medium -crf 26 -g 50 -bf 2 -pix_fmt yuv420p \
+  "$work/scenes-12min.mp4"
+(cd "$work" && "$bin" trace extract scenes-12min.mp4 -o "$here/scenes-x264-25fps-12min.csv")
 "$bin" trace cbr --rate 320kbit --fps 25 --duration 150 -o "$here/cbr-320kbit-25fps-150s.csv"

@@ -39,6 +39,9 @@ public struct ExperimentFile: Decodable, Sendable {
         /// ... or a frame trace (relative to the experiment file), optionally fitted to a mean
         /// and a 1-second peak.
         public var trace: String?
+        /// The trace to use when `trace` is not there (a clone without `../shared` beside it):
+        /// one the project makes itself (`Traces/make-traces.sh`).
+        public var fallbackTrace: String?
         public var fitMean: String?
         public var fitPeak: String?
         public var fps: Double
@@ -48,6 +51,7 @@ public struct ExperimentFile: Decodable, Sendable {
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, cbr, trace, fps
             case lossTargetPct = "loss_target_pct"
+            case fallbackTrace = "fallback_trace"
             case fitMean = "fit_mean"
             case fitPeak = "fit_peak"
         }
@@ -57,6 +61,7 @@ public struct ExperimentFile: Decodable, Sendable {
             name = try c.decode(String.self, forKey: .name)
             cbr = try c.decodeIfPresent(String.self, forKey: .cbr)
             trace = try c.decodeIfPresent(String.self, forKey: .trace)
+            fallbackTrace = try c.decodeIfPresent(String.self, forKey: .fallbackTrace)
             fitMean = try c.decodeIfPresent(String.self, forKey: .fitMean)
             fitPeak = try c.decodeIfPresent(String.self, forKey: .fitPeak)
             fps = try c.number(.fps) ?? 25
@@ -152,6 +157,30 @@ public struct ExperimentFile: Decodable, Sendable {
             }
             guard source.fps > 0 else { throw fail("source '\(source.name)': fps must be positive") }
         }
+    }
+
+    /// Which trace a source streams, and why: its `trace` where that file is (a shared trace is
+    /// also looked for under `$VNETSTREAM_SHARED/traces`), else its `fallback_trace`.
+    public static func traceFile(
+        of source: Source, relativeTo file: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (path: String, reason: String) {
+        guard let trace = source.trace else { throw LabError("\(file): source '\(source.name)' has no trace") }
+        let named = resolve(trace, relativeTo: file)
+        var candidates = [named]
+        if let shared = environment["VNETSTREAM_SHARED"], let range = trace.range(of: "shared/traces/") {
+            candidates.insert("\(shared)/traces/\(trace[range.upperBound...])", at: 0)
+        }
+        for path in candidates where FileManager.default.fileExists(atPath: path) {
+            return (path, "the source's trace, found at \(path)")
+        }
+        guard let fallback = source.fallbackTrace else {
+            throw LabError("\(file): source '\(source.name)': \(named) is not there (put the traces in ../shared/traces or $VNETSTREAM_SHARED/traces, or give the source a fallback_trace)")
+        }
+        let path = resolve(fallback, relativeTo: file)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw LabError("\(file): source '\(source.name)': neither \(named) nor its fallback \(path) is there (Traces/make-traces.sh makes the fallback)")
+        }
+        return (path, "\(named) is not there (no ../shared beside the repository, nor $VNETSTREAM_SHARED): the project's own fallback_trace instead")
     }
 
     /// A path in the file, resolved against the file's folder.

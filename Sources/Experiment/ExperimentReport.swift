@@ -98,6 +98,10 @@ public struct ExperimentReport {
         out += "Each cell: the paper's figure / **ours** / the fluid lower bound (– where there is none). "
         out += "Shaper: \(results.provenance.shaper) (\(results.provenance.shaperReason)); queues \(decimal(results.queueMs)) ms; "
         out += "interval \(decimal(results.intervalS)) s; \(results.provenance.machine); \(results.provenance.startedUTC).\n\n"
+        for source in results.sources {
+            out += "Source \(source.name): \(source.input) (\(source.reason))\(source.fit.map { "; fit: \($0)" } ?? "").\n"
+        }
+        if !results.sources.isEmpty { out += "\n" }
         for source in sources {
             out += "| \(source.uppercased()) | " + intervalLabels(source).joined(separator: " | ") + " |\n"
             out += "|---|" + String(repeating: "---|", count: intervalLabels(source).count) + "\n"

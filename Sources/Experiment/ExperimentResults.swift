@@ -12,6 +12,8 @@ public struct ExperimentResults: Codable, Sendable {
     public var description: String?
     /// When it ran, on what, from which file and commit, with which shaper.
     public var provenance: Provenance
+    /// What each source streamed (which trace, and why that one).
+    public var sources: [SourceUsed]
     public var intervalS: Double
     public var durationS: Double
     public var timeScale: Double
@@ -26,7 +28,7 @@ public struct ExperimentResults: Codable, Sendable {
     public var runs: [RunResult]
 
     enum CodingKeys: String, CodingKey {
-        case kind, experiment, description, provenance, definitions, schedule, runs, controller, targets
+        case kind, experiment, description, provenance, sources, definitions, schedule, runs, controller, targets
         case schemaVersion = "schema_version"
         case intervalS = "interval_s"
         case durationS = "duration_s"
@@ -47,13 +49,14 @@ public struct ExperimentResults: Codable, Sendable {
     ]
 
     public init(
-        experiment: String, description: String?, provenance: Provenance, intervalS: Double, durationS: Double, timeScale: Double, reportMs: Int, queueMs: Double,
+        experiment: String, description: String?, provenance: Provenance, sources: [SourceUsed], intervalS: Double, durationS: Double, timeScale: Double, reportMs: Int, queueMs: Double,
         controller: AdaptiveController.Parameters, targets: ExperimentFile.Targets, definitions: [String: String], schedule: [String],
         runs: [RunResult]
     ) {
         self.experiment = experiment
         self.description = description
         self.provenance = provenance
+        self.sources = sources
         self.intervalS = intervalS
         self.durationS = durationS
         self.timeScale = timeScale

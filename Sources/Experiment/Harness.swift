@@ -151,6 +151,7 @@ public enum Harness {
         let runs = try experiment.runs(context)
         guard !runs.isEmpty else { throw ExperimentError("\(context.file): the experiment makes no runs") }
         for run in runs { try fm.createDirectory(atPath: run.folder, withIntermediateDirectories: true) }
+        if let warning = Lab.orphanWarning { context.print(warning) }
         let prefix = String(Kind.kind.prefix(1)) + String(format: "%02x", UInt8.random(in: 0...255))
         context.print("\(experiment.name): \(runs.count) run\(runs.count == 1 ? "" : "s") side by side; building \(runs.count) lab\(runs.count == 1 ? "" : "s")")
         let built = Date()
@@ -158,7 +159,7 @@ public enum Harness {
             Result {
                 let lab = try Lab.up(
                     topology: runs[index].topology, file: runs[index].topologyFile, runID: prefix + String(index, radix: 36),
-                    shaper: context.shaper)
+                    shaper: context.shaper, ownedByThisProcess: true)
                 do { try lab.waitForRouting(timeout: 120) } catch {
                     lab.down()
                     throw error

@@ -45,9 +45,12 @@ public struct MultiNetExperiment: ExperimentKind {
     public func runs(_ context: HarnessContext) throws -> [LabRun] {
         try FileManager.default.createDirectory(atPath: "\(context.out)/sources", withIntermediateDirectories: true)
         var runs: [LabRun] = []
+        var used: [SourceUsed] = []
         for source in file.sources {
             let trace = "\(context.out)/sources/\(source.name).csv"
-            try prepare(source, into: trace)
+            let what = try prepare(source, into: trace)
+            used.append(what)
+            context.print("source \(source.name): \(what.input) (\(what.reason))")
             for mode in file.modes {
                 let folder = "\(context.out)/runs/\(source.name)-\(mode.name.replacingOccurrences(of: ":", with: "_"))"
                 let receiver = ReceiveInvocation(
@@ -69,24 +72,31 @@ public struct MultiNetExperiment: ExperimentKind {
                     })
             }
         }
+        try writeJSON(used, to: "\(context.out)/sources/sources.json")
         return runs
     }
 
-    /// Writes a source's trace file: CBR made here, or a trace (fitted if asked).
-    func prepare(_ source: ExperimentFile.Source, into target: String) throws {
+    /// Writes a source's trace file: CBR made here, or a trace (fitted if asked); says what it
+    /// streams and why.
+    @discardableResult
+    func prepare(
+        _ source: ExperimentFile.Source, into target: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> SourceUsed {
         if let cbr = source.cbr {
             let trace = try CBRSource.trace(rate: try BitRate(parsing: cbr), framesPerSecond: source.fps, duration: durationS)
             try TraceWriter.write(trace, header: ["CBR \(cbr) at \(decimal(source.fps)) frames/s for \(decimal(durationS)) s"], to: target)
-            return
+            return SourceUsed(name: source.name, input: "CBR \(cbr)", reason: "made here", fit: nil)
         }
-        let original = ExperimentFile.resolve(source.trace!, relativeTo: path)
+        let (original, reason) = try ExperimentFile.traceFile(of: source, relativeTo: path, environment: environment)
         let trace = try TraceReader.read(contentsOf: original, options: TraceReadOptions(framesPerSecond: source.fps))
         if let mean = source.fitMean, let peak = source.fitPeak {
             let fit = try TraceFitter.fit(trace, mean: try BitRate(parsing: mean), peak: try BitRate(parsing: peak), duration: durationS)
-            try TraceWriter.write(fit.trace, header: fit.header(source: original), to: target)
-        } else {
-            try TraceWriter.write(trace, header: ["copy of \(original)"], to: target)
+            let header = fit.header(source: original)
+            try TraceWriter.write(fit.trace, header: header, to: target)
+            return SourceUsed(name: source.name, input: original, reason: reason, fit: header.dropFirst(2).joined(separator: "; "))
         }
+        try TraceWriter.write(trace, header: ["copy of \(original)"], to: target)
+        return SourceUsed(name: source.name, input: original, reason: reason, fit: nil)
     }
 
     public func analyse(_ finished: [FinishedRun], context: HarnessContext) throws -> ExperimentResults {
@@ -97,7 +107,8 @@ public struct MultiNetExperiment: ExperimentKind {
             results.append(try analyse(run, source: source, mode: mode, context: context))
         }
         return ExperimentResults(
-            experiment: file.name, description: file.description, provenance: context.provenance, intervalS: intervalS, durationS: durationS, timeScale: file.timeScale, reportMs: file.reportMs, queueMs: LinkConditions().queueMs,
+            experiment: file.name, description: file.description, provenance: context.provenance,
+            sources: try loadJSON([SourceUsed].self, from: "\(context.out)/sources/sources.json"), intervalS: intervalS, durationS: durationS, timeScale: file.timeScale, reportMs: file.reportMs, queueMs: LinkConditions().queueMs,
             controller: controller, targets: file.targets, definitions: ExperimentResults.definitionTexts,
             schedule: schedule.events.map { "\(decimal($0.atS)) s: \($0.summary)" }, runs: results)
     }
@@ -137,6 +148,22 @@ public struct MultiNetExperiment: ExperimentKind {
     public static func report(_ results: ExperimentResults, folder: String) -> ExperimentReport {
         ExperimentReport(results: results, folder: folder)
     }
+}
+
+/// What a source of a run streams: the input, why that one, and how it was fitted.
+public struct SourceUsed: Codable, Sendable, Equatable {
+    public var name: String
+    /// A trace file, or `CBR RATE`.
+    public var input: String
+    public var reason: String
+    /// The fit's header (first frame, scale, mean and peak achieved), when it was fitted.
+    public var fit: String?
+}
+
+func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
 }
 
 /// A JSON document a process of a run wrote, with the file named in any error.

@@ -51,7 +51,7 @@ public final class Lab: @unchecked Sendable {
     /// routing, nftables chains and initial shaping, and a bird per router. On any failure,
     /// everything made so far is removed before the error is thrown.
     public static func up(
-        topology: Topology, file: String, runID: String? = nil, shaper requested: Shaper? = nil,
+        topology: Topology, file: String, runID: String? = nil, shaper requested: Shaper? = nil, ownedByThisProcess: Bool = false,
         log: (String) -> Void = { _ in }
     ) throws -> Lab {
         guard getuid() == 0 else { throw LabError("the lab needs root (namespaces, veth, tc, nft, bird): run as root") }
@@ -68,9 +68,10 @@ public final class Lab: @unchecked Sendable {
         // A plan with a provisional shaper names everything; the real one is known once a
         // namespace exists to probe in.
         var plan = try LabPlan(topology: topology, runID: id, shaper: requested ?? .tbf)
-        let state = LabState(
+        var state = LabState(
             runID: id, topologyFile: file, topology: topology, shaper: plan.shaper,
             shaperReason: requested == nil ? "" : "asked for (--shaper \(plan.shaper.rawValue))")
+        if ownedByThisProcess { state.owner = ProcessIdentity.current }
         let lab = Lab(plan: plan, state: state, directory: directory)
         try lab.save()
         do {
@@ -118,8 +119,28 @@ public final class Lab: @unchecked Sendable {
         try encoder.encode(state).write(to: URL(fileURLWithPath: "\(directory)/state.json"), options: .atomic)
     }
 
+    /// Labs whose owning process (an experiment) is gone without removing them: what a crash,
+    /// a kill -9 or a lost machine leaves behind.
+    public static func orphanedIDs(root: String = Lab.root) -> [String] {
+        runningIDs(root: root).filter { id in
+            guard let data = FileManager.default.contents(atPath: "\(root)/\(id)/state.json"),
+                let state = try? JSONDecoder().decode(LabState.self, from: data), let owner = state.owner
+            else { return false }
+            return !owner.isAlive
+        }
+    }
+
+    /// One line about orphaned labs, if there are any.
+    public static var orphanWarning: String? {
+        let ids = orphanedIDs()
+        guard !ids.isEmpty else { return nil }
+        return "\(ids.count) lab\(ids.count == 1 ? "" : "s") left by an experiment that is no longer running (\(ids.joined(separator: ", "))): `vnetstream lab down --all` removes them"
+    }
+
     /// Run ids of the labs that are up (their state folders).
-    public static var runningIDs: [String] {
+    public static var runningIDs: [String] { runningIDs(root: root) }
+
+    static func runningIDs(root: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter {
             FileManager.default.fileExists(atPath: "\(root)/\($0)/state.json")
         }.sorted()

@@ -21,9 +21,13 @@ public struct LabState: Codable, Sendable {
     public var conditions: [String: LinkConditions] = [:]
     /// For each blackholed link, the end (node:interface) whose `down` set holds it.
     public var blackholes: [String: String] = [:]
+    /// The process whose lifetime the lab belongs to (an experiment's: it removes its labs when
+    /// it ends), with its start time so a reused pid is not taken for it; nil for `lab up`,
+    /// whose labs stay up until `lab down`.
+    public var owner: ProcessIdentity?
 
     enum CodingKeys: String, CodingKey {
-        case topology, shaper, namespaces, birds, conditions, blackholes, red
+        case topology, shaper, namespaces, birds, conditions, blackholes, red, owner
         case runID = "run_id"
         case topologyFile = "topology_file"
         case shaperReason = "shaper_reason"
@@ -51,5 +55,37 @@ public struct LabState: Codable, Sendable {
         birds = try c.decodeIfPresent([String].self, forKey: .birds) ?? []
         conditions = try c.decodeIfPresent([String: LinkConditions].self, forKey: .conditions) ?? [:]
         blackholes = try c.decodeIfPresent([String: String].self, forKey: .blackholes) ?? [:]
+        owner = try c.decodeIfPresent(ProcessIdentity.self, forKey: .owner)
+    }
+}
+
+/// A process as /proc knows it: its pid and its start time (clock ticks since boot), which
+/// together name one process even after the pid is reused.
+public struct ProcessIdentity: Codable, Sendable, Equatable {
+    public var pid: Int32
+    public var startTicks: UInt64
+
+    enum CodingKeys: String, CodingKey {
+        case pid
+        case startTicks = "start_ticks"
+    }
+
+    /// This process.
+    public static var current: ProcessIdentity? {
+        let pid = getpid()
+        return startTicks(of: pid).map { ProcessIdentity(pid: pid, startTicks: $0) }
+    }
+
+    /// Whether this very process still runs.
+    public var isAlive: Bool { Self.startTicks(of: pid) == startTicks }
+
+    /// Field 22 of /proc/PID/stat (after the command name in parentheses, which may hold spaces).
+    static func startTicks(of pid: Int32) -> UInt64? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // fields[0] is the state (field 3), so the start time (field 22) is fields[19].
+        return fields.count > 19 ? UInt64(fields[19]) : nil
     }
 }

@@ -4,10 +4,11 @@ import Foundation
 extension Lab {
     /// The next hop `node` uses toward `destination` (nil when it has no route).
     public func nextHop(node: String, to destination: String) -> String? {
-        guard let output = try? host.run(["ip", "-n", plan.namespace(node), "route", "get", destination]) else { return nil }
-        let words = output.split(separator: " ").map(String.init)
-        guard let via = words.firstIndex(of: "via"), via + 1 < words.count else { return nil }
-        return words[via + 1]
+        struct Route: Decodable { var gateway: String? }
+        guard let output = try? host.run(["ip", "-j", "-n", plan.namespace(node), "route", "get", destination]),
+            let routes = try? JSONDecoder().decode([Route].self, from: Data(output.utf8))
+        else { return nil }
+        return routes.first?.gateway
     }
 
     /// The router at the far end of the link whose address `hop` is, seen from `node`.

@@ -125,7 +125,7 @@ public struct MarkedSendInvocation: Codable, Sendable, Equatable {
 
     public var arguments: [String] {
         var argv = [
-            "send-marked", "--to", to, "--rate", decimalText(packetsPerSecond, places: 6), "--packet-bytes", String(packetBytes), "--count",
+            "send-marked", "--to", to, "--pps", decimalText(packetsPerSecond, places: 6), "--packet-bytes", String(packetBytes), "--count",
             String(count), "--arrivals", arrivals.rawValue, "--seed", String(seed), "--start-at", String(startAt), "--packet-log", packetLog,
             "--json", json,
         ]

@@ -6,6 +6,13 @@ extension TraceFormat: ExpressibleByArgument {}
 extension SizeUnit: ExpressibleByArgument {}
 
 /// Reads `320kbit`-style rates for options, with the parser's own sentence on failure.
+/// A time option: `100ms`, `2s`, `1.5m`; a bare number is seconds.
+func timeSeconds(_ text: String) throws -> Double {
+    do { return try TimeSpan.seconds(parsing: text) } catch let error as TimeSpan.ParseError {
+        throw ValidationError(error.description)
+    }
+}
+
 func bitRate(_ text: String) throws -> BitRate {
     do { return try BitRate(parsing: text) } catch let error as BitRate.ParseError {
         throw ValidationError(error.description)

@@ -22,7 +22,7 @@ struct CaptureCommand: ParsableCommand {
     @Option(help: "A BPF filter (tcpdump syntax).")
     var filter: String = "ip"
 
-    @Option(help: "Stop after this many seconds.")
+    @Option(help: "Stop after this many seconds.", transform: timeSeconds)
     var seconds: Double = 60
 
     @Option(help: "Stop after this many packets (0: no limit).")

@@ -52,7 +52,7 @@ extension LabCommand {
         @Option(help: "The run id that names the lab's namespaces (vl<ID>-<node>); default random.")
         var id: String?
 
-        @Option(help: "Seconds to wait for OSPF to converge in every VNet (0: do not wait).")
+        @Option(help: "Seconds to wait for OSPF to converge in every VNet (0: do not wait).", transform: timeSeconds)
         var wait: Double = 60
 
         @Flag(help: "Print the commands and bird configurations instead of running them.")
@@ -76,6 +76,7 @@ extension LabCommand {
                 }
                 return
             }
+            if let warning = Lab.orphanWarning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
             let runID = id ?? String(format: "%04x", UInt16.random(in: 0...UInt16.max))
             // The build stops at its next step and removes what it made; should it not get
             // there within 10 s, the handler removes the lab itself.
@@ -152,15 +153,23 @@ extension LabCommand {
             print("lab \(status.runID): \(status.topology), shaper \(status.shaper.rawValue) (\(status.shaperReason))")
             print("namespaces: \(status.namespaces.joined(separator: " "))")
             for link in status.links {
-                var line = "  \(link.vnet) \(link.path ?? "access") \(link.addresses.joined(separator: " "))"
+                var line = "  \(link.vnet) \(link.path ?? "access") " + link.ends.map { "\($0.end)=\($0.address)" }.joined(separator: " ")
                 if let c = link.conditions {
                     line += " rate \(c.rate?.description ?? "unlimited") delay \(number(c.delayMs)) ms loss \(number(c.lossPct)) %" + (c.down ? " DOWN" : "")
                 }
                 print(line)
-                for qdisc in link.qdiscs { print("      \(qdisc)") }
+                for end in link.ends {
+                    for q in end.qdiscs {
+                        print("      \(end.end) \(q.kind) \(q.handle): \(q.packets) packets, \(q.drops) dropped, \(q.overlimits) overlimits, backlog \(q.backlogBytes) B")
+                    }
+                }
             }
-            for (router, neighbours) in status.ospfNeighbours.sorted(by: { $0.key < $1.key }) {
-                print("OSPF \(router):\n" + neighbours.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+            for route in status.vnets {
+                print("VNet \(route.vnet): \(route.ingress) routes the receiver via \(route.nextHop ?? "nothing")\(route.nextRouter.map { " (\($0))" } ?? "")")
+            }
+            for (router, neighbours) in status.ospf.sorted(by: { $0.key < $1.key }) {
+                let list = neighbours.map { "\($0.routerID) \($0.state) on \($0.interface)" }.joined(separator: ", ")
+                print("OSPF \(router): \(list.isEmpty ? "no neighbours" : list)")
             }
         }
     }
@@ -181,9 +190,19 @@ extension LabCommand {
         @Option(help: "Also write the JSON lines to this file.")
         var log: String?
 
+        @Flag(help: "Print each event's time and the exact tc and nft commands it would run, and run nothing.")
+        var dryRun = false
+
+        @Option(help: "With --dry-run and no lab up: the topology the schedule is for.", completion: .file(extensions: ["toml"]))
+        var topology: String?
+
+        @Option(help: "With --dry-run and --topology: the shaper to plan for.")
+        var shaper: ShaperChoice = .tbf
+
         func run() throws {
             guard timeScale > 0 else { throw ValidationError("--time-scale must be positive.") }
             let plan = try Schedule.load(schedule).scaled(by: timeScale)
+            if dryRun { return try printDryRun(plan) }
             let lab = try Lab.open(runID: id)
             let file = try log.map { try LineFile(path: $0) }
             try SchedulePlayer(lab: lab).play(plan) { line in
@@ -191,6 +210,36 @@ extension LabCommand {
                 file?.write(line)
             }
             file?.close()
+        }
+
+        /// The events batch by batch, from the lab's conditions now (or the topology's initial
+        /// ones), with the commands each batch would run.
+        func printDryRun(_ schedule: Schedule) throws {
+            var conditions: [String: LinkConditions] = [:]
+            var blackholes: [String: String] = [:]
+            let plan: LabPlan
+            if let topology {
+                plan = try LabPlan(topology: try Topology.load(topology), runID: id ?? "ID", shaper: shaper.shaper ?? .tbf)
+            } else {
+                let lab = try Lab.open(runID: id)
+                plan = lab.plan
+                conditions = lab.state.conditions
+                blackholes = lab.state.blackholes
+            }
+            var index = 0
+            while index < schedule.events.count {
+                let at = schedule.events[index].atS
+                let batch = Array(schedule.events[index...].prefix { $0.atS == at })
+                let change = try plan.change(batch, conditions: conditions, blackholes: blackholes)
+                print("at \(number(at)) s: " + batch.map(\.summary).joined(separator: "; "))
+                for command in change.commands {
+                    print("  " + command.argv.joined(separator: " ") + (command.input == nil ? "" : " <<EOF"))
+                    if let input = command.input { print(input.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n") + "\n  EOF") }
+                }
+                conditions = change.conditions
+                blackholes = change.blackholes
+                index += batch.count
+            }
         }
     }
 
@@ -238,7 +287,7 @@ extension LabCommand {
         @Option(help: "Memory for the VM in MiB.")
         var memory = 2048
 
-        @Option(help: "Stop the VM after this many seconds.")
+        @Option(help: "Stop the VM after this many seconds.", transform: timeSeconds)
         var timeout: Double = 900
 
         // After `--` only, so that `lab vm --help` shows this help instead of booting a VM to run `--help`.

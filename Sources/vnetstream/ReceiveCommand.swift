@@ -23,7 +23,7 @@ struct Recv: ParsableCommand {
     @Option(help: "Address and port to receive on (0.0.0.0 for any address).")
     var listen: UDPEndpoint = UDPEndpoint(address: IPv4Address(0), port: 5004)
 
-    @Option(help: "Length of the accounting intervals in seconds (binned by send time).")
+    @Option(help: "Length of the accounting intervals in seconds (binned by send time).", transform: timeSeconds)
     var interval: Double = 30
 
     @Option(help: "Milliseconds between reports to the sender.")
@@ -37,13 +37,13 @@ struct Recv: ParsableCommand {
 
     @OptionGroup var input: TraceInputOptions
 
-    @Option(help: "Stop when nothing arrives for this many seconds after the stream started.")
+    @Option(help: "Stop when nothing arrives for this many seconds after the stream started.", transform: timeSeconds)
     var idleTimeout: Double = 5
 
-    @Option(help: "Stop when no stream starts within this many seconds.")
+    @Option(help: "Stop when no stream starts within this many seconds.", transform: timeSeconds)
     var startTimeout: Double = 60
 
-    @Option(help: "Seconds to wait for stragglers after the sender's end-of-stream message.")
+    @Option(help: "Seconds to wait for stragglers after the sender's end-of-stream message.", transform: timeSeconds)
     var linger: Double = 1
 
     @Option(help: "Write the results (loss table, paths, frames, captures) as JSON to this file.")

@@ -29,8 +29,8 @@ struct SendMarked: ParsableCommand {
     @Option(name: .customLong("tt"), help: "A stream's TT mark: a DSCP name (EF, AF11) or the TOS byte (0xb8). Repeat for more streams.")
     var marks: [String]
 
-    @Option(help: "Packets per second of each stream (the mean, with Poisson arrivals).")
-    var rate: Double = 450
+    @Option(name: .customLong("pps"), help: "Packets per second of each stream (the mean, with Poisson arrivals).")
+    var packetsPerSecond: Double = 450
 
     @Option(help: "IPv4 bytes of every packet (headers included).")
     var packetBytes: Int = 256
@@ -60,7 +60,7 @@ struct SendMarked: ParsableCommand {
 
     func run() throws {
         var configuration = MarkedSenderConfiguration(destination: to, marks: try marks.map(parseMark))
-        configuration.packetsPerSecond = rate
+        configuration.packetsPerSecond = packetsPerSecond
         configuration.packetBytes = packetBytes
         configuration.count = count
         configuration.arrivals = arrivals

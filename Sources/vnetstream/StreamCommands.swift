@@ -61,7 +61,7 @@ struct Send: ParsableCommand {
     @Flag(help: "With --cbr max: one write per packet, without UDP segmentation offload through the tun.")
     var noSegmentation = false
 
-    @Option(help: "Seconds of CBR to stream (with --cbr).")
+    @Option(help: "Seconds of CBR to stream (with --cbr).", transform: timeSeconds)
     var duration: Double = 150
 
     @Option(name: .customLong("vnet"), help: "A VNet's tun interface, optionally =SOURCE address (default: the tun's peer, or the next address in its prefix). Repeat for each VNet.")
@@ -93,7 +93,7 @@ struct Send: ParsableCommand {
     @Option(help: "The VNet (1-based, in --vnet order) that carries everything in --mode uni.")
     var uni: Int = 1
 
-    @Option(help: "Seconds between each live VNet's probe trains in --mode adaptive.")
+    @Option(help: "Seconds between each live VNet's probe trains in --mode adaptive.", transform: timeSeconds)
     var probeInterval: Double = 1
 
     @Option(help: "The largest IPv4 packet to send (default: the smallest tun MTU).")

@@ -64,7 +64,7 @@ extension TraceCommand {
         @Option(help: "Frames per second.")
         var fps: Double = 25
 
-        @Option(help: "Length in seconds.")
+        @Option(help: "Length in seconds.", transform: timeSeconds)
         var duration: Double = 150
 
         @Option(name: [.short, .customLong("output")], help: "Where to write the trace (CSV: time_ms,bytes).")
@@ -103,7 +103,7 @@ extension TraceCommand {
         @Option(help: "The 1-second peak rate whose ratio to the mean the part should have (e.g. 620kbit).", transform: bitRate)
         var peak: BitRate
 
-        @Option(help: "Length of the part in seconds.")
+        @Option(help: "Length of the part in seconds.", transform: timeSeconds)
         var duration: Double = 150
 
         @Option(name: [.short, .customLong("output")], help: "Where to write the fitted trace (CSV).")

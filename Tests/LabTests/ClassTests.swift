@@ -162,7 +162,7 @@ struct ClassLabTests {
         // rate the 1 Mbit/s bottlenecks carry (AF11 and BE share VNet loss).
         let marked = try runProcess(
             ["ip", "netns", "exec", plan.namespace("src"), vnetstreamBinary, "send-marked", "--to", "198.18.100.1:5004", "--tt", "EF",
-             "--tt", "AF11", "--tt", "BE", "--count", "300", "--rate", "150", "--json", directory + "/m.json"])
+             "--tt", "AF11", "--tt", "BE", "--count", "300", "--pps", "150", "--json", directory + "/m.json"])
         #expect(marked.status == 0, "\(marked.summary)")
         // The multi-net sender writing EF-marked packets into tun0 (VNet loss): the classifier
         // must leave them on the VNet the sender chose.

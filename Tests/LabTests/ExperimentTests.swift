@@ -1,6 +1,7 @@
 import Foundation
 import RunRecords
 import TestSupport
+import Traces
 import Testing
 
 @testable import Experiment
@@ -167,5 +168,33 @@ struct RunAnalysisTests {
         _ = try ClassExperimentFile.load(repositoryRoot + "/Tests/LabTests/Fixtures/qos-classes-short.toml")
         for fixture in ["one-path.toml", "one-path-netem.toml"] { _ = try Topology.load(repositoryRoot + "/Tests/LabTests/Fixtures/" + fixture) }
         _ = try Topology.load(repositoryRoot + "/Benchmarks/throughput.toml")
+    }
+
+    @Test("from a clone with no shared/ beside it, the paper experiment's VBR source falls back to the project's own x264 trace, fitted to 320/620 kbit/s")
+    func sourcesFromACloneAlone() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clone = directory + "/repo"
+        try FileManager.default.createDirectory(atPath: clone, withIntermediateDirectories: true)
+        for folder in ["Experiments", "Traces"] {
+            try FileManager.default.copyItem(atPath: repositoryRoot + "/" + folder, toPath: clone + "/" + folder)
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/shared"))
+        let experiment = try MultiNetExperiment.load(clone + "/Experiments/paper-multinet.toml")
+        let vbr = try #require(experiment.file.sources.first { $0.name == "vbr" })
+        let (path, reason) = try ExperimentFile.traceFile(of: vbr, relativeTo: experiment.path, environment: [:])
+        #expect(path == clone + "/Traces/scenes-x264-25fps-12min.csv", "\(path)")
+        #expect(reason.contains("is not there"), "\(reason)")
+        let used = try experiment.prepare(vbr, into: directory + "/vbr.csv", environment: [:])
+        #expect(used.input == path && used.reason == reason)
+        let fitted = try TraceReader.read(contentsOf: directory + "/vbr.csv")
+        let stats = TraceStatistics(fitted)
+        #expect(abs(stats.durationSeconds - 150) < 0.1)
+        #expect(abs(stats.meanKbps - 320) < 1, "mean \(stats.meanKbps)")
+        #expect(abs(stats.peakKbps1s / 620 - 1) < 0.05, "peak \(stats.peakKbps1s) kbit/s for 620")
+        // A source whose trace and fallback are both missing is refused with both named.
+        var lost = vbr
+        lost.fallbackTrace = "nowhere.csv"
+        #expect(throws: LabError.self) { try ExperimentFile.traceFile(of: lost, relativeTo: experiment.path, environment: [:]) }
     }
 }

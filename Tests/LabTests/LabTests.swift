@@ -66,6 +66,47 @@ struct LabPlanTests {
         #expect(schedule.scaled(by: 0.1).events.last?.atS == 12)
     }
 
+    @Test("a lab whose owning experiment died is named as orphaned; one whose owner runs, or with no owner, is not")
+    func orphanedLabs() throws {
+        let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // A process that lived and is gone, by its pid and start time.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["30"]
+        try child.run()
+        let gone = try #require(ProcessIdentity.startTicks(of: child.processIdentifier).map { ProcessIdentity(pid: child.processIdentifier, startTicks: $0) })
+        #expect(gone.isAlive)
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        #expect(!gone.isAlive)
+        let me = try #require(ProcessIdentity.current)
+        #expect(me.isAlive && !ProcessIdentity(pid: me.pid, startTicks: me.startTicks + 1).isAlive)
+        let topology = try Topology.load(onePath)
+        for (id, owner) in [("dead", Optional(gone)), ("live", Optional(me)), ("lab", nil)] {
+            var state = LabState(runID: id, topologyFile: onePath, topology: topology, shaper: .tbf, shaperReason: "")
+            state.owner = owner
+            try FileManager.default.createDirectory(atPath: "\(root)/\(id)", withIntermediateDirectories: true)
+            try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: "\(root)/\(id)/state.json"))
+        }
+        #expect(Lab.orphanedIDs(root: root) == ["dead"])
+    }
+
+    @Test("lab play --dry-run prints each event's time and the exact tc and nft commands, and runs nothing")
+    func playDryRun() throws {
+        let result = try runProcess(
+            [vnetstreamBinary, "lab", "play", repositoryRoot + "/Experiments/schedules/paper-table2.toml", "--dry-run", "--topology", repositoryRoot + "/Experiments/topologies/paper-fig6.toml"])
+        #expect(result.status == 0, "\(result.summary)")
+        let out = result.stdout
+        #expect(out.contains("at 30 s: vnet1 rate 200kbit; vnet2 rate 600kbit"), "\(out)")
+        #expect(out.contains("tc -n vlID-in1 -batch - <<EOF") && out.contains("qdisc replace dev p11 root handle 1: tbf rate 200000bit"), "\(out)")
+        // The failure is one blackhole element, and its end is removed again at 120 s.
+        let failure = try #require(out.components(separatedBy: "at 90 s: P1,1 down").last?.components(separatedBy: "at 120 s").first)
+        #expect(failure.components(separatedBy: "add element inet vnetlab down {").count == 3, "both links of the path: \(failure)")
+        let repair = try #require(out.components(separatedBy: "at 120 s: P1,1 up").last)
+        #expect(repair.components(separatedBy: "delete element inet vnetlab down {").count == 3, "\(repair)")
+    }
+
     @Test("bad files are refused with the file and what to fix")
     func badFiles() throws {
         let directory = try makeTemporaryDirectory()
@@ -125,10 +166,17 @@ struct LabTests {
         let receiver = lab.plan.topology.receiverAddress
         func via(_ node: String) -> String? { lab.nextHop(node: node, to: receiver).flatMap { lab.neighbour(of: node, at: $0) } }
         #expect(via("in1") == "p11" && via("in2") == "p21")
-        // lab status reports the OSPF neighbours bird sees: in1 has two, both Full.
-        let status = lab.status()
-        #expect(status.ospfNeighbours["in1"]?.components(separatedBy: "Full/PtP").count == 3, "\(status.ospfNeighbours["in1"] ?? "")")
+        // lab status --json is data: OSPF neighbours as bird sees them (in1 has two, both Full),
+        // each link end's qdiscs with the kernel's counters, each VNet's route.
+        let printed = try runProcess([vnetstreamBinary, "lab", "status", id, "--json"])
+        #expect(printed.status == 0, "\(printed.summary)")
+        let status = try JSONDecoder().decode(Lab.Status.self, from: Data(printed.stdout.utf8))
+        #expect(status.ospf["in1"]?.map(\.state) == ["Full/PtP", "Full/PtP"], "\(status.ospf["in1"] ?? [])")
         #expect(status.links.count == lab.plan.links.count && status.shaper == lab.shaper)
+        let transit = try #require(status.links.first { $0.path == "P1,1" })
+        let tbf = try #require(transit.ends.first?.qdiscs.first { $0.kind == "tbf" }, "\(transit.ends)")
+        #expect(tbf.handle == "1:" && tbf.packets > 0, "OSPF's hellos crossed the link: \(tbf)")
+        #expect(status.vnets.map(\.nextRouter) == ["p11", "p21"])
         let dead = Double(lab.plan.topology.vnets[0].deadS)
         let event = Schedule.Event(atS: 0, target: .path("P1,1"), change: .down)
         let start = Date()
