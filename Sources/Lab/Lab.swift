@@ -62,7 +62,7 @@ public final class Lab: @unchecked Sendable {
         }
         let directory = "\(root)/\(id)"
         guard !FileManager.default.fileExists(atPath: directory) else {
-            throw LabError("a lab with run id \(id) is already up (vnetstream lab down \(id) removes it)")
+            throw LabError("a lab with run id \(id) is already up (vnetstream lab down --id \(id) removes it)")
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // A plan with a provisional shaper names everything; the real one is known once a

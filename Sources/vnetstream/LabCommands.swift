@@ -39,7 +39,7 @@ extension LabCommand {
         static let configuration = CommandConfiguration(
             abstract: "Build a topology: namespaces, veth links, tuns, policy routing, shaping, bird2 OSPF per router.",
             discussion: """
-                Prints the run id; `vnetstream lab down ID` removes the lab. Interrupted while \
+                Prints the run id; `vnetstream lab down --id ID` removes the lab. Interrupted while \
                 building (Ctrl-C, SIGTERM) or failing a step, it removes what it made.
                 """)
 
@@ -96,7 +96,7 @@ extension LabCommand {
                 }
             }
             _ = guards
-            print("lab \(lab.runID) is up (shaper \(lab.shaper.rawValue)); remove it with: vnetstream lab down \(lab.runID)")
+            print("lab \(lab.runID) is up (shaper \(lab.shaper.rawValue)); remove it with: vnetstream lab down --id \(lab.runID)")
         }
     }
 
@@ -104,7 +104,7 @@ extension LabCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove a lab: its processes, namespaces (links, qdiscs, rules) and state. Safe to run twice.")
 
-        @Argument(help: "The run id (default: the only lab that is up).")
+        @Option(help: "The lab's run id (default: the only lab that is up).")
         var id: String?
 
         @Flag(help: "Remove every lab that is up.")
@@ -138,7 +138,7 @@ extension LabCommand {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a lab's nodes, links, shaping and OSPF neighbours.")
 
-        @Argument(help: "The run id (default: the only lab that is up).")
+        @Option(help: "The lab's run id (default: the only lab that is up).")
         var id: String?
 
         @Flag(help: "Print one JSON object.")

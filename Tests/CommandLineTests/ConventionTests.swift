@@ -26,4 +26,39 @@ struct ConventionTests {
         let help = try vnetstream("--help")
         #expect(help.stdout.contains("Exit status: 0 ok; 1 a failure while running"))
     }
+
+    @Test("every option and argument of every subcommand has help text")
+    func helpEverywhere() throws {
+        let dump = try vnetstream("--experimental-dump-help")
+        #expect(dump.status == 0, "\(dump.summary)")
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as? [String: Any])
+        var missing: [String] = []
+        var commands = 0
+        func walk(_ command: [String: Any], _ path: String) {
+            commands += 1
+            for argument in command["arguments"] as? [[String: Any]] ?? [] where (argument["abstract"] as? String ?? "").isEmpty {
+                let names = (argument["names"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                missing.append("\(path): \(names.first ?? argument["valueName"] as? String ?? "?")")
+            }
+            for sub in command["subcommands"] as? [[String: Any]] ?? [] {
+                let name = sub["commandName"] as? String ?? "?"
+                if name != "help" { walk(sub, path + " " + name) }  // argument-parser's own
+            }
+        }
+        walk(try #require(root["command"] as? [String: Any]), "vnetstream")
+        #expect(commands >= 15, "\(commands) commands")
+        #expect(missing.isEmpty, "without help: \(missing)")
+        for sub in ["run", "report", "send", "send-marked", "recv", "capture", "lab", "trace"] {
+            let help = try vnetstream(sub, "--help")
+            #expect(help.status == 0 && help.stdout.contains("USAGE:"), "\(sub): \(help.summary)")
+        }
+    }
+
+    @Test("shell completion scripts are generated for bash, zsh and fish")
+    func completions() throws {
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try vnetstream("--generate-completion-script", shell)
+            #expect(script.status == 0 && script.stdout.contains("vnetstream") && script.stdout.contains("send-marked"), "\(shell): \(script.summary)")
+        }
+    }
 }

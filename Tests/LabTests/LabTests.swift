@@ -168,7 +168,7 @@ struct LabTests {
         #expect(via("in1") == "p11" && via("in2") == "p21")
         // lab status --json is data: OSPF neighbours as bird sees them (in1 has two, both Full),
         // each link end's qdiscs with the kernel's counters, each VNet's route.
-        let printed = try runProcess([vnetstreamBinary, "lab", "status", id, "--json"])
+        let printed = try runProcess([vnetstreamBinary, "lab", "status", "--id", id, "--json"])
         #expect(printed.status == 0, "\(printed.summary)")
         let status = try JSONDecoder().decode(Lab.Status.self, from: Data(printed.stdout.utf8))
         #expect(status.ospf["in1"]?.map(\.state) == ["Full/PtP", "Full/PtP"], "\(status.ospf["in1"] ?? [])")
@@ -278,12 +278,12 @@ struct LabTests {
             #expect(result.status != 0)
             if signal == SIGKILL {
                 #expect(!(try leftovers(id)).isEmpty, "a killed process cannot clean up; lab down must")
-                let down = try runProcess([vnetstreamBinary, "lab", "down", id])
+                let down = try runProcess([vnetstreamBinary, "lab", "down", "--id", id])
                 #expect(down.status == 0, "\(down.summary)")
             }
             let left = try leftovers(id)
             #expect(left.isEmpty, "after signal \(signal): \(left)")
-            let again = try runProcess([vnetstreamBinary, "lab", "down", id])
+            let again = try runProcess([vnetstreamBinary, "lab", "down", "--id", id])
             #expect(again.status == 0 && again.stdout.contains("not up"), "lab down twice is safe: \(again.summary)")
         }
     }

@@ -7,8 +7,8 @@ set -euo pipefail
 bin=$1
 topology=$2
 "$bin" lab up "$topology" --id vm --wait 90
-trap '"$bin" lab down vm > /dev/null' EXIT
-echo "SHAPER $("$bin" lab status vm --json | tr -d '\n ' | sed 's/.*"shaper":"\([a-z]*\)".*/\1/')"
+trap '"$bin" lab down --id vm > /dev/null' EXIT
+echo "SHAPER $("$bin" lab status --id vm --json | tr -d '\n ' | sed 's/.*"shaper":"\([a-z]*\)".*/\1/')"
 # in:mid is the first link: 198.19.0.1 <-> 198.19.0.2, 50 ms each way.
 echo "PING $("$bin" lab exec --id vm in /bin/busybox ping -c 10 -i 0.2 198.19.0.2 | tail -1)"
 "$bin" lab exec --id vm dst "$bin" recv --json /tmp/vm-r.json --idle-timeout 5 --linger 2 > /dev/null &
