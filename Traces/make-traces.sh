@@ -48,7 +48,7 @@ scenes=(
   "testsrc2=size=$size:rate=25"
   "rgbtestsrc=size=$size:rate=25"
 )
-noise=(0 24 6 3 30 10 40 4)
+noise=(12 32 16 10 40 20 48 14)
 inputs=(); chains=""; labels=""
 for i in "${!scenes[@]}"; do
   inputs+=(-f lavfi -i "${scenes[$i]}")
