@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Bit rates and durations as typed values, shared by every stage.
@@ -36,7 +37,7 @@ let package = Package(
         .target(name: "Devices", dependencies: ["Packets", "CNetShims"]),
         .target(name: "CNetShims"),
         // Receiver accounting per path and interval, and the loss tables: a state machine, no I/O.
-        .target(name: "Accounting", dependencies: ["Packets", "Units"]),
+        .target(name: "Accounting", dependencies: ["Packets", "Units", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Per-interface captures with libpcap.
         .target(name: "Capture", dependencies: ["CPcap"]),
         // The run records: what senders and receivers are started with (their arguments), what

@@ -64,6 +64,9 @@ public struct LossReport: Codable, Sendable {
         public var delayMsMin: Double?
         public var delayMsMean: Double?
         public var delayMsMax: Double?
+        /// Percentiles of the relative one-way delay (an HDR histogram, 3 significant digits).
+        public var delayMsP50: Double?
+        public var delayMsP99: Double?
         public var jitterMs: Double
         /// Seconds from the path's first arrival to its last, on the kernel's receive stamps
         /// where it gave them: what the path carried over its own time, not the sender's.
@@ -80,6 +83,8 @@ public struct LossReport: Codable, Sendable {
             case delayMsMin = "delay_ms_min"
             case delayMsMean = "delay_ms_mean"
             case delayMsMax = "delay_ms_max"
+            case delayMsP50 = "delay_ms_p50"
+            case delayMsP99 = "delay_ms_p99"
             case jitterMs = "jitter_ms"
             case arrivalSpanS = "arrival_span_s"
             case tosSeen = "tos_seen"
@@ -188,6 +193,8 @@ extension StreamAccounting {
                 delayMsMin: path.delay.count > 0 ? milliseconds(Double(path.delay.minimum)) : nil,
                 delayMsMean: milliseconds(path.delay.mean),
                 delayMsMax: path.delay.count > 0 ? milliseconds(Double(path.delay.maximum)) : nil,
+                delayMsP50: path.delays.percentile(50).map { ($0 * 1000).rounded() / 1000 },
+                delayMsP99: path.delays.percentile(99).map { ($0 * 1000).rounded() / 1000 },
                 jitterMs: milliseconds(path.jitter) ?? 0, arrivalSpanS: path.arrivalSpanSeconds.map { ($0 * 1e6).rounded() / 1e6 },
                 tosSeen: Dictionary(uniqueKeysWithValues: path.marks.map { (String($0.key), $0.value) }),
                 tosMismatches: path.markMismatches)

@@ -24,6 +24,8 @@ public struct StreamAccounting {
     /// Datagrams of other streams.
     public internal(set) var otherStreams = 0
     public internal(set) var end: StreamEnd?
+    /// Whether each path keeps a delay histogram per progress window (`takeProgress`).
+    public var keepsProgressWindows = false
 
     var firstArrival: UInt64?
     var firstSendTime: UInt64 = 0
@@ -104,6 +106,12 @@ public struct StreamAccounting {
             paths: pathList.sorted { $0.id < $1.id }.prefix(ReceiverReport.maximumPaths).map(\.report))
     }
 
+    /// Per path, what arrived and was lost since the last call, and its delay percentiles
+    /// (`recv --progress`).
+    public mutating func takeProgress() -> [PathProgress] {
+        pathList.indices.sorted { pathList[$0].id < pathList[$1].id }.map { pathList[$0].takeProgress() }
+    }
+
     /// Path ids seen so far, in order.
     public var pathIDs: [UInt8] { pathList.map(\.id).sorted() }
 
@@ -114,7 +122,7 @@ public struct StreamAccounting {
     private mutating func slot(_ id: UInt8) -> Int {
         let slot = pathSlot[Int(id)]
         if slot >= 0 { return slot }
-        pathList.append(PathAccounting(id: id, intervalNanoseconds: intervalNanoseconds))
+        pathList.append(PathAccounting(id: id, intervalNanoseconds: intervalNanoseconds, progressWindow: keepsProgressWindows))
         pathSlot[Int(id)] = pathList.count - 1
         return pathList.count - 1
     }
@@ -139,9 +147,17 @@ struct PathAccounting {
     /// the span over which the path carried what arrived.
     var firstStamp: Int64?
     var lastStamp: Int64 = 0
+    /// Relative delays of the whole stream, and of the current progress window (only kept
+    /// when progress lines are asked for: a record costs some nanoseconds per packet).
+    var delays = DelayHistogram()
+    var windowDelays: DelayHistogram?
+    /// Received and missing when the progress window began.
+    var windowStartReceived = 0
+    var windowStartMissing = 0
 
-    init(id: UInt8, intervalNanoseconds: UInt64) {
+    init(id: UInt8, intervalNanoseconds: UInt64, progressWindow: Bool = false) {
         self.id = id
+        if progressWindow { windowDelays = DelayHistogram() }
         self.tallies = IntervalTallies(intervalNanoseconds: intervalNanoseconds)
     }
 
@@ -166,6 +182,8 @@ struct PathAccounting {
         }
         previousTransit = transit
         delay.add(transit)
+        delays.record(nanoseconds: transit)
+        windowDelays?.record(nanoseconds: transit)
         let index = tallies.index(header.sendTimeNanoseconds)
         if index >= delayByInterval.count {
             delayByInterval.append(contentsOf: repeatElement(DelayTally(), count: index + 1 - delayByInterval.count))
@@ -178,6 +196,18 @@ struct PathAccounting {
     }
 
     /// TOS byte values seen, with their counts.
+    /// What arrived and was lost on this path since the last call, with the delay percentiles
+    /// of what arrived; the window starts again.
+    mutating func takeProgress() -> PathProgress {
+        let progress = PathProgress(
+            path: id, received: tracker.received - windowStartReceived, lost: max(0, tracker.missing) - windowStartMissing,
+            delayMsP50: windowDelays?.percentile(50), delayMsP99: windowDelays?.percentile(99))
+        windowStartReceived = tracker.received
+        windowStartMissing = max(0, tracker.missing)
+        windowDelays?.reset()
+        return progress
+    }
+
     /// Seconds from the first to the latest arrival (nil before two packets came).
     var arrivalSpanSeconds: Double? {
         guard let firstStamp, tracker.received > 1, lastStamp > firstStamp else { return nil }
@@ -331,4 +361,15 @@ struct FrameAccounting {
         }
         return result
     }
+}
+
+/// One path's line of `recv --progress`: since the previous line.
+public struct PathProgress: Sendable, Equatable {
+    public var path: UInt8
+    public var received: Int
+    /// Losses the sequence numbers showed in the window (gaps; reordering can take some back).
+    public var lost: Int
+    /// Relative one-way delay percentiles of what arrived, milliseconds.
+    public var delayMsP50: Double?
+    public var delayMsP99: Double?
 }

@@ -61,10 +61,16 @@ struct Recv: ParsableCommand {
     @Option(help: "Write one CSV line per packet received to this file (CLOCK_MONOTONIC arrival, stream and path sequence, VNet, bytes, TOS, stream id).")
     var packetLog: String?
 
+    @Option(
+        help: "Every this long (e.g. 1s), print per stream and path what arrived and was lost since the previous line, with delay p50/p99 (like iperf3 -i).",
+        transform: timeSeconds)
+    var progress: Double?
+
     func validate() throws {
         if !(interval > 0) { throw ValidationError("--interval must be a positive number of seconds.") }
         if reportMs <= 0 { throw ValidationError("--report-ms must be positive.") }
         if !captureInterfaces.isEmpty && pcapDir == nil { throw ValidationError("--capture needs --pcap-dir DIR.") }
+        if let progress, !(progress > 0) { throw ValidationError("--progress must be a positive time, like 1s.") }
     }
 
     func run() throws {
@@ -87,6 +93,11 @@ struct Recv: ParsableCommand {
         }
         let packetFile = try packetLog.map { try LineFile(path: $0) }
         if let packetFile { configuration.packetLog = { packetFile.write($0) } }
+        if let progress {
+            configuration.progressInterval = progress
+            // Written through at once (print would hold the lines back when stdout is a pipe).
+            configuration.progress = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+        }
         let receiver = try Receiver(configuration)
         let result = try receiver.run()
         packetFile?.close()

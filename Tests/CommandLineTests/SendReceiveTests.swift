@@ -62,7 +62,7 @@ struct SendReceiveTests {
         defer { try? FileManager.default.removeItem(atPath: captures) }
         let run = try stream(
             network, send: ["--cbr", "400kbit", "--duration", "6", "--tt", "EF", "--split", "1:1"],
-            recv: ["--pcap-dir", captures, "--capture", "v1", "--capture", "v2"])
+            recv: ["--pcap-dir", captures, "--capture", "v1", "--capture", "v2", "--progress", "1s"])
         let report = run.report
         #expect(run.summary.packets == 300 && report.total.sent == 300, "\(report.markdown)")
         #expect(report.endReceived)
@@ -88,6 +88,27 @@ struct SendReceiveTests {
         }
         #expect(run.summary.vnets.allSatisfy { $0.reportsReceived > 10 })
         #expect(run.summary.pacing.frames == 150)
+        // --progress: a line a second per path; what the lines say arrived adds up to the
+        // report's total (lines end before the last packets, so at most that).
+        let lines = run.receiver.stdout.split(separator: "\n").filter { $0.contains("stream 1  VNet ") }
+        #expect(lines.count >= 8, "\(run.receiver.stdout)")
+        func received(_ vnet: Int) -> Int {
+            lines.filter { $0.contains("VNet \(vnet):") }.compactMap { line in
+                line.components(separatedBy: ": ").last?.split(separator: " ").first.flatMap { Int($0) }
+            }.reduce(0, +)
+        }
+        for vnet in [1, 2] {
+            let total = try #require(run.vnet(vnet)).received
+            #expect(received(vnet) <= total && received(vnet) >= total / 2, "VNet \(vnet): \(received(vnet)) of \(total) in the lines")
+        }
+        #expect(lines.contains { $0.contains("delay p50 ") && $0.contains(" ms p99 ") }, "\(lines)")
+        // The report's delay percentiles: p50 at most p99 at most the maximum.
+        for vnet in [1, 2] {
+            let path = try #require(run.vnet(vnet))
+            let p50 = try #require(path.delayMsP50)
+            let p99 = try #require(path.delayMsP99)
+            #expect(p50 <= p99 && p99 <= (path.delayMsMax ?? 0) + 0.01 && (path.delayMsMin ?? 0) - 0.01 <= p50, "\(path)")
+        }
     }
 
     @Test("a 1:0 split puts every packet on VNet 1; 1:1 puts half on each, within one packet")

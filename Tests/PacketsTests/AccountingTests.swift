@@ -161,4 +161,20 @@ struct SplitterTests {
         #expect(SplitRatio("1:0")?.weights == [1, 0])
         #expect(SplitRatio("0:0") == nil && SplitRatio("a:b") == nil && SplitRatio("-1:2") == nil)
     }
+
+    @Test("delay percentiles come from the histogram, negative relative delays included, to 3 significant digits")
+    func delayPercentiles() {
+        var histogram = DelayHistogram()
+        #expect(histogram.percentile(50) == nil)
+        // 100 delays: -4.0 ms ten times, then 1 ms to 90 ms.
+        for _ in 0..<10 { histogram.record(nanoseconds: -4_000_000) }
+        for ms in 1...90 { histogram.record(nanoseconds: Int64(ms) * 1_000_000) }
+        #expect(histogram.count == 100)
+        #expect(abs((histogram.percentile(5) ?? 0) + 4) < 0.01)
+        #expect(abs((histogram.percentile(50) ?? 0) - 40) < 0.05)
+        #expect(abs((histogram.percentile(99) ?? 0) - 89) < 0.1)
+        #expect(abs((histogram.percentile(100) ?? 0) - 90) < 0.1)
+        histogram.reset()
+        #expect(histogram.count == 0)
+    }
 }
