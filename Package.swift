@@ -43,7 +43,7 @@ let package = Package(
         // The run records: what senders and receivers are started with (their arguments), what
         // they log (CSV packet logs, the sender's JSON lines) and what they sum up, with one
         // writer and one reader each. Shared by Streaming (which writes) and Experiment (which reads).
-        .target(name: "RunRecords", dependencies: ["Packets", "Pacing", "Accounting", "Capture", "Control"]),
+        .target(name: "RunRecords", dependencies: ["Packets", "Pacing", "Accounting", "Capture", "Control", "Units"]),
         // The sender and receiver loops: the stages above put together over real devices.
         .target(
             name: "Streaming",

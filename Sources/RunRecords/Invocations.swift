@@ -1,4 +1,5 @@
 import Control
+import Units
 
 /// How a run starts `vnetstream send`: every option the experiment sets, as one value that
 /// writes its own arguments (recorded in the results, so a run can be repeated by hand).
@@ -34,7 +35,7 @@ public struct SendInvocation: Codable, Sendable, Equatable {
     /// The arguments after the binary.
     public var arguments: [String] {
         var argv = [
-            "send", trace, "--to", to, "--start-at", String(startAt), "--probe-interval", decimalText(probeIntervalS, places: 6),
+            "send", trace, "--to", to, "--start-at", String(startAt), "--probe-interval", probeIntervalS.plainText(places: 6),
             "--log", log, "--packet-log", packetLog, "--json", json,
         ]
         for tun in tuns { argv += ["--vnet", tun] }
@@ -77,8 +78,8 @@ public struct ReceiveInvocation: Codable, Sendable, Equatable {
 
     public var arguments: [String] {
         [
-            "recv", "--listen", listen, "--interval", decimalText(intervalS, places: 6), "--report-ms", String(reportMs),
-            "--start-timeout", decimalText(startTimeoutS), "--idle-timeout", decimalText(idleTimeoutS), "--linger", decimalText(lingerS),
+            "recv", "--listen", listen, "--interval", intervalS.plainText(places: 6), "--report-ms", String(reportMs),
+            "--start-timeout", startTimeoutS.plainText(places: 3), "--idle-timeout", idleTimeoutS.plainText(places: 3), "--linger", lingerS.plainText(places: 3),
             "--packet-log", packetLog, "--json", json,
         ]
     }
@@ -125,7 +126,7 @@ public struct MarkedSendInvocation: Codable, Sendable, Equatable {
 
     public var arguments: [String] {
         var argv = [
-            "send-marked", "--to", to, "--pps", decimalText(packetsPerSecond, places: 6), "--packet-bytes", String(packetBytes), "--count",
+            "send-marked", "--to", to, "--pps", packetsPerSecond.plainText(places: 6), "--packet-bytes", String(packetBytes), "--count",
             String(count), "--arrivals", arrivals.rawValue, "--seed", String(seed), "--start-at", String(startAt), "--packet-log", packetLog,
             "--json", json,
         ]

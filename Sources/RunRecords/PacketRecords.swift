@@ -1,4 +1,5 @@
 import Foundation
+import Units
 
 /// A row of a CSV packet log. The header is declared once, here, next to the row it names;
 /// the process that writes the log and every reader of it use the same type.
@@ -71,7 +72,7 @@ public struct SentPacket: CSVRecord, Equatable {
     public static let csvHeader = "t_s,stream_seq,vnet,path_seq,frame,bytes,copy,local_drop"
 
     public var csvRow: String {
-        "\(decimalText(t, places: 6)),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(copy ? 1 : 0),\(localDrop ? 1 : 0)"
+        "\(t.plainText(places: 6)),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(copy ? 1 : 0),\(localDrop ? 1 : 0)"
     }
 
     public init?(csvFields f: [Substring]) {
@@ -160,10 +161,4 @@ public struct MarkedPacket: CSVRecord, Equatable {
         else { return nil }
         self.init(monotonicNanoseconds: mono, stream: stream, sequence: sequence, bytes: bytes, tos: tos, localDrop: drop == 1)
     }
-}
-
-/// `value` with at most `places` decimals, shortest form (`0.02`, `12`).
-public func decimalText(_ value: Double, places: Int = 3) -> String {
-    let scale = pow(10, Double(places))
-    return String((value * scale).rounded() / scale)
 }
