@@ -82,7 +82,7 @@ public struct ClassExperiment: ExperimentKind {
         let lab = finished[0].lab
         let plan = lab.plan
         let marks = try file.classes.map { cls in try topology.classes.first { $0.name == cls.name }!.mark }
-        let shifts = try? loadJSON(MarkedSenderSummary.self, from: "\(out)/sender.json")
+        let shifts = try? JSONFile.read(MarkedSenderSummary.self, from: "\(out)/sender.json")
         let figures = try ClassAnalysis.figures(sentLog: "\(out)/sender-packets.csv", receivedLog: "\(out)/receiver-packets.csv")
         let queues = plan.queueSummaries
         var classes: [ClassResults.ClassFigures] = []

@@ -52,11 +52,7 @@ public enum ExperimentKinds {
     /// The report of the results in `folder`, of whichever kind they are; writes its files.
     public static func report(folder: String, plots: String?) throws -> Outcome {
         let path = "\(folder)/results.json"
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw RecordError("\(path): cannot read: \(error.localizedDescription) (run `vnetstream run` first)")
-        }
-        let name = (try? JSONDecoder().decode(KindKey.self, from: data))?.kind
+        let name = try JSONFile.read(KindKey.self, from: path, what: "results document", hint: "run `vnetstream run` first").kind
         return try entry(named: name, in: path).report(path, folder, plots)
     }
 }

@@ -87,20 +87,10 @@ public protocol ResultsDocument: Codable {
 
 extension ResultsDocument {
     static func loadDocument(_ path: String, kind: String) throws -> Self {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw RecordError("\(path): cannot read: \(error.localizedDescription) (run `vnetstream run` first)")
-        }
-        do { return try JSONDecoder().decode(Self.self, from: data) } catch {
-            throw RecordError("\(path): not a \(kind) of schema \(ResultsSchema.version): \(error) (`vnetstream run` writes it anew)")
-        }
+        try JSONFile.read(Self.self, from: path, what: "\(kind) of schema \(ResultsSchema.version)", hint: "`vnetstream run` writes it")
     }
 
-    public func write(to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try (try encoder.encode(self) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
-    }
+    public func write(to path: String) throws { try JSONFile.write(self, to: path) }
 }
 
 /// Where and from what an experiment came: for results documents.

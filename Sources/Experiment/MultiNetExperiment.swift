@@ -72,7 +72,7 @@ public struct MultiNetExperiment: ExperimentKind {
                     })
             }
         }
-        try writeJSON(used, to: "\(context.out)/sources/sources.json")
+        try JSONFile.write(used, to: "\(context.out)/sources/sources.json")
         return runs
     }
 
@@ -108,7 +108,7 @@ public struct MultiNetExperiment: ExperimentKind {
         }
         return ExperimentResults(
             experiment: file.name, description: file.description, provenance: context.provenance,
-            sources: try loadJSON([SourceUsed].self, from: "\(context.out)/sources/sources.json"), intervalS: intervalS, durationS: durationS, timeScale: file.timeScale, reportMs: file.reportMs, queueMs: LinkConditions().queueMs,
+            sources: try JSONFile.read([SourceUsed].self, from: "\(context.out)/sources/sources.json"), intervalS: intervalS, durationS: durationS, timeScale: file.timeScale, reportMs: file.reportMs, queueMs: LinkConditions().queueMs,
             controller: controller, targets: file.targets, definitions: ExperimentResults.definitionTexts,
             schedule: schedule.events.map { "\(decimal($0.atS)) s: \($0.summary)" }, runs: results)
     }
@@ -129,7 +129,7 @@ public struct MultiNetExperiment: ExperimentKind {
             queueBytes: { [plan = finished.lab.plan] vnet, bits in plan.queueBytes(vnet: vnet - 1, bitsPerSecond: bits) ?? 0 },
             usesAllVNets: mode.usesAllVNets, uniVNet: mode.uniVNet)
         let (intervals, total) = analysis.intervalsAndTotal()
-        let receiver = try loadJSON(ReceiverResult.self, from: "\(folder)/receiver.json")
+        let receiver = try JSONFile.read(ReceiverResult.self, from: "\(folder)/receiver.json")
         let relative = context.relative(folder)
         return RunResult(
             source: source.name, mode: mode, shaper: finished.lab.shaper.rawValue, lab: finished.lab.runID, lossTargetPct: source.lossTargetPct,
@@ -158,19 +158,4 @@ public struct SourceUsed: Codable, Sendable, Equatable {
     public var reason: String
     /// The fit's header (first frame, scale, mean and peak achieved), when it was fitted.
     public var fit: String?
-}
-
-func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
-}
-
-/// A JSON document a process of a run wrote, with the file named in any error.
-func loadJSON<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
-    let data: Data
-    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-        throw RecordError("\(path): cannot read: \(error.localizedDescription)")
-    }
-    do { return try JSONDecoder().decode(T.self, from: data) } catch { throw RecordError("\(path): not a \(T.self): \(error)") }
 }

@@ -22,6 +22,27 @@ public final class LineFile: @unchecked Sendable {
     public func close() { try? handle.close() }
 }
 
+/// JSON documents on disk, one way for every record and results file: sorted keys, pretty,
+/// written atomically; read back with the file (and what to do) named in any error.
+public enum JSONFile {
+    public static func write<T: Encodable>(_ value: T, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try (try encoder.encode(value) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// `what` names the document in errors (default: the type); `hint` says what makes it.
+    public static func read<T: Decodable>(_ type: T.Type, from path: String, what: String? = nil, hint: String? = nil) throws -> T {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw RecordError("\(path): cannot read: \(error.localizedDescription)\(hint.map { " (\($0))" } ?? "")")
+        }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch {
+            throw RecordError("\(path): not a \(what ?? "\(T.self)"): \(error)\(hint.map { " (\($0))" } ?? "")")
+        }
+    }
+}
+
 /// A run record that could not be read or written: the file (and line) and what is wrong.
 public struct RecordError: Error, CustomStringConvertible, Sendable {
     public var description: String
