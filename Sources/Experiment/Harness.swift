@@ -202,7 +202,7 @@ public enum Harness {
                 let log = try? LineFile(path: "\(runs[index].folder)/schedule.jsonl")
                 defer { log?.close() }
                 return Result {
-                    try SchedulePlayer(lab: up[index]).play(schedule, start: Self.date(ofMonotonic: starts[index])) { log?.write($0) }
+                    try SchedulePlayer(lab: up[index]).play(schedule, start: Self.date(ofMonotonic: starts[index])) { log?.write($1) }
                 }
             }
         }

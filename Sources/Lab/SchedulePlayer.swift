@@ -31,9 +31,10 @@ public struct SchedulePlayer {
         }
     }
 
-    /// Plays every event; `log` gets one JSON line per event. Returns what was applied.
+    /// Plays every event; `log` gets each as it takes effect, with its JSON line. Returns what
+    /// was applied.
     @discardableResult
-    public func play(_ schedule: Schedule, start: Date? = nil, log: (String) -> Void = { _ in }) throws -> [Applied] {
+    public func play(_ schedule: Schedule, start: Date? = nil, log: (Applied, String) -> Void = { _, _ in }) throws -> [Applied] {
         // The first tc and nft runs pay for loading; pay it before the clock starts.
         for node in Set(lab.plan.transitLinks.flatMap { [$0.a.node, $0.b.node] }).sorted().prefix(1) {
             _ = try? lab.host.run(["ip", "netns", "exec", lab.plan.namespace(node), "nft", "list", "table", "inet", "vnetlab"])
@@ -63,7 +64,7 @@ public struct SchedulePlayer {
                     lateMs: rounded((done - at) * 1000), shaper: lab.shaper.rawValue,
                     limitations: lab.shaper.limitations(conditions))
                 applied.append(record)
-                log(String(decoding: try encoder.encode(record), as: UTF8.self))
+                log(record, String(decoding: try encoder.encode(record), as: UTF8.self))
             }
             index += batch.count
         }

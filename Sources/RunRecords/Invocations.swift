@@ -36,7 +36,7 @@ public struct SendInvocation: Codable, Sendable, Equatable {
     public var arguments: [String] {
         var argv = [
             "send", trace, "--to", to, "--start-at", String(startAt), "--probe-interval", probeIntervalS.plainText(places: 6),
-            "--log", log, "--packet-log", packetLog, "--json", json,
+            "--log", log, "--packet-log", packetLog, "--json-file", json,
         ]
         for tun in tuns { argv += ["--vnet", tun] }
         return argv + mode.sendArguments
@@ -80,7 +80,7 @@ public struct ReceiveInvocation: Codable, Sendable, Equatable {
         [
             "recv", "--listen", listen, "--interval", intervalS.plainText(places: 6), "--report-ms", String(reportMs),
             "--start-timeout", startTimeoutS.plainText(places: 3), "--idle-timeout", idleTimeoutS.plainText(places: 3), "--linger", lingerS.plainText(places: 3),
-            "--packet-log", packetLog, "--json", json,
+            "--packet-log", packetLog, "--json-file", json,
         ]
     }
 
@@ -128,7 +128,7 @@ public struct MarkedSendInvocation: Codable, Sendable, Equatable {
         var argv = [
             "send-marked", "--to", to, "--pps", packetsPerSecond.plainText(places: 6), "--packet-bytes", String(packetBytes), "--count",
             String(count), "--arrivals", arrivals.rawValue, "--seed", String(seed), "--start-at", String(startAt), "--packet-log", packetLog,
-            "--json", json,
+            "--json-file", json,
         ]
         for value in tos { argv += ["--tt", String(value)] }
         return argv

@@ -26,9 +26,18 @@ public final class LineFile: @unchecked Sendable {
 /// written atomically; read back with the file (and what to do) named in any error.
 public enum JSONFile {
     public static func write<T: Encodable>(_ value: T, to path: String) throws {
+        try (try data(value) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// The document as these files hold it (sorted keys, pretty), for printing.
+    public static func text<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try data(value), as: UTF8.self)
+    }
+
+    private static func data<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try (try encoder.encode(value) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
+        return try encoder.encode(value)
     }
 
     /// `what` names the document in errors (default: the type); `hint` says what makes it.

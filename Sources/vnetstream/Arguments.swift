@@ -21,13 +21,13 @@ func bitRate(_ text: String) throws -> BitRate {
 
 /// How to read a trace file: shared by every command that takes one.
 struct TraceInputOptions: ParsableArguments {
-    @Option(help: "The trace format; detected when left out.")
+    @Option(help: ArgumentHelp("The trace format; detected when left out.", valueName: "format"))
     var format: TraceFormat?
 
-    @Option(help: "The unit of sizes in the file; detected when left out.")
+    @Option(help: ArgumentHelp("The unit of sizes in the file; detected when left out.", valueName: "unit"))
     var units: SizeUnit?
 
-    @Option(help: "Frames per second: paces TKN terse traces (default 25) and re-times others at exact intervals.")
+    @Option(help: ArgumentHelp("Frames per second: paces TKN terse traces (default 25) and re-times others at exact intervals.", valueName: "fps"))
     var fps: Double?
 
     func validate() throws {

@@ -9,24 +9,26 @@ struct CaptureCommand: ParsableCommand {
         abstract: "Capture what arrives on an interface into a pcap file with libpcap, for a bounded time.",
         discussion: """
             Inbound packets only, through a BPF filter. Stops after --seconds, after --packets, or \
-            on SIGINT/SIGTERM, and always flushes the file; prints a JSON summary. Run it inside a \
+            on SIGINT/SIGTERM, and always flushes the file; prints what it captured (--json: as JSON). Run it inside a \
             lab namespace with `vnetstream lab exec` or `ip netns exec`. Needs root (CAP_NET_RAW).
             """)
 
-    @Option(help: "The interface to capture on.")
+    @Option(help: ArgumentHelp("The interface to capture on.", valueName: "interface"))
     var interface: String
 
-    @Option(help: "The pcap file to write.")
+    @Option(help: ArgumentHelp("The pcap file to write.", valueName: "file"), completion: .file(extensions: ["pcap"]))
     var pcap: String
 
-    @Option(help: "A BPF filter (tcpdump syntax).")
+    @Option(help: ArgumentHelp("A BPF filter (tcpdump syntax).", valueName: "expression"))
     var filter: String = "ip"
 
-    @Option(help: "Stop after this many seconds.", transform: timeSeconds)
+    @Option(help: ArgumentHelp("Stop after this long (default: 60s).", valueName: "time"), transform: timeSeconds)
     var seconds: Double = 60
 
-    @Option(help: "Stop after this many packets (0: no limit).")
+    @Option(help: ArgumentHelp("Stop after this many packets (0: no limit).", valueName: "n"))
     var packets: Int = 0
+
+    @OptionGroup(title: "Output (the summary)") var output: OutputOptions
 
     func validate() throws {
         if !(seconds > 0) || seconds > 86400 { throw ValidationError("--seconds must be above 0 and at most 86400.") }
@@ -50,6 +52,9 @@ struct CaptureCommand: ParsableCommand {
         }
         _ = guards
         let summary = capture.stop()
-        print(try encodeJSON(summary))
+        try output.emit(summary)
+        output.say(
+            "captured \(summary.packets) packets on \(summary.interface) into \(summary.file)"
+                + (summary.droppedByKernel > 0 ? " (\(summary.droppedByKernel) dropped by the kernel before libpcap read them)" : ""))
     }
 }

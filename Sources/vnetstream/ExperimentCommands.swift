@@ -12,27 +12,33 @@ struct RunExperiment: ParsableCommand {
             stream's own clock, streams, shows each run's rates and loss while it runs, and writes \
             OUT/results.json (with the raw packet and report logs under OUT/runs/) and the report \
             (`vnetstream report OUT`). Labs are removed at the end, on failure and on Ctrl-C. \
-            Needs root.
+            Needs root. With --json, results.json goes to stdout too and the report and live view \
+            to stderr.
             """)
 
-    @Argument(help: "The experiment file (TOML).")
+    @Argument(help: "The experiment file (TOML).", completion: .file(extensions: ["toml"]))
     var experiment: String = "Experiments/paper-multinet.toml"
 
-    @Option(help: "Where results, logs, tables and plots go.")
+    @Option(help: ArgumentHelp("Where results, logs, tables and plots go.", valueName: "dir"), completion: .directory)
     var out: String = "out/paper-multinet"
 
     @Option(help: "How links are shaped.")
     var shaper: ShaperChoice = .auto
 
-    @Option(help: "Also write the report's plots into this folder (the committed reference run: Plots).")
+    @Option(
+        help: ArgumentHelp("Also write the report's plots into this folder (the committed reference run: Plots).", valueName: "dir"),
+        completion: .directory)
     var plots: String?
 
     @Flag(help: "Exit with status 3 when a target of the experiment is not met (CI).")
     var check = false
 
+    @OptionGroup(title: "Output (results.json)") var output: OutputOptions
+
     func run() throws {
+        let output = output
         let context = HarnessContext(
-            file: experiment, out: out, shaper: shaper.shaper, binary: try selfBinary(), redraw: isatty(1) != 0) { print($0) }
+            file: experiment, out: out, shaper: shaper.shaper, binary: try selfBinary(), redraw: output.humanIsTerminal) { output.say($0) }
         let guards = onInterrupt {
             Lab.interrupt()
             // The harness stops its runs and removes its labs; give it the time to.
@@ -40,7 +46,7 @@ struct RunExperiment: ParsableCommand {
         }
         let (report, written) = try ExperimentKinds.run(experiment, context: context, plots: plots)
         _ = guards
-        try present(report, then: "results: \(out)/results.json; report: \(written.joined(separator: ", "))", check: check)
+        try present(report, results: "\(out)/results.json", then: "results: \(out)/results.json; report: \(written.joined(separator: ", "))", check: check, output: output)
     }
 }
 
@@ -60,29 +66,38 @@ struct Report: ParsableCommand {
             interval per mode.
             """)
 
-    @Argument(help: "The folder `vnetstream run` wrote (holding results.json).")
+    @Argument(help: "The folder `vnetstream run` wrote (holding results.json).", completion: .directory)
     var folder: String = "out/paper-multinet"
 
-    @Option(help: "Also write the plots into this folder (the committed reference run: Plots).")
+    @Option(help: ArgumentHelp("Also write the plots into this folder (the committed reference run: Plots).", valueName: "dir"), completion: .directory)
     var plots: String?
 
     @Flag(help: "Exit with status 3 when a target of the experiment is not met (CI).")
     var check = false
 
+    @OptionGroup(title: "Output (results.json)") var output: OutputOptions
+
     func run() throws {
         let (report, written) = try ExperimentKinds.report(folder: folder, plots: plots)
-        try present(report, then: "wrote \(written.joined(separator: ", "))", check: check)
+        try present(report, results: "\(folder)/results.json", then: "wrote \(written.joined(separator: ", "))", check: check, output: output)
     }
 }
 
-/// Prints a report's tables and targets, then `line`; with --check, a missed target ends the
-/// command with status 3, after everything is written.
-func present(_ report: any ExperimentReporting, then line: String, check enforce: Bool) throws {
-    print(report.markdown)
-    print(report.targetsMarkdown)
-    print(line)
+/// Prints a report's tables and targets, then `line`, and the results document with --json;
+/// with --check, a missed target ends the command with status 3, after everything is written.
+func present(_ report: any ExperimentReporting, results: String, then line: String, check enforce: Bool, output: OutputOptions) throws {
+    output.say(report.markdown)
+    output.say(report.targetsMarkdown)
+    output.say(line)
+    if output.json || output.jsonFile != nil {
+        let text: String
+        do { text = try String(contentsOfFile: results, encoding: .utf8) } catch {
+            throw RuntimeError("cannot read \(results): \(error.localizedDescription)")
+        }
+        try output.emit(text: text.hasSuffix("\n") ? String(text.dropLast()) : text)
+    }
     let missed = report.targets.filter { !$0.pass }
     guard enforce, !missed.isEmpty else { return }
-    for check in missed { print("target missed: \(check.target): \(check.run): \(check.measured)") }
+    for check in missed { output.say("target missed: \(check.target): \(check.run): \(check.measured)") }
     throw ExitCode(3)
 }

@@ -43,20 +43,38 @@ extension LabCommand {
                 building (Ctrl-C, SIGTERM) or failing a step, it removes what it made.
                 """)
 
-        @Argument(help: "The topology file (TOML), e.g. Experiments/topologies/paper-fig6.toml.")
+        @Argument(help: "The topology file (TOML), e.g. Experiments/topologies/paper-fig6.toml.", completion: .file(extensions: ["toml"]))
         var topology: String
 
         @Option(help: "How links are shaped.")
         var shaper: ShaperChoice = .auto
 
-        @Option(help: "The run id that names the lab's namespaces (vl<ID>-<node>); default random.")
+        @Option(help: ArgumentHelp("The run id that names the lab's namespaces (vl<ID>-<node>); default random.", valueName: "id"))
         var id: String?
 
-        @Option(help: "Seconds to wait for OSPF to converge in every VNet (0: do not wait).", transform: timeSeconds)
+        @Option(help: ArgumentHelp("How long to wait for OSPF to converge in every VNet (0: do not wait) (default: 60s).", valueName: "time"), transform: timeSeconds)
         var wait: Double = 60
 
         @Flag(help: "Print the commands and bird configurations instead of running them.")
         var dryRun = false
+
+        @OptionGroup(title: "Output (the lab that came up: run id, shaper, OSPF convergence)") var output: OutputOptions
+
+        /// What `lab up --json` prints.
+        struct Started: Encodable {
+            var runID: String
+            var shaper: String
+            var ospfConvergedS: Double?
+            enum CodingKeys: String, CodingKey {
+                case shaper
+                case runID = "run_id"
+                case ospfConvergedS = "ospf_converged_s"
+            }
+        }
+
+        func validate() throws {
+            if dryRun && (output.json || output.jsonFile != nil) { throw ValidationError("--dry-run prints commands, not JSON: leave out --json and --json-file.") }
+        }
 
         func run() throws {
             let model = try Topology.load(topology)
@@ -77,6 +95,7 @@ extension LabCommand {
                 return
             }
             if let warning = Lab.orphanWarning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+            let output = output
             let runID = id ?? String(format: "%04x", UInt16.random(in: 0...UInt16.max))
             // The build stops at its next step and removes what it made; should it not get
             // there within 10 s, the handler removes the lab itself.
@@ -85,18 +104,21 @@ extension LabCommand {
                 Thread.sleep(forTimeInterval: 10)
                 if let lab = try? Lab.open(runID: runID) { lab.down() }
             }
-            let lab = try Lab.up(topology: model, file: topology, runID: runID, shaper: shaper.shaper) { print($0) }
+            let lab = try Lab.up(topology: model, file: topology, runID: runID, shaper: shaper.shaper) { output.say($0) }
+            var converged: Double?
             if wait > 0 {
                 do {
                     let seconds = try lab.waitForRouting(timeout: wait)
-                    print(String(format: "OSPF converged in every VNet after %.1f s", seconds))
+                    converged = seconds
+                    output.say(String(format: "OSPF converged in every VNet after %.1f s", seconds))
                 } catch {
                     lab.down()
                     throw error
                 }
             }
             _ = guards
-            print("lab \(lab.runID) is up (shaper \(lab.shaper.rawValue)); remove it with: vnetstream lab down --id \(lab.runID)")
+            try output.emit(Started(runID: lab.runID, shaper: lab.shaper.rawValue, ospfConvergedS: converged.map { ($0 * 1000).rounded() / 1000 }))
+            output.say("lab \(lab.runID) is up (shaper \(lab.shaper.rawValue)); remove it with: vnetstream lab down --id \(lab.runID)")
         }
     }
 
@@ -104,7 +126,7 @@ extension LabCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove a lab: its processes, namespaces (links, qdiscs, rules) and state. Safe to run twice.")
 
-        @Option(help: "The lab's run id (default: the only lab that is up).")
+        @Option(help: ArgumentHelp("The lab's run id (default: the only lab that is up).", valueName: "id"))
         var id: String?
 
         @Flag(help: "Remove every lab that is up.")
@@ -138,18 +160,15 @@ extension LabCommand {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a lab's nodes, links, shaping and OSPF neighbours.")
 
-        @Option(help: "The lab's run id (default: the only lab that is up).")
+        @Option(help: ArgumentHelp("The lab's run id (default: the only lab that is up).", valueName: "id"))
         var id: String?
 
-        @Flag(help: "Print one JSON object.")
-        var json = false
+        @OptionGroup(title: "Output (the status: nodes, links with conditions and counters, routes, OSPF)") var output: OutputOptions
 
         func run() throws {
             let status = try Lab.open(runID: id).status()
-            if json {
-                print(try encodeJSON(status))
-                return
-            }
+            try output.emit(status)
+            if output.json { return }
             print("lab \(status.runID): \(status.topology), shaper \(status.shaper.rawValue) (\(status.shaperReason))")
             print("namespaces: \(status.namespaces.joined(separator: " "))")
             for link in status.links {
@@ -178,38 +197,46 @@ extension LabCommand {
         static let configuration = CommandConfiguration(
             abstract: "Apply a schedule's events to a lab at their times; log each with the time it took effect (JSON lines).")
 
-        @Argument(help: "The schedule file (TOML), e.g. Experiments/schedules/paper-table2.toml.")
+        @Argument(help: "The schedule file (TOML), e.g. Experiments/schedules/paper-table2.toml.", completion: .file(extensions: ["toml"]))
         var schedule: String
 
-        @Option(help: "The lab's run id (default: the only lab that is up).")
+        @Option(help: ArgumentHelp("The lab's run id (default: the only lab that is up).", valueName: "id"))
         var id: String?
 
-        @Option(help: "Multiply every event time by this (0.1 plays a 150 s schedule in 15 s).")
+        @Option(help: ArgumentHelp("Multiply every event time by this (0.1 plays a 150 s schedule in 15 s).", valueName: "factor"))
         var timeScale: Double = 1
 
-        @Option(help: "Also write the JSON lines to this file.")
-        var log: String?
+        @OptionGroup(title: "Output (one JSON line per event as it takes effect)") var output: OutputOptions
 
         @Flag(help: "Print each event's time and the exact tc and nft commands it would run, and run nothing.")
         var dryRun = false
 
-        @Option(help: "With --dry-run and no lab up: the topology the schedule is for.", completion: .file(extensions: ["toml"]))
+        @Option(
+            help: ArgumentHelp("With --dry-run and no lab up: the topology the schedule is for.", valueName: "file"),
+            completion: .file(extensions: ["toml"]))
         var topology: String?
 
         @Option(help: "With --dry-run and --topology: the shaper to plan for.")
         var shaper: ShaperChoice = .tbf
 
-        func run() throws {
+        func validate() throws {
             guard timeScale > 0 else { throw ValidationError("--time-scale must be positive.") }
+            if dryRun && (output.json || output.jsonFile != nil) { throw ValidationError("--dry-run prints commands, not JSON: leave out --json and --json-file.") }
+        }
+
+        func run() throws {
             let plan = try Schedule.load(schedule).scaled(by: timeScale)
             if dryRun { return try printDryRun(plan) }
             let lab = try Lab.open(runID: id)
-            let file = try log.map { try LineFile(path: $0) }
-            try SchedulePlayer(lab: lab).play(plan) { line in
-                print(line)
-                file?.write(line)
+            let lines = try JSONLines(output)
+            let output = output
+            try SchedulePlayer(lab: lab).play(plan) { applied, line in
+                lines.write(line)
+                output.say(
+                    "at \(number(applied.atS)) s: \(applied.event), in effect at \(number(applied.appliedS)) s (\(number(applied.lateMs)) ms late)"
+                        + (applied.limitations.isEmpty ? "" : "; cannot: " + applied.limitations.joined(separator: ", ")))
             }
-            file?.close()
+            lines.close()
         }
 
         /// The events batch by batch, from the lab's conditions now (or the topology's initial
@@ -247,7 +274,7 @@ extension LabCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a command inside one node of a lab (ip netns exec vl<ID>-<NODE> ...).")
 
-        @Option(help: "The lab's run id (default: the only lab that is up).")
+        @Option(help: ArgumentHelp("The lab's run id (default: the only lab that is up).", valueName: "id"))
         var id: String?
 
         @Argument(help: "The node.")
@@ -284,10 +311,10 @@ extension LabCommand {
                 nothing behind. Example: vnetstream lab vm -- vnetstream lab up FILE --shaper netem
                 """)
 
-        @Option(help: "Memory for the VM in MiB.")
+        @Option(help: ArgumentHelp("Memory for the VM in MiB.", valueName: "MiB"))
         var memory = 2048
 
-        @Option(help: "Stop the VM after this many seconds.", transform: timeSeconds)
+        @Option(help: ArgumentHelp("Stop the VM after this long (default: 900s).", valueName: "time"), transform: timeSeconds)
         var timeout: Double = 900
 
         // After `--` only, so that `lab vm --help` shows this help instead of booting a VM to run `--help`.

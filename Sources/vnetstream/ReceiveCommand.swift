@@ -16,53 +16,61 @@ struct Recv: ParsableCommand {
         discussion: """
             Stops by itself: after the sender's end-of-stream message (plus --linger), or when \
             nothing arrives for --idle-timeout, or when no stream starts within --start-timeout. \
-            Prints each stream's loss table as Markdown; --json writes every stream's, --csv the \
-            first stream's.
+            Prints each stream's loss table as Markdown; --json prints the results of every stream \
+            (loss tables, paths, frames, captures) as JSON instead, --csv writes the first \
+            stream's table.
             """)
 
-    @Option(help: "Address and port to receive on (0.0.0.0 for any address).")
+    @Option(help: ArgumentHelp("Address and port to receive on (0.0.0.0 for any address).", valueName: "address:port"))
     var listen: UDPEndpoint = UDPEndpoint(address: IPv4Address(0), port: 5004)
 
-    @Option(help: "Length of the accounting intervals in seconds (binned by send time).", transform: timeSeconds)
+    @Option(help: ArgumentHelp("Length of the accounting intervals (binned by send time) (default: 30s).", valueName: "time"), transform: timeSeconds)
     var interval: Double = 30
 
-    @Option(help: "Milliseconds between reports to the sender.")
+    @Option(help: ArgumentHelp("Milliseconds between reports to the sender.", valueName: "ms"))
     var reportMs: Int = 100
 
-    @Option(help: "The stream to account (default: every stream that arrives).")
+    @Option(help: ArgumentHelp("The stream to account (default: every stream that arrives).", valueName: "id"))
     var streamID: UInt32?
 
-    @Option(help: "The trace the sender streams: names the type of frames of which nothing arrived.")
+    @Option(help: ArgumentHelp("The trace the sender streams: names the type of frames of which nothing arrived.", valueName: "file"), completion: .file())
     var trace: String?
 
     @OptionGroup var input: TraceInputOptions
 
-    @Option(help: "Stop when nothing arrives for this many seconds after the stream started.", transform: timeSeconds)
+    @Option(help: ArgumentHelp("Stop when nothing arrives for this long after the stream started (default: 5s).", valueName: "time"), transform: timeSeconds)
     var idleTimeout: Double = 5
 
-    @Option(help: "Stop when no stream starts within this many seconds.", transform: timeSeconds)
+    @Option(help: ArgumentHelp("Stop when no stream starts within this time (default: 60s).", valueName: "time"), transform: timeSeconds)
     var startTimeout: Double = 60
 
-    @Option(help: "Seconds to wait for stragglers after the sender's end-of-stream message.", transform: timeSeconds)
+    @Option(help: ArgumentHelp("How long to wait for stragglers after the sender's end-of-stream message (default: 1s).", valueName: "time"), transform: timeSeconds)
     var linger: Double = 1
 
-    @Option(help: "Write the results (loss table, paths, frames, captures) as JSON to this file.")
-    var json: String?
+    @OptionGroup(title: "Output (the results)") var output: OutputOptions
 
-    @Option(help: "Write the loss table as CSV to this file.")
+    @Option(help: ArgumentHelp("Write the loss table as CSV to this file.", valueName: "file"), completion: .file(extensions: ["csv"]))
     var csv: String?
 
-    @Option(help: "Capture what arrives into DIR/INTERFACE.pcap with libpcap (needs root).")
+    @Option(help: ArgumentHelp("Capture what arrives into DIR/INTERFACE.pcap with libpcap (needs root).", valueName: "dir"), completion: .directory)
     var pcapDir: String?
 
-    @Option(name: .customLong("capture"), help: "An interface to capture on (repeat; default with --pcap-dir: every interface but lo).")
+    @Option(
+        name: .customLong("capture"),
+        help: ArgumentHelp("An interface to capture on (repeat; default with --pcap-dir: every interface but lo).", valueName: "interface"))
     var captureInterfaces: [String] = []
 
-    @Option(help: "Write one CSV line per packet received to this file (CLOCK_MONOTONIC arrival, stream and path sequence, VNet, bytes, TOS, stream id).")
+    @Option(
+        help: ArgumentHelp(
+            "Write one CSV line per packet received to this file (CLOCK_MONOTONIC arrival, stream and path sequence, VNet, bytes, TOS, stream id).",
+            valueName: "file"),
+        completion: .file(extensions: ["csv"]))
     var packetLog: String?
 
     @Option(
-        help: "Every this long (e.g. 1s), print per stream and path what arrived and was lost since the previous line, with delay p50/p99 (like iperf3 -i).",
+        help: ArgumentHelp(
+            "Every this long (e.g. 1s), print per stream and path what arrived and was lost since the previous line, with delay p50/p99 (like iperf3 -i).",
+            valueName: "time"),
         transform: timeSeconds)
     var progress: Double?
 
@@ -95,13 +103,13 @@ struct Recv: ParsableCommand {
         if let packetFile { configuration.packetLog = { packetFile.write($0) } }
         if let progress {
             configuration.progressInterval = progress
-            // Written through at once (print would hold the lines back when stdout is a pipe).
-            configuration.progress = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+            let output = output
+            configuration.progress = { line in output.say(line) }
         }
         let receiver = try Receiver(configuration)
         let result = try receiver.run()
         packetFile?.close()
-        if let json { try writeText(try encodeJSON(result) + "\n", to: json) }
+        try output.emit(result)
         guard let report = result.report else {
             throw RuntimeError("no stream arrived on \(listen) within \(decimal(startTimeout, 0)) s")
         }
@@ -109,12 +117,12 @@ struct Recv: ParsableCommand {
         for stream in result.streams {
             if result.streams.count > 1 {
                 let marks = Set(stream.paths.flatMap { $0.tosSeen.keys }).sorted().compactMap { UInt8($0).map { TrafficMark(tos: $0).description } }
-                print("stream \(stream.streamID) (\(marks.joined(separator: ", "))):")
+                output.say("stream \(stream.streamID) (\(marks.joined(separator: ", "))):")
             }
-            print(stream.markdown, terminator: "")
+            output.say(String(stream.markdown.dropLast(stream.markdown.hasSuffix("\n") ? 1 : 0)))
         }
         for capture in result.captures {
-            print("captured \(capture.packets) packets on \(capture.interface) into \(capture.file)")
+            output.say("captured \(capture.packets) packets on \(capture.interface) into \(capture.file)")
         }
     }
 }

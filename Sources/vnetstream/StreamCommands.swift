@@ -40,7 +40,7 @@ struct Send: ParsableCommand {
             with addresses (`vnetstream lab up` makes them).
             """)
 
-    @Argument(help: "The frame trace to stream (any format `trace stats` reads); or use --cbr.")
+    @Argument(help: "The frame trace to stream (any format `trace stats` reads); or use --cbr.", completion: .file())
     var trace: String?
 
     @OptionGroup var input: TraceInputOptions
@@ -51,29 +51,34 @@ struct Send: ParsableCommand {
             discussion: """
                 max: no pacing; packets of --payload-bytes back to back, as fast as the tuns take \
                 them, for --duration (a throughput test: see scripts/bench throughput).
-                """),
+                """,
+            valueName: "rate|max"),
         transform: { $0 == "max" ? .max : .rate(try bitRate($0)) })
     var cbr: CBRChoice?
 
-    @Option(help: "UDP payload bytes of every packet with --cbr max (the 36-byte VNetStream header included).")
+    @Option(help: ArgumentHelp("UDP payload bytes of every packet with --cbr max (the 36-byte VNetStream header included).", valueName: "bytes"))
     var payloadBytes: Int = 1200
 
     @Flag(help: "With --cbr max: one write per packet, without UDP segmentation offload through the tun.")
     var noSegmentation = false
 
-    @Option(help: "Seconds of CBR to stream (with --cbr).", transform: timeSeconds)
+    @Option(help: ArgumentHelp("How long to stream CBR (with --cbr) (default: 150s).", valueName: "time"), transform: timeSeconds)
     var duration: Double = 150
 
-    @Option(name: .customLong("vnet"), help: "A VNet's tun interface, optionally =SOURCE address (default: the tun's peer, or the next address in its prefix). Repeat for each VNet.")
+    @Option(
+        name: .customLong("vnet"),
+        help: ArgumentHelp(
+            "A VNet's tun interface, optionally =SOURCE address (default: the tun's peer, or the next address in its prefix). Repeat for each VNet.",
+            valueName: "tun[=address]"))
     var vnets: [VNetArgument] = []
 
-    @Option(help: "The receiver's address and port (e.g. 198.18.100.1:5004).")
+    @Option(help: ArgumentHelp("The receiver's address and port (e.g. 198.18.100.1:5004).", valueName: "address:port"))
     var to: UDPEndpoint
 
-    @Option(help: "The UDP source port of media packets; reports come back to it.")
+    @Option(help: ArgumentHelp("The UDP source port of media packets; reports come back to it.", valueName: "port"))
     var port: UInt16 = 5005
 
-    @Option(help: "The TT mark: a DSCP name (EF, AF41, CS5, ...) or the TOS byte as a number (184, 0xb8).")
+    @Option(help: ArgumentHelp("The TT mark: a DSCP name (EF, AF41, CS5, ...) or the TOS byte as a number (184, 0xb8).", valueName: "mark"))
     var tt: String = "BE"
 
     @Option(
@@ -87,31 +92,38 @@ struct Send: ParsableCommand {
                 """))
     var mode: SendMode.Kind?
 
-    @Option(help: "Fixed split between the VNets for --mode static, one weight each (1:1, 3:1).")
+    @Option(help: ArgumentHelp("Fixed split between the VNets for --mode static, one weight each (1:1, 3:1).", valueName: "weights"))
     var split: String?
 
-    @Option(help: "The VNet (1-based, in --vnet order) that carries everything in --mode uni.")
+    @Option(help: ArgumentHelp("The VNet (1-based, in --vnet order) that carries everything in --mode uni.", valueName: "n"))
     var uni: Int = 1
 
-    @Option(help: "Seconds between each live VNet's probe trains in --mode adaptive.", transform: timeSeconds)
+    @Option(help: ArgumentHelp("Time between each live VNet's probe trains in --mode adaptive (default: 1s).", valueName: "time"), transform: timeSeconds)
     var probeInterval: Double = 1
 
-    @Option(help: "The largest IPv4 packet to send (default: the smallest tun MTU).")
+    @Option(help: ArgumentHelp("The largest IPv4 packet to send (default: the smallest tun MTU).", valueName: "bytes"))
     var mtu: Int?
 
-    @Option(help: "The stream's id, carried in every packet.")
+    @Option(help: ArgumentHelp("The stream's id, carried in every packet.", valueName: "id"))
     var streamID: UInt32 = 1
 
-    @Option(help: "Write JSON lines to this file: per VNet and second what was sent, and every report.")
+    @Option(
+        help: ArgumentHelp("Write JSON lines to this file: per VNet and second what was sent, and every report.", valueName: "file"),
+        completion: .file())
     var log: String?
 
-    @Option(help: "Write the summary as JSON to this file.")
-    var json: String?
+    @OptionGroup(title: "Output (the summary)") var output: OutputOptions
 
-    @Option(help: "Write one CSV line per packet sent to this file (time, stream and path sequence, VNet, bytes, copy).")
+    @Option(
+        help: ArgumentHelp(
+            "Write one CSV line per packet sent to this file (time, stream and path sequence, VNet, bytes, copy).", valueName: "file"),
+        completion: .file(extensions: ["csv"]))
     var packetLog: String?
 
-    @Option(help: "Send the first frame at this CLOCK_MONOTONIC time, in nanoseconds (to share time zero with a lab schedule).")
+    @Option(
+        help: ArgumentHelp(
+            "Send the first frame at this CLOCK_MONOTONIC time, in nanoseconds (to share time zero with a lab schedule).",
+            valueName: "ns"))
     var startAt: UInt64?
 
     var resolvedMode: SendMode.Kind { mode ?? (split != nil ? .static : .adaptive) }
@@ -189,7 +201,7 @@ struct Send: ParsableCommand {
         let summary = cbr == .max ? try sender.runUnpaced(payloadBytes: payloadBytes, duration: duration) : try sender.run()
         logFile?.close()
         packetFile?.close()
-        if let json { try writeText(try encodeJSON(summary) + "\n", to: json) }
+        try output.emit(summary)
         var lines = [
             "sent \(summary.frames) frames, \(summary.packets) packets in \(decimal(summary.durationS, 3)) s, marked \(try mark()), mode \(resolvedMode.rawValue)"
         ]
@@ -203,7 +215,7 @@ struct Send: ParsableCommand {
         lines.append(
             "  pacing: p50 \(decimal(summary.pacing.p50Microseconds, 1)) us, p99 \(decimal(summary.pacing.p99Microseconds, 1)) us, "
                 + "max \(decimal(summary.pacing.maxMicroseconds, 1)) us late")
-        print(lines.joined(separator: "\n"))
+        output.say(lines.joined(separator: "\n"))
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RunRecords
 import Traces
 import Units
 import VideoTraces
@@ -17,24 +18,21 @@ extension TraceCommand {
             abstract: "Print a trace's frames, duration, frame types, mean and 1-second peak rate, largest frame.",
             discussion: "Rates are in kbit/s of 1000 bit/s; the peak is over consecutive 1-second windows from time 0.")
 
-        @Argument(help: "The trace file.")
+        @Argument(help: "The trace file.", completion: .file())
         var file: String
 
         @OptionGroup var input: TraceInputOptions
 
-        @Flag(help: "Print one JSON object instead of a table.")
-        var json = false
+        @OptionGroup(title: "Output (the statistics)") var output: OutputOptions
 
         func run() throws {
             let trace = try input.read(file)
             let stats = TraceStatistics(trace)
-            if json {
-                print(try encodeJSON(stats))
-                return
-            }
+            try output.emit(stats)
+            if output.json { return }
             let types = stats.frameTypes.sorted { FrameType(rawValue: $0.key)! < FrameType(rawValue: $1.key)! }
                 .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            print("""
+            output.say("""
                 \(file)
                   format            \(stats.format), \(stats.order) order, sizes in \(stats.sizeUnitInFile.rawValue) in the file
                   frames            \(stats.frames)
@@ -47,8 +45,8 @@ extension TraceCommand {
                   zero-size frames  \(stats.zeroSizeFrames)
                 """)
             if !stats.notes.isEmpty {
-                print("notes:")
-                for note in stats.notes { print("  - \(note)") }
+                output.say("notes:")
+                for note in stats.notes { output.say("  - \(note)") }
             }
         }
     }
@@ -58,17 +56,21 @@ extension TraceCommand {
             commandName: "cbr",
             abstract: "Write a constant-bit-rate trace (the paper's: 320kbit at 25 frames/s for 150 s).")
 
-        @Option(help: "The bit rate: bit, kbit, mbit or gbit (e.g. 320kbit).", transform: bitRate)
+        @Option(help: ArgumentHelp("The bit rate: bit, kbit, mbit or gbit (e.g. 320kbit).", valueName: "rate"), transform: bitRate)
         var rate: BitRate = .kbit(320)
 
-        @Option(help: "Frames per second.")
+        @Option(help: ArgumentHelp("Frames per second.", valueName: "fps"))
         var fps: Double = 25
 
-        @Option(help: "Length in seconds.", transform: timeSeconds)
+        @Option(help: ArgumentHelp("Length of the trace (default: 150s).", valueName: "time"), transform: timeSeconds)
         var duration: Double = 150
 
-        @Option(name: [.short, .customLong("output")], help: "Where to write the trace (CSV: time_ms,bytes).")
+        @Option(
+            name: [.short, .customLong("output")], help: ArgumentHelp("Where to write the trace (CSV: time_ms,bytes).", valueName: "file"),
+            completion: .file(extensions: ["csv"]))
         var output: String
+
+        @OptionGroup(title: "Output (the written trace's statistics)") var statistics: OutputOptions
 
         func run() throws {
             let trace = try CBRSource.trace(rate: rate, framesPerSecond: fps, duration: duration)
@@ -79,7 +81,8 @@ extension TraceCommand {
                     "vnetstream trace cbr --rate \(rate) --fps \(decimal(fps, 3)) --duration \(decimal(duration, 3))",
                     "constant bit rate \(rate): \(stats.frames) frames of \(stats.maxFrameBytes) bytes at most",
                 ], to: output)
-            print("wrote \(output): \(stats.frames) frames, \(decimal(stats.meanKbps, 3)) kbit/s for \(decimal(stats.durationSeconds, 3)) s")
+            try statistics.emit(stats)
+            statistics.say("wrote \(output): \(stats.frames) frames, \(decimal(stats.meanKbps, 3)) kbit/s for \(decimal(stats.durationSeconds, 3)) s")
         }
     }
 
@@ -92,29 +95,34 @@ extension TraceCommand {
                 Parts start on an I frame when the trace has frame types.
                 """)
 
-        @Argument(help: "The real trace to take the part from.")
+        @Argument(help: "The real trace to take the part from.", completion: .file())
         var file: String
 
         @OptionGroup var input: TraceInputOptions
 
-        @Option(help: "The mean rate to scale to (e.g. 320kbit).", transform: bitRate)
+        @Option(help: ArgumentHelp("The mean rate to scale to (e.g. 320kbit).", valueName: "rate"), transform: bitRate)
         var mean: BitRate
 
-        @Option(help: "The 1-second peak rate whose ratio to the mean the part should have (e.g. 620kbit).", transform: bitRate)
+        @Option(help: ArgumentHelp("The 1-second peak rate whose ratio to the mean the part should have (e.g. 620kbit).", valueName: "rate"), transform: bitRate)
         var peak: BitRate
 
-        @Option(help: "Length of the part in seconds.", transform: timeSeconds)
+        @Option(help: ArgumentHelp("Length of the part (default: 150s).", valueName: "time"), transform: timeSeconds)
         var duration: Double = 150
 
-        @Option(name: [.short, .customLong("output")], help: "Where to write the fitted trace (CSV).")
+        @Option(
+            name: [.short, .customLong("output")], help: ArgumentHelp("Where to write the fitted trace (CSV).", valueName: "file"),
+            completion: .file(extensions: ["csv"]))
         var output: String
+
+        @OptionGroup(title: "Output (the written trace's statistics)") var statistics: OutputOptions
 
         func run() throws {
             let source = try input.read(file)
             let fit = try TraceFitter.fit(source, mean: mean, peak: peak, duration: duration)
             try TraceWriter.write(fit.trace, header: fit.header(source: file), to: output)
             let stats = fit.statistics
-            print("""
+            try statistics.emit(stats)
+            statistics.say("""
                 wrote \(output): \(stats.frames) frames from display frame \(fit.firstFrame) (\(decimal(fit.startSeconds, 3)) s) of \(file), sizes × \(decimal(fit.scale, 6))
                   mean  \(decimal(stats.meanKbps, 3)) kbit/s (asked \(decimal(mean.kilobitsPerSecond, 3)), \(signedPercent(stats.meanKbps, mean.kilobitsPerSecond)))
                   peak  \(decimal(stats.peakKbps1s, 3)) kbit/s over 1 s (asked \(decimal(peak.kilobitsPerSecond, 3)), \(signedPercent(stats.peakKbps1s, peak.kilobitsPerSecond)))
@@ -126,11 +134,15 @@ extension TraceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make a trace from a video file with libavformat: one frame per video packet, with its size, time and type.")
 
-        @Argument(help: "The video file (any container and codec libavformat reads).")
+        @Argument(help: "The video file (any container and codec libavformat reads).", completion: .file())
         var video: String
 
-        @Option(name: [.short, .customLong("output")], help: "Where to write the trace (CSV: time_ms,bytes,type).")
+        @Option(
+            name: [.short, .customLong("output")], help: ArgumentHelp("Where to write the trace (CSV: time_ms,bytes,type).", valueName: "file"),
+            completion: .file(extensions: ["csv"]))
         var output: String
+
+        @OptionGroup(title: "Output (the written trace's statistics)") var statistics: OutputOptions
 
         func run() throws {
             let extracted = try VideoTraceExtractor.extract(path: video)
@@ -138,7 +150,8 @@ extension TraceCommand {
             let stats = TraceStatistics(extracted.trace)
             let types = stats.frameTypes.sorted { FrameType(rawValue: $0.key)! < FrameType(rawValue: $1.key)! }
                 .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            print("wrote \(output): \(stats.frames) frames (\(types); types from \(extracted.typesFrom)), "
+            try statistics.emit(stats)
+            statistics.say("wrote \(output): \(stats.frames) frames (\(types); types from \(extracted.typesFrom)), "
                 + "\(decimal(stats.meanKbps, 3)) kbit/s mean, \(decimal(stats.peakKbps1s, 3)) kbit/s peak over 1 s, codec \(extracted.codec)")
         }
     }
@@ -152,8 +165,4 @@ func signedPercent(_ value: Double, _ reference: Double) -> String {
     String(format: "%+.2f %%", (value / reference - 1) * 100)
 }
 
-func encodeJSON<T: Encodable>(_ value: T) throws -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try encoder.encode(value), as: UTF8.self)
-}
+func encodeJSON<T: Encodable>(_ value: T) throws -> String { try JSONFile.text(value) }

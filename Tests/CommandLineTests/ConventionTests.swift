@@ -27,6 +27,43 @@ struct ConventionTests {
         #expect(help.stdout.contains("Exit status: 0 ok; 1 a failure while running"))
     }
 
+    @Test("--json prints the JSON document and nothing else on stdout; --json-file writes the same document; text goes to stderr")
+    func jsonOnStdout() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func document(_ result: ProcessResult, _ what: String) throws -> [String: Any] {
+            #expect(result.status == 0, "\(what): \(result.summary)")
+            let parsed = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            return try #require(parsed, "\(what): stdout is not one JSON object: \(result.summary)")
+        }
+        // trace cbr: the written trace's statistics; the "wrote" line moves to stderr.
+        let cbr = try vnetstream("trace", "cbr", "--rate", "100kbit", "--duration", "2s", "-o", directory + "/cbr.csv", "--json")
+        #expect(try document(cbr, "trace cbr")["frames"] as? Int == 50)
+        #expect(cbr.stderr.contains("wrote \(directory)/cbr.csv"), "\(cbr.summary)")
+        let plain = try vnetstream("trace", "stats", directory + "/cbr.csv")
+        #expect(plain.stdout.contains("frames            50") && plain.stderr.isEmpty, "without --json the text is on stdout: \(plain.summary)")
+        let stats = try vnetstream("trace", "stats", directory + "/cbr.csv", "--json", "--json-file", directory + "/stats.json")
+        let printed = try document(stats, "trace stats")
+        let written = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/stats.json"))) as? [String: Any])
+        #expect(NSDictionary(dictionary: printed).isEqual(to: written), "--json and --json-file hold one document")
+        // recv and send-marked over loopback, both with --json: their summaries, and the loss
+        // table and progress lines on stderr.
+        let port = 59_000 + Int.random(in: 0..<800)
+        let receiver = try BackgroundProcess(
+            [vnetstreamBinary, "recv", "--listen", "127.0.0.1:\(port)", "--json", "--progress", "500ms", "--idle-timeout", "2s",
+             "--linger", "300ms", "--start-timeout", "20s"])
+        defer { receiver.stop() }
+        usleep(500_000)
+        let sent = try vnetstream("send-marked", "--to", "127.0.0.1:\(port)", "--tt", "EF", "--count", "200", "--pps", "200", "--json")
+        let summary = try document(sent, "send-marked")
+        #expect((summary["streams"] as? [[String: Any]])?.first?["packets"] as? Int == 200, "\(sent.summary)")
+        #expect(sent.stderr.contains("stream 1 EF") && sent.stderr.contains(": 200 packets"), "\(sent.summary)")
+        let received = receiver.wait(timeout: 30)
+        let result = try document(received, "recv")
+        #expect(((result["streams"] as? [[String: Any]])?.first?["total"] as? [String: Any])?["sent"] as? Int == 200, "\(received.summary)")
+        #expect(received.stderr.contains("| interval"), "the loss table goes to stderr: \(received.summary)")
+    }
+
     @Test("every option and argument of every subcommand has help text")
     func helpEverywhere() throws {
         let dump = try vnetstream("--experimental-dump-help")
@@ -59,6 +96,12 @@ struct ConventionTests {
         for shell in ["bash", "zsh", "fish"] {
             let script = try vnetstream("--generate-completion-script", shell)
             #expect(script.status == 0 && script.stdout.contains("vnetstream") && script.stdout.contains("send-marked"), "\(shell): \(script.summary)")
+        }
+        // File arguments complete as files: TOML files for topologies and experiments, CSV for
+        // packet logs, folders for --out.
+        let bash = try vnetstream("--generate-completion-script", "bash").stdout
+        for pattern in ["-fX '!*.@(toml)'", "-fX '!*.@(csv)'", "-d"] {
+            #expect(bash.contains(pattern), "bash completion has no \(pattern)")
         }
     }
 }

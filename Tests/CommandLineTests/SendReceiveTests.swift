@@ -28,7 +28,7 @@ struct SendReceiveTests {
         let receiver = try network.start(
             network.receiver,
             [vnetstreamBinary, "recv", "--listen", "0.0.0.0:5004", "--interval", "2", "--idle-timeout", "3",
-             "--start-timeout", "30", "--linger", "0.5", "--json", directory + "/results.json"] + recv)
+             "--start-timeout", "30", "--linger", "0.5", "--json"] + recv)
         defer { receiver.stop() }
         var bound = false
         for _ in 0..<250 where !bound {
@@ -39,17 +39,22 @@ struct SendReceiveTests {
         let sender = try network.start(
             network.sender,
             [vnetstreamBinary, "send", "--vnet", "tun0", "--vnet", "tun1", "--to", "\(TwoVNetNetwork.receiverAddress):5004",
-             "--json", directory + "/summary.json"] + send)
+             "--json"] + send)
         try during?(network)
         let sent = sender.wait(timeout: 60)
         let received = receiver.wait(timeout: 30)
         guard sent.status == 0 else { throw TestSetupError("the sender failed: \(sent.summary)") }
         guard received.status == 0 else { throw TestSetupError("the receiver failed: \(received.summary)") }
+        // With --json, stdout is the JSON document alone (the human text went to stderr).
         let decoder = JSONDecoder()
-        return StreamRun(
-            sender: sent, receiver: received,
-            summary: try decoder.decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json"))),
-            result: try decoder.decode(ReceiverResult.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/results.json"))))
+        do {
+            return StreamRun(
+                sender: sent, receiver: received,
+                summary: try decoder.decode(SenderSummary.self, from: Data(sent.stdout.utf8)),
+                result: try decoder.decode(ReceiverResult.self, from: Data(received.stdout.utf8)))
+        } catch {
+            throw TestSetupError("--json stdout is not the JSON document alone (\(error)):\n\(sent.summary)\n\(received.summary)")
+        }
     }
 
     @Test("a TBF path and a random-drop path: losses match nftables' counter, arrivals match libpcap, marks arrive intact")
@@ -88,10 +93,10 @@ struct SendReceiveTests {
         }
         #expect(run.summary.vnets.allSatisfy { $0.reportsReceived > 10 })
         #expect(run.summary.pacing.frames == 150)
-        // --progress: a line a second per path; what the lines say arrived adds up to the
-        // report's total (lines end before the last packets, so at most that).
-        let lines = run.receiver.stdout.split(separator: "\n").filter { $0.contains("stream 1  VNet ") }
-        #expect(lines.count >= 8, "\(run.receiver.stdout)")
+        // --progress: a line a second per path (on stderr, since --json holds stdout); what the
+        // lines say arrived adds up to the report's total (lines end before the last packets).
+        let lines = run.receiver.stderr.split(separator: "\n").filter { $0.contains("stream 1  VNet ") }
+        #expect(lines.count >= 8, "\(run.receiver.stderr)")
         func received(_ vnet: Int) -> Int {
             lines.filter { $0.contains("VNet \(vnet):") }.compactMap { line in
                 line.components(separatedBy: ": ").last?.split(separator: " ").first.flatMap { Int($0) }

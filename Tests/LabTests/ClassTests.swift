@@ -154,7 +154,7 @@ struct ClassLabTests {
         }
         defer { for capture in captures.values { capture.stop() } }
         let receiver = try BackgroundProcess(
-            ["ip", "netns", "exec", plan.namespace("dst"), vnetstreamBinary, "recv", "--listen", "198.18.100.1:5004", "--json",
+            ["ip", "netns", "exec", plan.namespace("dst"), vnetstreamBinary, "recv", "--listen", "198.18.100.1:5004", "--json-file",
              directory + "/r.json", "--idle-timeout", "3", "--linger", "1"])
         defer { receiver.stop() }
         usleep(700_000)
@@ -162,13 +162,13 @@ struct ClassLabTests {
         // rate the 1 Mbit/s bottlenecks carry (AF11 and BE share VNet loss).
         let marked = try runProcess(
             ["ip", "netns", "exec", plan.namespace("src"), vnetstreamBinary, "send-marked", "--to", "198.18.100.1:5004", "--tt", "EF",
-             "--tt", "AF11", "--tt", "BE", "--count", "300", "--pps", "150", "--json", directory + "/m.json"])
+             "--tt", "AF11", "--tt", "BE", "--count", "300", "--pps", "150", "--json-file", directory + "/m.json"])
         #expect(marked.status == 0, "\(marked.summary)")
         // The multi-net sender writing EF-marked packets into tun0 (VNet loss): the classifier
         // must leave them on the VNet the sender chose.
         let tunSent = try runProcess(
             ["ip", "netns", "exec", plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "200kbit", "--fps", "50", "--duration",
-             "1", "--vnet", "tun0", "--tt", "EF", "--to", "198.18.100.1:5005", "--json", directory + "/t.json"])
+             "1", "--vnet", "tun0", "--tt", "EF", "--to", "198.18.100.1:5005", "--json-file", directory + "/t.json"])
         #expect(tunSent.status == 0, "\(tunSent.summary)")
         let received = receiver.wait(timeout: 30)
         #expect(received.status == 0, "\(received.summary)")

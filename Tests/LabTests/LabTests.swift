@@ -217,14 +217,14 @@ struct LabTests {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let receiver = try BackgroundProcess(
-            ["ip", "netns", "exec", lab.plan.namespace("dst"), vnetstreamBinary, "recv", "--json", directory + "/r.json",
+            ["ip", "netns", "exec", lab.plan.namespace("dst"), vnetstreamBinary, "recv", "--json-file", directory + "/r.json",
              "--idle-timeout", "3", "--linger", "1"])
         defer { receiver.stop() }
         usleep(300_000)
         // 4 Mbit/s offered into 2 Mbit/s for 5 s, in near-MTU packets.
         let sender = try runProcess(
             ["ip", "netns", "exec", lab.plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "4mbit", "--fps", "100",
-             "--duration", "5", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json", directory + "/s.json"])
+             "--duration", "5", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json-file", directory + "/s.json"])
         #expect(sender.status == 0, "\(sender.summary)")
         let received = receiver.wait(timeout: 30)
         #expect(received.status == 0, "\(received.summary)")
@@ -247,7 +247,7 @@ struct LabTests {
         defer { lab.down() }
         let schedule = try Schedule.load(paperSchedule).scaled(by: 0.02)  // 150 s in 3 s
         var lines: [String] = []
-        let applied = try SchedulePlayer(lab: lab).play(schedule) { lines.append($0) }
+        let applied = try SchedulePlayer(lab: lab).play(schedule) { lines.append($1) }
         #expect(applied.count == 8 && lines.count == 8)
         let late = applied.map(\.lateMs).sorted()
         #expect(late[late.count / 2] <= 50, "late by \(late) ms")
