@@ -56,32 +56,3 @@ public enum ExperimentKinds {
         return try entry(named: name, in: path).report(path, folder, plots)
     }
 }
-
-/// Work on a thread of its own, and its result.
-final class Background<T>: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var result: T?
-
-    init(_ work: @escaping () -> T) {
-        nonisolated(unsafe) let work = work
-        let thread = Thread { [self] in
-            result = work()
-            done.signal()
-        }
-        thread.start()
-    }
-
-    func wait() -> T {
-        done.wait()
-        done.signal()
-        return result!
-    }
-}
-
-enum Parallel {
-    /// `transform` on every element, each on a thread of its own; results in order.
-    static func map<T>(_ indices: Range<Int>, _ transform: @escaping (Int) -> T) -> [T] {
-        let jobs = indices.map { index in Background { transform(index) } }
-        return jobs.map { $0.wait() }
-    }
-}

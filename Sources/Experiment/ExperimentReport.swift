@@ -121,6 +121,27 @@ public struct ExperimentReport {
             let after = failover.reroutedS.map { decimal($0 - failover.failedS, 1) } ?? "never"
             out += "\nRouting moved VNet \(failover.vnet) off \(failover.path) \(after) s after the failure (run \(run.source) \(run.mode)).\n"
         }
+        out += kernelMarkdown
+        return out
+    }
+
+    /// The receiver's losses against the kernel's counters, per run and VNet.
+    var kernelMarkdown: String {
+        let runs = results.runs.filter { $0.kernel != nil }
+        guard !runs.isEmpty else { return "" }
+        var out = "\n## The kernel's count\n\n"
+        out += "Per VNet: what the receiver counts lost = packets the sender's tun would not take + media packets the kernel dropped on the VNet's links "
+        out += "(nftables counters at both ends of each link: blackhole, random loss, qdisc) + in its routers + **unexplained**.\n\n"
+        out += "| run | VNet | receiver lost | tun refused | link drops | router drops | unexplained | links that dropped |\n|---|---:|---:|---:|---:|---:|---:|---|\n"
+        for run in runs {
+            let kernel = run.kernel!
+            for row in kernel.reconciliation {
+                let links = kernel.total.links.filter { $0.dropped != 0 && $0.vnet == kernel.total.vnets.first { $0.vnet == row.vnet }?.name }
+                    .map { "\($0.from)→\($0.to) \($0.dropped)" }.joined(separator: ", ")
+                out += "| \(run.source) \(run.mode) | \(row.vnet) | \(row.receiverLost) | \(row.senderLocalDrops) | \(row.linkDrops) | \(row.routerDrops) | "
+                out += "\(row.unexplained == 0 ? "0" : "**\(row.unexplained)**") | \(links.isEmpty ? "–" : links) |\n"
+            }
+        }
         return out
     }
 
@@ -318,6 +339,12 @@ extension ExperimentReport {
                                 pass: failover.returnedAfterS != nil, note: nil))
                     }
                 }
+            }
+            if let kernel = run.kernel {
+                checks.append(
+                    TargetCheck(
+                        target: "every packet the receiver lost is one the kernel dropped (or the tun refused)", run: name,
+                        measured: "\(kernel.unexplained) unexplained", pass: kernel.unexplained == 0, note: nil))
             }
             if run.mode.uniVNet != nil {
                 let worst = run.intervals.map { abs($0.lossPct - $0.fluidBoundPct) }.max() ?? 0

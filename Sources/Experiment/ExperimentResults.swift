@@ -7,6 +7,7 @@ import RunRecords
 public struct ExperimentResults: Codable, Sendable {
     public var kind = MultiNetExperiment.kind
     /// 2: typed modes, targets, controller parameters and the accounting check (session 4).
+    /// 3: the kernel's counters and the reconciliation per run (`kernel`).
     public var schemaVersion = ResultsSchema.version
     public var experiment: String
     public var description: String?
@@ -74,7 +75,7 @@ public struct ExperimentResults: Codable, Sendable {
 
 /// The version of the results documents' layout, in each as `schema_version`.
 public enum ResultsSchema {
-    public static let version = 2
+    public static let version = 3
 }
 
 extension ExperimentResults: ResultsDocument {}

@@ -131,6 +131,9 @@ public struct FinishedRun {
     public var applied: [SchedulePlayer.Applied]
     /// The reroutes the route watch saw, by the index of the failure event in the schedule.
     public var outages: [(index: Int, outage: CapacityTimeline.Outage)]
+    /// The kernel's counters on every router interface: before the streams, after each batch
+    /// of schedule events, and after every process ended.
+    public var kernel: [KernelSnapshot]
 }
 
 public struct ExperimentError: Error, CustomStringConvertible {
@@ -181,6 +184,13 @@ public enum Harness {
         // Time zero of each run, staggered; listeners first, then the streams, then the schedules.
         let base = MonotonicClock.now() + UInt64(experiment.startLeadS * 1e9)
         let starts = runs.indices.map { base + UInt64(Double($0) * experiment.staggerS * 1e9) }
+        // The kernel's counters before anything of the runs was sent.
+        let snapshots = runs.indices.map { _ in SnapshotLog() }
+        func snapshot(_ index: Int, _ label: String) {
+            let atS = (Double(MonotonicClock.now()) - Double(starts[index])) / 1e9
+            snapshots[index].append(up[index].kernelSnapshot(label: label, atS: (atS * 1000).rounded() / 1000))
+        }
+        _ = Parallel.map(runs.indices) { snapshot($0, "start") }
         let planned = try runs.indices.map { try runs[$0].processes(up[$0], starts[$0]) }
         var children: [(run: Int, process: RunProcess, child: Command.Child)] = []
         defer { for entry in children { entry.child.terminate() } }
@@ -202,7 +212,10 @@ public enum Harness {
                 let log = try? LineFile(path: "\(runs[index].folder)/schedule.jsonl")
                 defer { log?.close() }
                 return Result {
-                    try SchedulePlayer(lab: up[index]).play(schedule, start: Self.date(ofMonotonic: starts[index])) { log?.write($1) }
+                    try SchedulePlayer(lab: up[index]).play(
+                        schedule, start: Self.date(ofMonotonic: starts[index]),
+                        afterBatch: { batch in snapshot(index, batch.map(\.event).joined(separator: "; ")) }
+                    ) { log?.write($1) }
                 }
             }
         }
@@ -226,8 +239,14 @@ public enum Harness {
         }
         var finished: [FinishedRun] = []
         for index in runs.indices {
+            let applied = try players[index].wait().get()
+            // Every process of the run has ended by now (or, past the time limit, was stopped):
+            // nothing of it is in flight when the kernel's counters are read the last time.
+            snapshot(index, "end")
             finished.append(
-                FinishedRun(run: runs[index], lab: up[index], start: starts[index], applied: try players[index].wait().get(), outages: watches[index].wait()))
+                FinishedRun(
+                    run: runs[index], lab: up[index], start: starts[index], applied: applied, outages: watches[index].wait(),
+                    kernel: snapshots[index].all))
         }
         let results = try experiment.analyse(finished, context: context)
         try results.write(to: "\(context.out)/results.json")
@@ -261,6 +280,22 @@ public enum Harness {
                 }
             }
             Thread.sleep(forTimeInterval: view == nil ? 0.5 : 1)
+        }
+    }
+
+    /// One run's snapshots, appended from the schedule's thread and the harness's.
+    final class SnapshotLog: @unchecked Sendable {
+        private let lock = NSLock()
+        private var snapshots: [KernelSnapshot] = []
+        func append(_ snapshot: KernelSnapshot) {
+            lock.lock()
+            snapshots.append(snapshot)
+            lock.unlock()
+        }
+        var all: [KernelSnapshot] {
+            lock.lock()
+            defer { lock.unlock() }
+            return snapshots
         }
     }
 

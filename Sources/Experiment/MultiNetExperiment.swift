@@ -130,6 +130,8 @@ public struct MultiNetExperiment: ExperimentKind {
             usesAllVNets: mode.usesAllVNets, uniVNet: mode.uniVNet)
         let (intervals, total) = analysis.intervalsAndTotal()
         let receiver = try JSONFile.read(ReceiverResult.self, from: "\(folder)/receiver.json")
+        let sender = try JSONFile.read(SenderSummary.self, from: "\(folder)/sender.json")
+        let kernel = receiver.report.flatMap { KernelRecord(plan: finished.lab.plan, snapshots: finished.kernel, sender: sender, receiver: $0) }
         let relative = context.relative(folder)
         return RunResult(
             source: source.name, mode: mode, shaper: finished.lab.shaper.rawValue, lab: finished.lab.runID, lossTargetPct: source.lossTargetPct,
@@ -142,7 +144,7 @@ public struct MultiNetExperiment: ExperimentKind {
                 "sender_log": "\(relative)/sender.jsonl", "sender_summary": "\(relative)/sender.json",
                 "receiver_results": "\(relative)/receiver.json", "schedule": "\(relative)/schedule.jsonl",
                 "routes": "\(relative)/routes.jsonl", "trace": context.relative("\(context.out)/sources/\(source.name).csv"),
-            ])
+            ], kernel: kernel)
     }
 
     public static func report(_ results: ExperimentResults, folder: String) -> ExperimentReport {

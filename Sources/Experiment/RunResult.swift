@@ -134,9 +134,12 @@ public struct RunResult: Codable, Sendable {
     public var capacity: CapacityTimeline
     /// The files it was computed from, relative to the results folder.
     public var logs: [String: String]
+    /// What the kernel counted, and the receiver's losses reconciled with it (nil in results
+    /// older than schema 3).
+    public var kernel: KernelRecord?
 
     enum CodingKeys: String, CodingKey {
-        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs, accounting
+        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs, accounting, kernel
         case lossTargetPct = "loss_target_pct"
         case streamBytes = "stream_bytes"
         case sentBytes = "sent_bytes"

@@ -12,11 +12,12 @@ extension Lab {
         }
 
         /// One end of a link: its interface, address and the qdiscs on its egress with the
-        /// kernel's counters.
+        /// kernel's counters; on a router, the media counters and device drops too.
         public struct End: Codable, Sendable {
             public var end: String
             public var address: String
             public var qdiscs: [QdiscCounters]
+            public var counters: InterfaceCounters?
         }
 
         /// Where a VNet's ingress routes the receiver now.
@@ -52,9 +53,12 @@ extension Lab {
     }
 
     public func status() -> Status {
+        let kernel = kernelSnapshot(label: "now", atS: 0)
         let links = plan.links.map { link -> Status.Link in
             let ends = [(link.a, link.aAddress), (link.b, link.bAddress)].map { end, address in
-                Status.End(end: end.description, address: address.description, qdiscs: qdiscCounters(node: end.node, interface: end.interface))
+                Status.End(
+                    end: end.description, address: address.description, qdiscs: qdiscCounters(node: end.node, interface: end.interface),
+                    counters: kernel.interfaces[end.description])
             }
             return Status.Link(
                 name: link.name, vnet: plan.topology.vnets[link.vnet].name, path: link.path,

@@ -31,10 +31,13 @@ public struct SchedulePlayer {
         }
     }
 
-    /// Plays every event; `log` gets each as it takes effect, with its JSON line. Returns what
-    /// was applied.
+    /// Plays every event; `log` gets each as it takes effect, with its JSON line, and
+    /// `afterBatch` each batch of events due at one time once it is in place. Returns what was
+    /// applied.
     @discardableResult
-    public func play(_ schedule: Schedule, start: Date? = nil, log: (Applied, String) -> Void = { _, _ in }) throws -> [Applied] {
+    public func play(
+        _ schedule: Schedule, start: Date? = nil, afterBatch: ([Applied]) -> Void = { _ in }, log: (Applied, String) -> Void = { _, _ in }
+    ) throws -> [Applied] {
         // The first tc and nft runs pay for loading; pay it before the clock starts.
         for node in Set(lab.plan.transitLinks.flatMap { [$0.a.node, $0.b.node] }).sorted().prefix(1) {
             _ = try? lab.host.run(["ip", "netns", "exec", lab.plan.namespace(node), "nft", "list", "table", "inet", "vnetlab"])
@@ -48,6 +51,7 @@ public struct SchedulePlayer {
         while index < schedule.events.count {
             let at = schedule.events[index].atS
             var batch: [Schedule.Event] = []
+            let firstApplied = applied.count
             while index + batch.count < schedule.events.count && schedule.events[index + batch.count].atS == at {
                 batch.append(schedule.events[index + batch.count])
             }
@@ -67,6 +71,7 @@ public struct SchedulePlayer {
                 log(record, String(decoding: try encoder.encode(record), as: UTF8.self))
             }
             index += batch.count
+            afterBatch(Array(applied[firstApplied...]))
         }
         return applied
     }

@@ -187,7 +187,7 @@ public struct InterfaceShaping: Equatable, Sendable {
             lines.append("flush chain inet vnetlab loss_\(interface)")
             if loss > 0 {
                 let threshold = Int((loss / 100 * 1_000_000).rounded())
-                lines.append("add rule inet vnetlab loss_\(interface) numgen random mod 1000000 < \(threshold) counter drop")
+                lines.append("add rule inet vnetlab loss_\(interface) numgen random mod 1000000 < \(threshold) counter jump lossdrop_\(interface)")
             }
         }
         return lines
@@ -201,19 +201,42 @@ public struct InterfaceShaping: Equatable, Sendable {
         "\(down ? "add" : "delete") element inet vnetlab down { \"\(interface)\" }"
     }
 
-    /// The table, set and hooks a node needs, for all its link interfaces.
-    public static func nftSetup(interfaces: [String]) -> [String] {
+    /// The table, set and hooks a router needs: a loss chain per transit interface (`shaped`),
+    /// and the media counters (`MediaCounters`) on every interface (`counted`). Order in the
+    /// chains: prerouting counts the media a blackholed link brings, drops all it brings, then
+    /// counts the media that got in; postrouting counts the media routed out, then counts and
+    /// drops what goes into a blackholed link, then applies the link's random loss (which
+    /// counts the media it drops in `lossdrop_IF`).
+    public static func nftSetup(shaped interfaces: [String], counted: [String]) -> [String] {
         var lines = [
             "table inet vnetlab {",
             "  set down { type ifname; }",
-            "  chain pre { type filter hook prerouting priority -150; iifname @down counter drop; }",
-            "  chain post { type filter hook postrouting priority 150; oifname @down counter drop; }",
         ]
-        for interface in interfaces { lines.append("  chain loss_\(interface) { }") }
-        lines.append("}")
-        for interface in interfaces {
-            lines.append(#"add rule inet vnetlab post oifname "\#(interface)" jump loss_\#(interface)"#)
+        for interface in counted {
+            for name in MediaCounters.names(interface, shaped: interfaces.contains(interface)) { lines.append("  counter \(name) { }") }
         }
+        lines += [
+            "  chain pre { type filter hook prerouting priority -150; }",
+            "  chain post { type filter hook postrouting priority 150; }",
+        ]
+        for interface in interfaces {
+            lines.append("  chain loss_\(interface) { }")
+            lines.append(#"  chain lossdrop_\#(interface) { \#(MediaCounters.match) counter name "\#(MediaCounters.lossName(interface))"; drop; }"#)
+        }
+        lines.append("}")
+        func rule(_ chain: String, _ text: String) { lines.append("add rule inet vnetlab \(chain) \(text)") }
+        let media = MediaCounters.match
+        for interface in counted {
+            rule("pre", #"iifname "\#(interface)" iifname @down \#(media) counter name "\#(MediaCounters.blackholeInName(interface))""#)
+        }
+        rule("pre", "iifname @down counter drop")
+        for interface in counted {
+            rule("pre", #"iifname "\#(interface)" \#(media) counter name "\#(MediaCounters.inName(interface))""#)
+            rule("post", #"oifname "\#(interface)" \#(media) counter name "\#(MediaCounters.outName(interface))""#)
+            rule("post", #"oifname "\#(interface)" oifname @down \#(media) counter name "\#(MediaCounters.blackholeOutName(interface))""#)
+        }
+        rule("post", "oifname @down counter drop")
+        for interface in interfaces { rule("post", #"oifname "\#(interface)" jump loss_\#(interface)"#) }
         return lines
     }
 }

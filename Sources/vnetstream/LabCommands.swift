@@ -83,11 +83,10 @@ extension LabCommand {
                 for node in plan.nodes { print("ip netns add \(plan.namespace(node))") }
                 for argv in plan.buildCommands + plan.classifierCommands { print(argv.joined(separator: " ")) }
                 if let rules = plan.classifierRules { print("ip netns exec \(plan.namespace(model.sender)) nft -f - <<EOF\n\(rules)EOF") }
-                for link in plan.transitLinks {
-                    for end in [link.a, link.b] {
-                        let shaping = plan.shaping(end, of: link, conditions: link.initial)
-                        for line in shaping.tcLines { print("tc -n \(plan.namespace(end.node)) \(line)") }
-                    }
+                for router in plan.routers {
+                    print("ip netns exec \(plan.namespace(router)) nft -f - <<EOF\n\(plan.initialRules(router: router).joined(separator: "\n"))\nEOF")
+                    let tc = plan.initialQdiscs(router: router)
+                    if !tc.isEmpty { print("tc -n \(plan.namespace(router)) -batch - <<EOF\n\(tc.joined(separator: "\n"))\nEOF") }
                 }
                 for vnet in model.vnets {
                     for router in vnet.routers { print("\n# \(router).conf\n" + plan.birdConfig(router: router)) }
@@ -178,6 +177,9 @@ extension LabCommand {
                 }
                 print(line)
                 for end in link.ends {
+                    if let c = end.counters {
+                        print("      \(end.end) media in \(c.mediaIn) out \(c.mediaOut), dropped by blackhole \(c.blackholeIn + c.blackholeOut), by loss \(c.lossDrops); device drops rx \(c.rxDropped) tx \(c.txDropped)")
+                    }
                     for q in end.qdiscs {
                         print("      \(end.end) \(q.kind) \(q.handle): \(q.packets) packets, \(q.drops) dropped, \(q.overlimits) overlimits, backlog \(q.backlogBytes) B")
                     }
@@ -230,12 +232,12 @@ extension LabCommand {
             let lab = try Lab.open(runID: id)
             let lines = try JSONLines(output)
             let output = output
-            try SchedulePlayer(lab: lab).play(plan) { applied, line in
+            try SchedulePlayer(lab: lab).play(plan, log: { applied, line in
                 lines.write(line)
                 output.say(
                     "at \(number(applied.atS)) s: \(applied.event), in effect at \(number(applied.appliedS)) s (\(number(applied.lateMs)) ms late)"
                         + (applied.limitations.isEmpty ? "" : "; cannot: " + applied.limitations.joined(separator: ", ")))
-            }
+            })
             lines.close()
         }
 

@@ -44,6 +44,31 @@ struct ExperimentRunTests {
             #expect(try CSVLog.read(SentPacket.self, from: "\(out)/\(run.logs["sender_packets"]!)").count >= run.total.sent)
             #expect(try CSVLog.read(ReceivedPacket.self, from: "\(out)/\(run.logs["receiver_packets"]!)").count > 0)
         }
+        // Ground truth from the kernel: every packet a receiver counted lost is one the kernel
+        // counted dropped on that VNet's links or routers (or the sender's tun refused), and the
+        // counters were read at the start, after each of the schedule's 5 batches and at the end.
+        for run in results.runs {
+            let kernel = try #require(run.kernel, "\(run.mode): no kernel record")
+            #expect(kernel.readings.map(\.label).first == "start" && kernel.readings.last?.label == "end", "\(kernel.readings)")
+            #expect(kernel.readings.count == 2 + 5 && kernel.intervals.count == 6, "\(kernel.readings.map(\.label))")
+            #expect(kernel.readings.allSatisfy { $0.failures.isEmpty }, "\(kernel.readings)")
+            #expect(kernel.unexplained == 0, "\(run.mode): \(kernel.reconciliation)")
+            for row in kernel.reconciliation {
+                // What entered each VNet is what the sender's tun took; what left it arrived.
+                #expect(row.entered == row.senderSent && row.left == row.receiverReceived, "\(run.mode): \(row)")
+            }
+            // Losses sit on the paths' links (the schedule shapes and fails transit links only).
+            let lost = kernel.reconciliation.map(\.receiverLost).reduce(0, +)
+            if lost > 0 { #expect(kernel.total.links.contains { $0.dropped > 0 && $0.path != nil }, "\(run.mode)") }
+        }
+        #expect(run.stdout.contains("## The kernel's count"), "the report prints the reconciliation")
+        // lab status --json has links with the kernel's counters (checked in LabTests too); the
+        // intervals' drops add up to the total.
+        let multiKernel = try #require(results.runs.first { $0.mode == .adaptive }?.kernel)
+        for vnet in multiKernel.total.vnets {
+            let summed = multiKernel.intervals.map { $0.vnets.first { $0.vnet == vnet.vnet }!.linkDrops }.reduce(0, +)
+            #expect(summed == vnet.linkDrops)
+        }
         func loss(_ mode: String) throws -> Double { try #require(results.runs.first { $0.mode.name == mode }).total.lossPct }
         let adaptive = try loss("multi-net")
         #expect(try adaptive < loss("static-1:1"))
