@@ -80,6 +80,7 @@ struct ExperimentRunTests {
         let failover = try #require(multi.failovers.first)
         #expect(failover.vnet == 1 && failover.path == "P1,1")
         let left = try #require(failover.leftMs)
+        recordTiming("shortened experiment, left the failed VNet", left, "ms", bound: "300")
         #expect(left <= 300, "traffic left the failed VNet after \(left) ms")
         // Uni-net on VNet 1 loses what its capacity cannot carry: near the fluid bound when short of capacity.
         let uni1 = try #require(results.runs.first { $0.mode == .uni(1) })

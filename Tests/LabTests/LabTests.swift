@@ -196,6 +196,7 @@ struct LabTests {
             usleep(100_000)
         }
         let seconds = try #require(moved, "VNet 1 never moved to P1,2")
+        recordTiming("OSPF reroute after a blackhole (paper-fig6, dead 15 s)", seconds, "s", bound: "hello to dead + 2")
         #expect(seconds <= dead + 2, "moved after \(seconds) s")
         #expect(seconds >= Double(lab.plan.topology.vnets[0].helloS), "a blackhole is noticed by missed hellos, not at once")
         #expect(!vnet2Changed && via("in2") == "p21")
@@ -205,6 +206,7 @@ struct LabTests {
             lab.nextHop(node: "out1", to: lab.plan.senderAddress(vnet: 0).description).flatMap { lab.neighbour(of: "out1", at: $0) }
         }
         while back() != "p12" && Date().timeIntervalSince(start) < dead + 2 { usleep(100_000) }
+        recordTiming("OSPF reroute of the return path", Date().timeIntervalSince(start), "s", bound: "dead + 2")
         #expect(back() == "p12", "out1 still returns over \(back() ?? "nothing") after \(Date().timeIntervalSince(start)) s")
         try lab.apply(Schedule.Event(atS: 0, target: .path("P1,1"), change: .up))
         let removed = lab.down()
@@ -240,6 +242,7 @@ struct LabTests {
         let wireBytes = Double(path.bytesReceived + path.received * (8 + 20 + 14))
         let seconds = summary.durationS + 0.1
         let rate = wireBytes * 8 / seconds
+        recordTiming("TBF 2 Mbit/s link, rate carried", rate / 1000, "kbit/s", bound: "2000 ± 10 %")
         #expect(abs(rate / 2e6 - 1) < 0.10, "carried \(rate / 1000) kbit/s on a 2000 kbit/s link")
         #expect(path.lost > 0, "twice the rate was offered")
     }
@@ -329,6 +332,8 @@ struct LabTests {
         let applied = try SchedulePlayer(lab: lab).play(schedule, log: { lines.append($1) })
         #expect(applied.count == 8 && lines.count == 8)
         let late = applied.map(\.lateMs).sorted()
+        recordTiming("schedule event lateness, median", late[late.count / 2], "ms", bound: "50")
+        recordTiming("schedule event lateness, max", late.last!, "ms", bound: "150")
         #expect(late[late.count / 2] <= 50, "late by \(late) ms")
         #expect(late.last! <= 150, "late by \(late) ms")
         #expect(late.first! >= 0)
@@ -398,6 +403,7 @@ struct NetemVMTests {
         let ping = try #require(after("PING"), "\(result.stdout)")
         let numbers = ping.split(separator: "=").last!.split(separator: "/").compactMap { Double($0.trimmingCharacters(in: .whitespaces.union(.letters))) }
         let oneWay = try #require(numbers.first) / 2
+        recordTiming("VM netem one-way delay", oneWay, "ms", bound: "50-55")
         #expect(oneWay >= 50 && oneWay <= 55, "one-way delay \(oneWay) ms from \(ping)")
         let receiver = try JSONDecoder().decode(ReceiverResult.self, from: Data(try #require(after("RECEIVER")).utf8))
         let path = try #require(receiver.report?.paths.first)
@@ -407,6 +413,7 @@ struct NetemVMTests {
         let wireBytes = Double(path.bytesReceived + path.received * (8 + 20 + 14))
         let rate = wireBytes * Double(path.received - 1) / Double(path.received) * 8 / span
         print("netem in the VM: one-way delay \(oneWay) ms, rate \(rate / 1000) kbit/s of 1000 over \(span) s of arrivals, \(path.received) packets received, \(path.lost) lost")
+        recordTiming("VM netem 1 Mbit/s link, rate over the arrival span", rate / 1000, "kbit/s", bound: "1000 ± 20 %")
         #expect(abs(rate / 1e6 - 1) < 0.20, "carried \(rate / 1000) kbit/s on a 1000 kbit/s netem link")
     }
 
@@ -424,6 +431,8 @@ struct NetemVMTests {
         #expect(results.classes.allSatisfy { $0.queue.hasPrefix("RED min") }, "\(results.classes.map(\.queue))")
         let delay = try #require(results.classes.first { $0.sensitive == .delay })
         let loss = try #require(results.classes.first { $0.sensitive == .loss })
+        recordTiming("VM RED classes, delay class mean delay", try #require(delay.delayMsMean), "ms", bound: "below the loss class's")
+        recordTiming("VM RED classes, loss class mean delay", try #require(loss.delayMsMean), "ms", bound: "above the delay class's")
         #expect(try #require(delay.delayMsMean) < (try #require(loss.delayMsMean)))
         #expect(delay.lossPct > loss.lossPct)
     }

@@ -94,3 +94,9 @@ public func writeFile(_ directory: String, _ name: String, _ text: String) throw
     try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     return path
 }
+
+/// Prints a figure a timing assertion checks, with its bound, as one `TIMING` line, so that the
+/// spread over many runs of the suite can be read from their logs (README, "How steady").
+public func recordTiming(_ name: String, _ value: Double, _ unit: String, bound: String) {
+    print("TIMING \(name): \(String(format: "%.3f", value)) \(unit) (bound \(bound))")
+}
