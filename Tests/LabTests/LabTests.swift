@@ -157,6 +157,22 @@ struct LabPlanTests {
 
 @Suite("The lab, for real (root, namespaces, bird2)", .serialized, .timeLimit(.minutes(5)))
 struct LabTests {
+    /// A one-path lab (TBF) with a receiver in `dst` writing DIRECTORY/r.json; the receiver,
+    /// the folder and the lab are removed when `body` returns or throws.
+    func withOnePathReceiver(idleTimeout: String, _ body: (Lab, String, BackgroundProcess) throws -> Void) throws {
+        let lab = try Lab.up(topology: try Topology.load(onePath), file: onePath, runID: freshRunID(), shaper: .tbf)
+        defer { lab.down() }
+        try lab.waitForRouting(timeout: 30)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let receiver = try BackgroundProcess(
+            ["ip", "netns", "exec", lab.plan.namespace("dst"), vnetstreamBinary, "recv", "--json-file", directory + "/r.json",
+             "--idle-timeout", idleTimeout, "--linger", "1"])
+        defer { receiver.stop() }
+        usleep(300_000)
+        try body(lab, directory, receiver)
+    }
+
     @Test("paper-fig6: OSPF converges over Pi,1; blackholing P1,1 moves VNet 1 to P1,2 within dead + 2 s; VNet 2 untouched; nothing left after down")
     func paperFailover() throws {
         let id = freshRunID()
@@ -216,110 +232,92 @@ struct LabTests {
 
     @Test("a TBF-shaped path carries its configured rate within 10 % (measured with the sender and receiver)")
     func rate() throws {
-        let id = freshRunID()
-        let lab = try Lab.up(topology: try Topology.load(onePath), file: onePath, runID: id, shaper: .tbf)
-        defer { lab.down() }
-        try lab.waitForRouting(timeout: 30)
-        let directory = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let receiver = try BackgroundProcess(
-            ["ip", "netns", "exec", lab.plan.namespace("dst"), vnetstreamBinary, "recv", "--json-file", directory + "/r.json",
-             "--idle-timeout", "3", "--linger", "1"])
-        defer { receiver.stop() }
-        usleep(300_000)
-        // 4 Mbit/s offered into 2 Mbit/s for 5 s, in near-MTU packets.
-        let sender = try runProcess(
-            ["ip", "netns", "exec", lab.plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "4mbit", "--fps", "100",
-             "--duration", "5", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json-file", directory + "/s.json"])
-        #expect(sender.status == 0, "\(sender.summary)")
-        let received = receiver.wait(timeout: 30)
-        #expect(received.status == 0, "\(received.summary)")
-        let result = try JSONDecoder().decode(ReceiverResult.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/r.json")))
-        let summary = try JSONDecoder().decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/s.json")))
-        let path = try #require(result.report?.paths.first)
-        // TBF counts whole frames: UDP payload + UDP 8 + IPv4 20 + Ethernet 14. The queue
-        // (100 ms) drains after the last packet is sent.
-        let wireBytes = Double(path.bytesReceived + path.received * (8 + 20 + 14))
-        let seconds = summary.durationS + 0.1
-        let rate = wireBytes * 8 / seconds
-        recordTiming("TBF 2 Mbit/s link, rate carried", rate / 1000, "kbit/s", bound: "2000 ± 10 %")
-        #expect(abs(rate / 2e6 - 1) < 0.10, "carried \(rate / 1000) kbit/s on a 2000 kbit/s link")
-        #expect(path.lost > 0, "twice the rate was offered")
+        try withOnePathReceiver(idleTimeout: "3") { lab, directory, receiver in
+            // 4 Mbit/s offered into 2 Mbit/s for 5 s, in near-MTU packets.
+            let sender = try runProcess(
+                ["ip", "netns", "exec", lab.plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "4mbit", "--fps", "100",
+                 "--duration", "5", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json-file", directory + "/s.json"])
+            #expect(sender.status == 0, "\(sender.summary)")
+            let received = receiver.wait(timeout: 30)
+            #expect(received.status == 0, "\(received.summary)")
+            let result = try JSONDecoder().decode(ReceiverResult.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/r.json")))
+            let summary = try JSONDecoder().decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/s.json")))
+            let path = try #require(result.report?.paths.first)
+            // TBF counts whole frames: UDP payload + UDP 8 + IPv4 20 + Ethernet 14. The queue
+            // (100 ms) drains after the last packet is sent.
+            let wireBytes = Double(path.bytesReceived + path.received * (8 + 20 + 14))
+            let seconds = summary.durationS + 0.1
+            let rate = wireBytes * 8 / seconds
+            recordTiming("TBF 2 Mbit/s link, rate carried", rate / 1000, "kbit/s", bound: "2000 ± 10 %")
+            #expect(abs(rate / 2e6 - 1) < 0.10, "carried \(rate / 1000) kbit/s on a 2000 kbit/s link")
+            #expect(path.lost > 0, "twice the rate was offered")
+        }
     }
 
     @Test("the kernel counts media drops where they happen (queue, random loss, blackhole), and they add up to what the receiver lost")
     func kernelGroundTruth() throws {
-        let id = freshRunID()
-        let lab = try Lab.up(topology: try Topology.load(onePath), file: onePath, runID: id, shaper: .tbf)
-        defer { lab.down() }
-        try lab.waitForRouting(timeout: 30)
-        let directory = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let receiver = try BackgroundProcess(
-            ["ip", "netns", "exec", lab.plan.namespace("dst"), vnetstreamBinary, "recv", "--json-file", directory + "/r.json",
-             "--idle-timeout", "4", "--linger", "1"])
-        defer { receiver.stop() }
-        usleep(300_000)
-        var snapshots: [KernelSnapshot] = []
-        // 1 Mbit/s for 5.5 s through in:mid: unlimited (2 Mbit/s), then 500 kbit/s (the queue
-        // drops), then 2 Mbit/s with 20 % random loss, then blackholed, then clean again.
-        let sender = try BackgroundProcess(
-            ["ip", "netns", "exec", lab.plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "1mbit", "--fps", "100",
-             "--duration", "5.5", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json-file", directory + "/s.json"])
-        defer { sender.stop() }
-        let link = Schedule.Event.Target.link("in:mid")
-        let phases: [(String, Schedule.Event.Change)] = [
-            ("queue", .shape(.init(rate: .kbit(500)))), ("loss", .shape(.init(rate: .mbit(2), lossPct: 20))),
-            ("blackhole", .down), ("clean", .up),
-        ]
-        // Each phase's span runs from just before its change to just before the next one.
-        snapshots.append(lab.kernelSnapshot(label: "start", atS: 0))
-        usleep(1_000_000)
-        for (label, change) in phases {
-            var events = [Schedule.Event(atS: 0, target: link, change: change)]
-            if label == "blackhole" { events.insert(Schedule.Event(atS: 0, target: link, change: .shape(.init(lossPct: 0))), at: 0) }
-            snapshots.append(lab.kernelSnapshot(label: label, atS: Double(snapshots.count)))
-            try lab.apply(events)
+        try withOnePathReceiver(idleTimeout: "4") { lab, directory, receiver in
+            var snapshots: [KernelSnapshot] = []
+            // 1 Mbit/s for 5.5 s through in:mid: unlimited (2 Mbit/s), then 500 kbit/s (the queue
+            // drops), then 2 Mbit/s with 20 % random loss, then blackholed, then clean again.
+            let sender = try BackgroundProcess(
+                ["ip", "netns", "exec", lab.plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "1mbit", "--fps", "100",
+                 "--duration", "5.5", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json-file", directory + "/s.json"])
+            defer { sender.stop() }
+            let link = Schedule.Event.Target.link("in:mid")
+            let phases: [(String, Schedule.Event.Change)] = [
+                ("queue", .shape(.init(rate: .kbit(500)))), ("loss", .shape(.init(rate: .mbit(2), lossPct: 20))),
+                ("blackhole", .down), ("clean", .up),
+            ]
+            // Each phase's span runs from just before its change to just before the next one.
+            snapshots.append(lab.kernelSnapshot(label: "start", atS: 0))
             usleep(1_000_000)
+            for (label, change) in phases {
+                var events = [Schedule.Event(atS: 0, target: link, change: change)]
+                if label == "blackhole" { events.insert(Schedule.Event(atS: 0, target: link, change: .shape(.init(lossPct: 0))), at: 0) }
+                snapshots.append(lab.kernelSnapshot(label: label, atS: Double(snapshots.count)))
+                try lab.apply(events)
+                usleep(1_000_000)
+            }
+            let sent = sender.wait(timeout: 30)
+            #expect(sent.status == 0, "\(sent.summary)")
+            let received = receiver.wait(timeout: 30)
+            #expect(received.status == 0, "\(received.summary)")
+            snapshots.append(lab.kernelSnapshot(label: "end", atS: Double(snapshots.count)))
+            #expect(snapshots.allSatisfy { $0.failures.isEmpty }, "\(snapshots.map(\.failures))")
+            let result = try JSONDecoder().decode(ReceiverResult.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/r.json")))
+            let summary = try JSONDecoder().decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/s.json")))
+            let path = try #require(result.report?.paths.first)
+            let total = KernelDrops(plan: lab.plan, from: snapshots.first!, to: snapshots.last!)
+            let vnet = try #require(total.vnets.first)
+            // Everything the tun took entered the VNet; what left it is what arrived; what the
+            // receiver lost is what the links dropped.
+            #expect(vnet.entered == summary.vnets[0].packets && vnet.left == path.received, "\(vnet) \(path.received)")
+            #expect(path.lost > 0 && vnet.linkDrops + vnet.routerDrops == path.lost, "\(vnet), receiver lost \(path.lost)")
+            let forward = try #require(total.links.first { $0.from == "in:mid" })
+            #expect(forward.dropped == forward.blackholeDrops + forward.lossDrops + forward.queueDrops)
+            // Each kind of drop sits in its own phase, counted by its own counter. A change takes
+            // some milliseconds to apply, so a span may hold a few drops of the one before (at
+            // 100 packets/s, 10 is 100 ms of them).
+            let spans = zip(snapshots, snapshots.dropFirst()).map { KernelDrops(plan: lab.plan, from: $0, to: $1) }
+            func span(_ label: String) throws -> KernelDrops.LinkDirection {
+                let drops = try #require(spans.first { $0.fromLabel == label })
+                return try #require(drops.links.first { $0.from == "in:mid" }, "\(drops.links)")
+            }
+            let queue = try span("queue")
+            #expect(queue.qdiscDrops > 10 && queue.lossDrops == 0 && queue.blackholeDrops == 0, "\(queue)")
+            let loss = try span("loss")
+            // 20 % of about 100 packets: more than 5, fewer than 45 (p < 1e-6 outside).
+            #expect((5...45).contains(loss.lossDrops) && loss.blackholeDrops == 0 && loss.qdiscDrops <= 10, "\(loss)")
+            let blackhole = try span("blackhole")
+            #expect(blackhole.blackholeDrops > 50 && blackhole.lossDrops <= 10 && blackhole.qdiscDrops == 0, "\(blackhole)")
+            let clean = try span("clean")
+            #expect(clean.lossDrops == 0 && clean.blackholeDrops <= 10 && clean.qdiscDrops == 0, "\(clean)")
+            // The spans add up to the whole.
+            let links = spans.compactMap { $0.links.first { $0.from == "in:mid" } }
+            #expect(links.map(\.lossDrops).reduce(0, +) == forward.lossDrops && links.map(\.blackholeDrops).reduce(0, +) == forward.blackholeDrops)
+            #expect(links.map(\.dropped).reduce(0, +) == forward.dropped && links.map(\.qdiscDrops).reduce(0, +) == forward.qdiscDrops)
         }
-        let sent = sender.wait(timeout: 30)
-        #expect(sent.status == 0, "\(sent.summary)")
-        let received = receiver.wait(timeout: 30)
-        #expect(received.status == 0, "\(received.summary)")
-        snapshots.append(lab.kernelSnapshot(label: "end", atS: Double(snapshots.count)))
-        #expect(snapshots.allSatisfy { $0.failures.isEmpty }, "\(snapshots.map(\.failures))")
-        let result = try JSONDecoder().decode(ReceiverResult.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/r.json")))
-        let summary = try JSONDecoder().decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/s.json")))
-        let path = try #require(result.report?.paths.first)
-        let total = KernelDrops(plan: lab.plan, from: snapshots.first!, to: snapshots.last!)
-        let vnet = try #require(total.vnets.first)
-        // Everything the tun took entered the VNet; what left it is what arrived; what the
-        // receiver lost is what the links dropped.
-        #expect(vnet.entered == summary.vnets[0].packets && vnet.left == path.received, "\(vnet) \(path.received)")
-        #expect(path.lost > 0 && vnet.linkDrops + vnet.routerDrops == path.lost, "\(vnet), receiver lost \(path.lost)")
-        let forward = try #require(total.links.first { $0.from == "in:mid" })
-        #expect(forward.dropped == forward.blackholeDrops + forward.lossDrops + forward.queueDrops)
-        // Each kind of drop sits in its own phase, counted by its own counter. A change takes
-        // some milliseconds to apply, so a span may hold a few drops of the one before (at
-        // 100 packets/s, 10 is 100 ms of them).
-        let spans = zip(snapshots, snapshots.dropFirst()).map { KernelDrops(plan: lab.plan, from: $0, to: $1) }
-        func span(_ label: String) throws -> KernelDrops.LinkDirection {
-            let drops = try #require(spans.first { $0.fromLabel == label })
-            return try #require(drops.links.first { $0.from == "in:mid" }, "\(drops.links)")
-        }
-        let queue = try span("queue")
-        #expect(queue.qdiscDrops > 10 && queue.lossDrops == 0 && queue.blackholeDrops == 0, "\(queue)")
-        let loss = try span("loss")
-        // 20 % of about 100 packets: more than 5, fewer than 45 (p < 1e-6 outside).
-        #expect((5...45).contains(loss.lossDrops) && loss.blackholeDrops == 0 && loss.qdiscDrops <= 10, "\(loss)")
-        let blackhole = try span("blackhole")
-        #expect(blackhole.blackholeDrops > 50 && blackhole.lossDrops <= 10 && blackhole.qdiscDrops == 0, "\(blackhole)")
-        let clean = try span("clean")
-        #expect(clean.lossDrops == 0 && clean.blackholeDrops <= 10 && clean.qdiscDrops == 0, "\(clean)")
-        // The spans add up to the whole.
-        let links = spans.compactMap { $0.links.first { $0.from == "in:mid" } }
-        #expect(links.map(\.lossDrops).reduce(0, +) == forward.lossDrops && links.map(\.blackholeDrops).reduce(0, +) == forward.blackholeDrops)
-        #expect(links.map(\.dropped).reduce(0, +) == forward.dropped && links.map(\.qdiscDrops).reduce(0, +) == forward.qdiscDrops)
     }
 
     @Test("schedule events take effect within 50 ms of their time (median), and every one within 150 ms under load")
