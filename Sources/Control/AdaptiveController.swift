@@ -47,6 +47,17 @@ public struct AdaptiveController: SplitController {
         public var rateWindow: Double = 0.3
         /// Weights change only when an estimate moved by more than this fraction.
         public var hysteresis: Double = 0.05
+        /// Random loss: how far back the estimate looks, seconds; a VNet turns lossy when its
+        /// loss's Wilson interval lies above `lossyAbovePct`, clean again when it lies below
+        /// `cleanBelowPct` (the gap between the two is the hysteresis that keeps a VNet's state
+        /// from flipping as the traffic on it, and so the interval's width, changes).
+        public var lossWindow: Double = 20
+        public var lossyAbovePct: Double = 0.5
+        public var cleanBelowPct: Double = 2
+        /// The share of each VNet's capacity the placement fills before it uses a lossier VNet.
+        public var headroom: Double = 0.9
+        /// Loss rates closer than this (points) are the same tier: shared by capacity.
+        public var tierMarginPct: Double = 0.5
 
         public init() {}
 
@@ -62,6 +73,32 @@ public struct AdaptiveController: SplitController {
             case saturationDelayMs = "saturation_delay_ms"
             case saturationGrowthMs = "saturation_growth_ms"
             case rateWindow = "rate_window_s"
+            case lossWindow = "loss_window_s"
+            case lossyAbovePct = "lossy_above_pct"
+            case cleanBelowPct = "clean_below_pct"
+            case headroom
+            case tierMarginPct = "tier_margin_pct"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Parameters()
+            probeInterval = try c.decodeIfPresent(Double.self, forKey: .probeInterval) ?? d.probeInterval
+            trainPackets = try c.decodeIfPresent(Int.self, forKey: .trainPackets) ?? d.trainPackets
+            trainMinimumPacketBytes = try c.decodeIfPresent(Int.self, forKey: .trainMinimumPacketBytes) ?? d.trainMinimumPacketBytes
+            stallMinimumMs = try c.decodeIfPresent(Double.self, forKey: .stallMinimumMs) ?? d.stallMinimumMs
+            stallMaximumMs = try c.decodeIfPresent(Double.self, forKey: .stallMaximumMs) ?? d.stallMaximumMs
+            reportFreshnessMs = try c.decodeIfPresent(Double.self, forKey: .reportFreshnessMs) ?? d.reportFreshnessMs
+            deadProbeInterval = try c.decodeIfPresent(Double.self, forKey: .deadProbeInterval) ?? d.deadProbeInterval
+            saturationDelayMs = try c.decodeIfPresent(Double.self, forKey: .saturationDelayMs) ?? d.saturationDelayMs
+            saturationGrowthMs = try c.decodeIfPresent(Double.self, forKey: .saturationGrowthMs) ?? d.saturationGrowthMs
+            rateWindow = try c.decodeIfPresent(Double.self, forKey: .rateWindow) ?? d.rateWindow
+            hysteresis = try c.decodeIfPresent(Double.self, forKey: .hysteresis) ?? d.hysteresis
+            lossWindow = try c.decodeIfPresent(Double.self, forKey: .lossWindow) ?? d.lossWindow
+            lossyAbovePct = try c.decodeIfPresent(Double.self, forKey: .lossyAbovePct) ?? d.lossyAbovePct
+            cleanBelowPct = try c.decodeIfPresent(Double.self, forKey: .cleanBelowPct) ?? d.cleanBelowPct
+            headroom = try c.decodeIfPresent(Double.self, forKey: .headroom) ?? d.headroom
+            tierMarginPct = try c.decodeIfPresent(Double.self, forKey: .tierMarginPct) ?? d.tierMarginPct
         }
     }
 
@@ -83,9 +120,14 @@ public struct AdaptiveController: SplitController {
         var nextDeadProbe: UInt64 = 0
         /// Recent reports' receiver time, IPv4 bytes received, packets lost and smoothed delay
         /// (µs), for the delivered rate and whether the queue grows.
-        var history: [(time: UInt64, bytes: UInt64, lost: UInt32, delay: Int32)] = []
+        var history: [(time: UInt64, bytes: UInt64, lost: UInt32, received: UInt32, delay: Int32)] = []
         /// Smallest smoothed delay seen, microseconds, per 2 s bucket (the base is their minimum).
         var delayFloor: [(bucket: UInt64, delay: Int32)] = []
+        /// Random loss (at a flat queue), and whether it makes the VNet lossy.
+        var loss = LossEstimator()
+        var lossy = false
+        /// The previous report's cumulative figures and delay, for per-interval samples.
+        var previous: (received: UInt32, lost: UInt32, delay: Int32)?
 
         func sendTime(of sequence: UInt32) -> UInt64? {
             guard sequence < sent, sent - sequence <= UInt32(Self.ring) else { return nil }
@@ -105,13 +147,32 @@ public struct AdaptiveController: SplitController {
     public private(set) var reportPeriod: Double?
     var started: UInt64?
     var events: [ControlEvent] = []
+    var appliedLossy: [Bool]
 
     public init(vnets: Int, parameters: Parameters = Parameters()) {
         precondition(vnets > 0)
         self.parameters = parameters
         weights = Array(repeating: 1, count: vnets)
-        paths = Array(repeating: Path(), count: vnets)
+        var path = Path()
+        path.loss = LossEstimator(windowSeconds: parameters.lossWindow)
+        paths = Array(repeating: path, count: vnets)
         appliedEstimates = Array(repeating: nil, count: vnets)
+        appliedLossy = Array(repeating: false, count: vnets)
+    }
+
+    /// The tiers the splitter fills in order (cleanest first) when VNets differ in random
+    /// loss, nil when they do not; each VNet's budget is `headroom` of its capacity.
+    public private(set) var tiers: [[Int]]?
+    public private(set) var budgets: [Double]?
+
+    /// Which VNets carry random loss that puts them behind the cleaner ones.
+    public var lossy: [Bool] { paths.map(\.lossy) }
+    /// Each VNet's random loss estimate (at a flat queue) and its 95 % Wilson interval.
+    public var lossEstimates: [(rate: Double, lower: Double, upper: Double, packets: Int)] {
+        paths.map { path in
+            let interval = path.loss.interval()
+            return (path.loss.rate, interval.lower, interval.upper, path.loss.packets)
+        }
     }
 
     /// Each VNet's capacity estimate, bits per second (nil: none yet).
@@ -150,6 +211,7 @@ public struct AdaptiveController: SplitController {
             if largest >= parameters.trainMinimumPacketBytes {
                 plan.train = due
                 plan.trainPackets = parameters.trainPackets
+                plan.trainOfCopies = paths[due].lossy
                 paths[due].nextProbe = now + nanoseconds(parameters.probeInterval)
             } else if now >= paths[due].nextProbe + nanoseconds(parameters.probeInterval) {
                 // No frame large enough came for a whole interval: skip this round.
@@ -216,6 +278,9 @@ public struct AdaptiveController: SplitController {
                 path.dead = false
                 path.nextProbe = now
                 path.history.removeAll()
+                // What it lost while dead is the outage, not random loss: this report is the
+                // new baseline of the loss samples.
+                path.previous = nil
                 events.append(ControlEvent(kind: .alive, vnet: index, detail: "copy arrived"))
                 changed = true
             }
@@ -231,7 +296,7 @@ public struct AdaptiveController: SplitController {
         }
         // Saturation: the queue grew, so what arrived is what the VNet can carry.
         let bytes = figures.bytesReceived + UInt64(figures.packetsReceived) * UInt64(IPv4UDP.headerSize)
-        path.history.append((reportTime, bytes, figures.packetsLost, figures.delayMicroseconds))
+        path.history.append((reportTime, bytes, figures.packetsLost, figures.packetsReceived, figures.delayMicroseconds))
         let bucket = reportTime / 2_000_000_000
         if path.delayFloor.last?.bucket == bucket {
             path.delayFloor[path.delayFloor.count - 1].delay = min(path.delayFloor[path.delayFloor.count - 1].delay, figures.delayMicroseconds)
@@ -243,12 +308,31 @@ public struct AdaptiveController: SplitController {
         while path.history.count > 2, reportTime &- path.history[1].time >= window { path.history.removeFirst() }
         let base = path.delayFloor.map(\.delay).min() ?? figures.delayMicroseconds
         let queueing = Double(figures.delayMicroseconds - base) / 1000
-        // Saturated: queued beyond the threshold, and the queue still growing or overflowing.
-        // Then the bottleneck is busy throughout the window and what arrived is its capacity (a
-        // queue that drains after the split moved says nothing: its VNet may be half idle).
+        // Random loss: what this report interval lost while the queue sat flat (not above the
+        // saturation threshold and not growing); loss with a growing queue is congestion.
+        if path.dead {
+            path.previous = nil
+        } else if let previous = path.previous, figures.packetsReceived >= previous.received, figures.packetsLost >= previous.lost {
+            let growth = Double(figures.delayMicroseconds - previous.delay) / 1000
+            if queueing <= parameters.saturationDelayMs, growth < parameters.saturationGrowthMs {
+                let lost = Int(figures.packetsLost - previous.lost)
+                path.loss.add(time: reportTime, packets: Int(figures.packetsReceived - previous.received) + lost, lost: lost)
+            } else {
+                path.loss.forget(before: reportTime)
+            }
+            changed = updateLossy(&path, index) || changed
+        }
+        if !path.dead { path.previous = (figures.packetsReceived, figures.packetsLost, figures.delayMicroseconds) }
+        // Saturated: queued beyond the threshold, and the queue still growing or overflowing
+        // (losing more than its random loss explains). Then the bottleneck is busy throughout
+        // the window and what arrived is its capacity (a queue that drains after the split
+        // moved says nothing: its VNet may be half idle).
         if !path.dead, queueing > parameters.saturationDelayMs, let first = path.history.first,
             reportTime &- first.time >= window / 2, figures.packetsReceived > 0,
-            Double(figures.delayMicroseconds - first.delay) / 1000 >= parameters.saturationGrowthMs || figures.packetsLost > first.lost
+            Double(figures.delayMicroseconds - first.delay) / 1000 >= parameters.saturationGrowthMs
+                || Self.congestiveLoss(
+                    lost: Int(figures.packetsLost) - Int(first.lost), received: Int(figures.packetsReceived) - Int(first.received),
+                    randomRate: path.loss.interval().upper)
         {
             let delivered = Double(bytes - first.bytes) * 8e9 / Double(reportTime - first.time)
             if delivered > 0, delivered < (path.estimate ?? .infinity) * 0.95 {
@@ -259,6 +343,40 @@ public struct AdaptiveController: SplitController {
             }
         }
         return changed
+    }
+
+    /// Whether `lost` of `lost + received` packets is more than random loss at `randomRate`
+    /// (the upper end of its interval) explains, by more than one packet.
+    public static func congestiveLoss(lost: Int, received: Int, randomRate: Double) -> Bool {
+        lost > 0 && Double(lost) > randomRate * Double(lost + max(0, received)) + 1
+    }
+
+    /// Turns a VNet lossy when its random loss is certainly above the lossy threshold, clean
+    /// when certainly below the clean one; returns whether it changed.
+    private mutating func updateLossy(_ path: inout Path, _ index: Int) -> Bool {
+        // Turning lossy asks less certainty (one standard deviation) than turning clean (two):
+        // leaving a VNet that loses is cheap while the others have room, and should be quick.
+        let interval = path.loss.interval()
+        if !path.lossy, path.loss.interval(z: 1).lower * 100 > parameters.lossyAbovePct {
+            path.lossy = true
+            events.append(
+                ControlEvent(
+                    kind: .lossy, vnet: index,
+                    detail: "random loss \(Self.percent(path.loss.rate)) % (\(Self.percent(interval.lower))-\(Self.percent(interval.upper))) of \(path.loss.packets)"))
+            return true
+        }
+        if path.lossy, interval.upper * 100 < parameters.cleanBelowPct {
+            path.lossy = false
+            events.append(
+                ControlEvent(kind: .clean, vnet: index, detail: "random loss below \(Self.percent(interval.upper)) % over \(path.loss.packets) packets"))
+            return true
+        }
+        return false
+    }
+
+    static func percent(_ fraction: Double) -> String {
+        let value = (fraction * 10000).rounded() / 100
+        return value == value.rounded() ? String(Int(value)) : String(value)
     }
 
     /// The estimate from the last few train samples: the mean of the last two when they agree
@@ -293,18 +411,29 @@ public struct AdaptiveController: SplitController {
         if changed { recomputeWeights() }
     }
 
+    /// The weights, tiers and budgets: the placement (`Placement`, Docs/controller.md) as the
+    /// splitter realises it. With every live VNet in one loss tier, the weights are the
+    /// capacities (capacity-proportional, whatever the stream's rate). With several tiers, the
+    /// splitter fills the cleanest tier up to `headroom` of each VNet's capacity and sends what
+    /// overflows (a VBR frame's burst) to the next, splitting by capacity within a tier.
+    /// Liveness and lossiness changes always apply; estimate changes only beyond the hysteresis.
     private mutating func recomputeWeights() {
         let live = paths.indices.filter { !paths[$0].dead }
         guard !live.isEmpty else {
             weights = Array(repeating: 1, count: paths.count)
             appliedEstimates = paths.map(\.estimate)
+            tiers = nil
+            budgets = nil
             return
         }
         let known = live.compactMap { paths[$0].estimate }
         let fallback = known.isEmpty ? 1 : known.reduce(0, +) / Double(known.count)
-        let proposed = paths.indices.map { paths[$0].dead ? 0 : (paths[$0].estimate ?? fallback) }
-        // Liveness changes always apply; estimate changes only beyond the hysteresis.
-        let livenessChanged = zip(proposed, weights).contains { ($0 == 0) != ($1 == 0) }
+        let vnets = paths.map { path in
+            Placement.VNet(
+                capacity: path.estimate ?? fallback, cost: path.lossy ? max(path.loss.rate, parameters.lossyAbovePct / 100) : 0, live: !path.dead)
+        }
+        let proposed = vnets.map { $0.live ? $0.capacity : 0 }
+        let livenessChanged = zip(proposed, weights).contains { ($0 == 0) != ($1 == 0) } || paths.map(\.lossy) != appliedLossy
         let moved = paths.indices.contains { index in
             guard let now = paths[index].estimate else { return false }
             guard let before = appliedEstimates[index] else { return true }
@@ -313,5 +442,14 @@ public struct AdaptiveController: SplitController {
         guard livenessChanged || moved else { return }
         weights = proposed
         appliedEstimates = paths.map(\.estimate)
+        appliedLossy = paths.map(\.lossy)
+        let grouped = Placement.tiers(live, costs: vnets.map(\.cost), margin: parameters.tierMarginPct / 100)
+        if grouped.count > 1 {
+            tiers = grouped + [paths.indices.filter { paths[$0].dead }].filter { !$0.isEmpty }
+            budgets = vnets.map { $0.live ? parameters.headroom * $0.capacity : 0 }
+        } else {
+            tiers = nil
+            budgets = nil
+        }
     }
 }

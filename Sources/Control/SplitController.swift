@@ -6,6 +6,10 @@ import Packets
 public protocol SplitController {
     /// The current weights, one per VNet (the splitter normalises them).
     var weights: [Double] { get }
+    /// VNets in tiers to fill in order, cleanest first, when there are several (nil: one split
+    /// by the weights), and each VNet's budget before its tier counts as full, bits per second.
+    var tiers: [[Int]]? { get }
+    var budgets: [Double]? { get }
     /// What to do with the next frame of `fragmentBytes` (IPv4 bytes of each packet).
     mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan
     /// One packet went out on `vnet` with that path sequence.
@@ -14,6 +18,11 @@ public protocol SplitController {
     mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64)
     /// What changed since the last call, for the log (state changes, new estimates).
     mutating func takeEvents() -> [ControlEvent]
+}
+
+extension SplitController {
+    public var tiers: [[Int]]? { nil }
+    public var budgets: [Double]? { nil }
 }
 
 /// How one frame goes out.
@@ -25,6 +34,9 @@ public struct FramePlan: Equatable, Sendable {
     /// other packets are split as usual.
     public var train: Int?
     public var trainPackets = 0
+    /// The train is copies only (of the frame's largest packet): the VNet loses at random, so
+    /// the stream's own packets stay off it while its capacity is measured.
+    public var trainOfCopies = false
     /// A copy of the frame's first packet on each of these VNets (probing a dead VNet costs the
     /// stream nothing: the receiver counts a packet lost only if no copy arrived).
     public var copiesOn: [Int] = []
@@ -49,6 +61,11 @@ public struct ControlEvent: Equatable, Sendable {
         case alive
         /// A new capacity estimate (train, or delivered rate while saturated).
         case capacity
+        /// Random loss (at a flat queue) is certainly above the lossy threshold: the VNet is
+        /// filled only after the cleaner ones.
+        case lossy
+        /// Its random loss is certainly below the clean threshold again.
+        case clean
     }
 
     public var kind: Kind

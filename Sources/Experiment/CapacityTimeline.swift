@@ -40,14 +40,48 @@ public struct CapacityTimeline: Codable, Sendable, Equatable {
         }
     }
 
+    /// A VNet's random loss from some moment on: what its primary path's links lose together
+    /// (1 - Π (1 - p) over them, one direction).
+    public struct LossStep: Codable, Sendable, Equatable {
+        public var tS: Double
+        public var vnet: Int
+        public var lossPct: Double
+
+        enum CodingKeys: String, CodingKey {
+            case vnet
+            case tS = "t_s"
+            case lossPct = "loss_pct"
+        }
+    }
+
     public var vnets: Int
     public var steps: [Step]
     public var outages: [Outage]
+    public var losses: [LossStep]
 
-    public init(vnets: Int, steps: [Step], outages: [Outage]) {
+    public init(vnets: Int, steps: [Step], outages: [Outage], losses: [LossStep] = []) {
         self.vnets = vnets
         self.steps = steps.sorted { $0.tS < $1.tS }
         self.outages = outages
+        self.losses = losses.sorted { $0.tS < $1.tS }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case vnets, steps, outages, losses
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            vnets: try c.decode(Int.self, forKey: .vnets), steps: try c.decode([Step].self, forKey: .steps),
+            outages: try c.decode([Outage].self, forKey: .outages), losses: try c.decodeIfPresent([LossStep].self, forKey: .losses) ?? [])
+    }
+
+    /// VNet `vnet`'s random loss rate at `t`, 0 to 1.
+    public func loss(vnet: Int, at t: Double) -> Double {
+        var rate = 0.0
+        for step in losses where step.vnet == vnet && step.tS <= t { rate = step.lossPct / 100 }
+        return rate
     }
 
     /// Bits per second VNet `vnet` (1-based) carries at `t`; infinity before any rate is set.
@@ -60,7 +94,7 @@ public struct CapacityTimeline: Codable, Sendable, Equatable {
 
     /// Every moment a capacity changes, in order.
     public var breakpoints: [Double] {
-        Array(Set(steps.map(\.tS) + outages.flatMap { [$0.fromS] + ($0.toS.map { [$0] } ?? []) })).sorted()
+        Array(Set(steps.map(\.tS) + losses.map(\.tS) + outages.flatMap { [$0.fromS] + ($0.toS.map { [$0] } ?? []) })).sorted()
     }
 
     /// The timeline of one schedule as applied: rate events on whole VNets (applied times from
@@ -69,13 +103,52 @@ public struct CapacityTimeline: Codable, Sendable, Equatable {
         schedule: Schedule, applied: [SchedulePlayer.Applied], topology: Topology, outages: [Outage]
     ) -> CapacityTimeline {
         var steps: [Step] = []
+        var losses: [LossStep] = []
+        // Each link's random loss now (by its first endpoint), to compose a VNet's primary path.
+        var linkLoss: [String: Double] = [:]
+        for vnet in topology.vnets { for link in vnet.links { linkLoss[link.endpoints[0]] = (link.lossPct ?? 0) / 100 } }
+        func primaryLoss(_ vnet: Topology.VNet) -> Double {
+            let path = Self.primaryPath(of: vnet)
+            let links = vnet.links.filter { $0.path == path || path == nil }
+            return 1 - links.map { 1 - (linkLoss[$0.endpoints[0]] ?? 0) }.reduce(1, *)
+        }
+        for (index, vnet) in topology.vnets.enumerated() where primaryLoss(vnet) > 0 {
+            losses.append(LossStep(tS: 0, vnet: index + 1, lossPct: primaryLoss(vnet) * 100))
+        }
         for record in applied {
             let event = schedule.events[record.index - 1]
-            guard case .vnet(let name) = event.target, case .shape(let shape) = event.change, let rate = shape.rate,
+            guard case .shape(let shape) = event.change else { continue }
+            if let loss = shape.lossPct {
+                let before = topology.vnets.map(primaryLoss)
+                for vnet in topology.vnets {
+                    for link in vnet.links where Self.names(link, in: vnet, event.target) { linkLoss[link.endpoints[0]] = loss / 100 }
+                }
+                for (index, vnet) in topology.vnets.enumerated() where primaryLoss(vnet) != before[index] {
+                    losses.append(LossStep(tS: record.appliedS, vnet: index + 1, lossPct: primaryLoss(vnet) * 100))
+                }
+            }
+            guard case .vnet(let name) = event.target, let rate = shape.rate,
                 let index = topology.vnets.firstIndex(where: { $0.name == name })
             else { continue }
             steps.append(Step(tS: record.appliedS, vnet: index + 1, kbitS: rate.bitsPerSecond / 1000))
         }
-        return CapacityTimeline(vnets: topology.vnets.count, steps: steps, outages: outages)
+        return CapacityTimeline(vnets: topology.vnets.count, steps: steps, outages: outages, losses: losses)
+    }
+
+    /// The path OSPF prefers in a VNet: the one whose links cost least in all (nil when its
+    /// links name no paths).
+    static func primaryPath(of vnet: Topology.VNet) -> String? {
+        var costs: [String: Int] = [:]
+        for link in vnet.links { if let path = link.path { costs[path, default: 0] += link.cost } }
+        return costs.min { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }?.key
+    }
+
+    /// Whether an event's target takes in this link of this VNet.
+    static func names(_ link: Topology.Link, in vnet: Topology.VNet, _ target: Schedule.Event.Target) -> Bool {
+        switch target {
+        case .vnet(let name): vnet.name == name
+        case .path(let path): link.path == path
+        case .link(let end): link.endpoints.contains(end)
+        }
     }
 }

@@ -81,6 +81,10 @@ public struct ExperimentFile: Decodable, Sendable {
         /// Where the fluid bound is above a source's loss target, no sender can meet it: the
         /// bound plus this many points applies there.
         public var boundMarginPoints: Double = 0.5
+        /// The adaptive split must lose no more than this mode (e.g. `static-1:1`) in every
+        /// interval, give or take `notWorseMarginPoints`; nil: no such target.
+        public var notWorseThan: String?
+        public var notWorseMarginPoints: Double = 0.1
 
         public init() {}
 
@@ -89,6 +93,8 @@ public struct ExperimentFile: Decodable, Sendable {
             case settleS = "settle_s"
             case leaveMs = "leave_ms"
             case boundMarginPoints = "bound_margin_points"
+            case notWorseThan = "not_worse_than"
+            case notWorseMarginPoints = "not_worse_margin_points"
         }
 
         public init(from decoder: Decoder) throws {
@@ -97,6 +103,8 @@ public struct ExperimentFile: Decodable, Sendable {
             settleS = try c.number(.settleS) ?? 3
             leaveMs = try c.number(.leaveMs) ?? 300
             boundMarginPoints = try c.number(.boundMarginPoints) ?? 0.5
+            notWorseThan = try c.decodeIfPresent(String.self, forKey: .notWorseThan)
+            notWorseMarginPoints = try c.number(.notWorseMarginPoints) ?? 0.1
         }
     }
 

@@ -146,7 +146,21 @@ public struct RunAnalysis {
         var offered = lost
         var queue = 0.0
         var last = 0.0
-        for packet in stream.sorted(by: { $0.t < $1.t }) {
+        let sorted = stream.sorted(by: { $0.t < $1.t })
+        // The stream's rate around each packet (bytes within ±0.5 s), for the random loss a
+        // loss-optimal placement of that rate cannot avoid.
+        var windowStart = 0
+        var windowEnd = 0
+        var windowBytes = 0.0
+        for packet in sorted {
+            while windowEnd < sorted.count && sorted[windowEnd].t <= packet.t + 0.5 {
+                windowBytes += Double(sorted[windowEnd].bytes + Self.linkOverheadBytes)
+                windowEnd += 1
+            }
+            while sorted[windowStart].t < packet.t - 0.5 {
+                windowBytes -= Double(sorted[windowStart].bytes + Self.linkOverheadBytes)
+                windowStart += 1
+            }
             // Drain from `last` to the packet's time, piece by piece.
             var from = last
             for point in breakpoints where point > from && point < packet.t {
@@ -159,14 +173,30 @@ public struct RunAnalysis {
             let i = min(count - 1, max(0, Int(packet.t / intervalS)))
             offered[i] += size
             let room = buffer(packet.t)
+            var accepted = size
             if queue + size > room {
                 lost[i] += queue + size - room
+                accepted -= queue + size - room
                 queue = room
             } else {
                 queue += size
             }
+            lost[i] += max(0, accepted) * randomLoss(at: packet.t, streamBitsPerSecond: windowBytes * 8, vnets: used)
         }
         return (lost, offered)
+    }
+
+    /// The share of a stream of this rate that random loss takes at `t` when the stream is
+    /// placed loss-optimally over `vnets` (the cleanest filled to capacity first): what the
+    /// fluid bound adds for random loss. With one VNet, its loss rate.
+    func randomLoss(at t: Double, streamBitsPerSecond: Double, vnets: [Int]) -> Double {
+        let placed = vnets.map { vnet in
+            Placement.VNet(capacity: min(capacity.capacity(vnet: vnet, at: t), 1e12), cost: capacity.loss(vnet: vnet, at: t))
+        }
+        guard placed.contains(where: { $0.cost > 0 }), streamBitsPerSecond > 0 else { return 0 }
+        let rates = Placement.rates(placed, stream: streamBitsPerSecond, headroom: 1, tierMargin: 0)
+        let random = zip(placed, rates).map { vnet, rate in min(rate, vnet.capacity) * vnet.cost }.reduce(0, +)
+        return random / streamBitsPerSecond
     }
 
     /// After every change of capacity (for modes that split): how long until the split stayed
@@ -198,6 +228,10 @@ public struct RunAnalysis {
             let next = n + 1 < points.count ? points[n + 1] : durationS
             let capacities = (1...capacity.vnets).map { capacity.capacity(vnet: $0, at: point + 1e-6) }
             guard capacities.allSatisfy(\.isFinite) else { continue }
+            // Once a VNet has had random loss the right split is not capacity-proportional (the
+            // cleanest VNets go first, and a VNet that lost stays behind until it is shown
+            // clean); from then on the loss against the loss-aware bound judges the split.
+            guard !capacity.losses.contains(where: { $0.tS <= point + 1e-6 && $0.lossPct > 0 }) else { continue }
             let total = capacities.reduce(0, +)
             guard total > 0 else { continue }
             let target = capacities.map { $0 / total * 100 }

@@ -13,6 +13,12 @@ public struct Schedule: Codable, Sendable, Equatable {
         case events = "event"
     }
 
+    public init(name: String, description: String? = nil, events: [Event]) {
+        self.name = name
+        self.description = description
+        self.events = events
+    }
+
     /// One change to one target at one moment.
     public struct Event: Codable, Sendable, Equatable {
         public var atS: Double

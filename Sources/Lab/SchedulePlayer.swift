@@ -22,6 +22,17 @@ public struct SchedulePlayer {
         /// What the shaper could not do for this event (e.g. delay without netem).
         public var limitations: [String]
 
+        public init(index: Int, event: String, atS: Double, startedS: Double, appliedS: Double, lateMs: Double, shaper: String, limitations: [String]) {
+            self.index = index
+            self.event = event
+            self.atS = atS
+            self.startedS = startedS
+            self.appliedS = appliedS
+            self.lateMs = lateMs
+            self.shaper = shaper
+            self.limitations = limitations
+        }
+
         enum CodingKeys: String, CodingKey {
             case kind, index, event, shaper, limitations
             case atS = "at_s"

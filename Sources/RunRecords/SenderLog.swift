@@ -88,7 +88,7 @@ public enum SenderLogEvent: Codable, Sendable, Equatable {
     /// A change the controller made.
     public struct Control: Codable, Sendable, Equatable {
         public enum Event: String, Codable, Sendable {
-            case dead, alive, capacity
+            case dead, alive, capacity, lossy, clean
         }
 
         public var tS: Double

@@ -44,7 +44,9 @@ public struct SenderCore {
     public let mark: TrafficMark
     let packetizer: Packetizer
     private(set) var controller: any SplitController
-    public private(set) var splitter: WeightedSplitter
+    public private(set) var splitter: TieredSplitter
+    /// The controller's weights, tiers and budgets the splitter last took.
+    private var applied: (weights: [Double], tiers: [[Int]]?, budgets: [Double]?) = ([], nil, nil)
     public var stages: [any SenderStage]
     /// The next packet's stream sequence (also: packets of the stream so far).
     public private(set) var streamSequence: UInt32 = 0
@@ -71,10 +73,10 @@ public struct SenderCore {
         self.mark = mark
         packetizer = Packetizer(mtu: mtu)
         controller = mode.controller(vnets: vnets, adaptive: adaptive)
-        splitter = WeightedSplitter(weights: mode.initialWeights(vnets: vnets))
-        splitter.setWeights(controller.weights)
+        splitter = TieredSplitter(weights: mode.initialWeights(vnets: vnets))
         self.stages = stages
         self.vnets = Array(repeating: VNetTally(), count: vnets)
+        followWeights()
     }
 
     /// The packets of one frame, split (with a probe train or copies when the controller asks
@@ -97,7 +99,7 @@ public struct SenderCore {
             let payload = MediaHeader.size + size
             if plan.everywhere {
                 for vnet in vnets.indices { out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: vnet, copy: false)) }
-            } else if let train = plan.train, index < plan.trainPackets {
+            } else if let train = plan.train, !plan.trainOfCopies, index < plan.trainPackets {
                 // The train: the frame's first packets back to back on the probed VNet (the
                 // rest of a large frame is split as usual, so a probe never moves a whole
                 // I frame onto one VNet).
@@ -105,18 +107,19 @@ public struct SenderCore {
                 out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: train, copy: false))
                 carried.insert(train)
             } else {
-                let vnet = splitter.next(bytes: IPv4UDP.headerSize + payload)
+                let vnet = splitter.next(bytes: IPv4UDP.headerSize + payload, now: now)
                 out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: vnet, copy: false))
                 carried.insert(vnet)
             }
             streamSequence &+= 1
         }
-        // Probe-train padding: copies of the frame's largest packet until the train is long enough.
-        if let train = plan.train, plan.trainPackets > fragments.count {
+        // Probe-train padding: copies of the frame's largest packet until the train is long
+        // enough (a train of copies only: all of it).
+        if let train = plan.train, plan.trainOfCopies || plan.trainPackets > fragments.count {
             let largest = fragments.indices.max { fragments[$0] < fragments[$1] }!
             header.streamSequence = firstSequence &+ UInt32(largest)
             header.fragmentIndex = UInt16(largest)
-            for _ in fragments.count..<plan.trainPackets {
+            for _ in (plan.trainOfCopies ? 0 : fragments.count)..<plan.trainPackets {
                 out.append(OutgoingPacket(header: header, payloadBytes: MediaHeader.size + fragments[largest], vnet: train, copy: true))
             }
         }
@@ -137,11 +140,11 @@ public struct SenderCore {
             streamID: streamID, streamSequence: 0, pathSequence: 0, frameNumber: 0, sendTimeNanoseconds: sendTime, fragmentIndex: 0,
             fragmentCount: 1, pathID: 0, frameType: UInt8(ascii: "-"), mark: mark.tos)
         let wire = IPv4UDP.headerSize + payloadBytes
-        let shared = oneVNet ? splitter.next(bytes: wire * count) : nil
+        let shared = oneVNet ? splitter.next(bytes: wire * count, now: now) : nil
         for _ in 0..<count {
             header.streamSequence = streamSequence
             header.frameNumber = streamSequence
-            out.append(OutgoingPacket(header: header, payloadBytes: payloadBytes, vnet: shared ?? splitter.next(bytes: wire), copy: false))
+            out.append(OutgoingPacket(header: header, payloadBytes: payloadBytes, vnet: shared ?? splitter.next(bytes: wire, now: now), copy: false))
             streamSequence &+= 1
         }
         runStages(&out, from: start, now: now)
@@ -192,12 +195,17 @@ public struct SenderCore {
     /// What the controller changed since the last call; the split follows it.
     public mutating func takeEvents() -> [ControlEvent] {
         let events = controller.takeEvents()
-        if !events.isEmpty { splitter.setWeights(controller.weights) }
+        followWeights()
         return events
     }
 
-    /// Follows the controller's weights now (unpaced streams, between bundles).
-    public mutating func followWeights() { splitter.setWeights(controller.weights) }
+    /// Follows the controller's weights, tiers and budgets, when they changed.
+    public mutating func followWeights() {
+        let now = (controller.weights, controller.tiers, controller.budgets)
+        guard now.0 != applied.weights || now.1 != applied.tiers || now.2 != applied.budgets else { return }
+        splitter.set(weights: now.0, tiers: now.1, budgets: now.2)
+        applied = now
+    }
 
     /// Each VNet's tallies since the last call, which start again from zero.
     public mutating func takeInterval() -> [VNetTally] {

@@ -108,6 +108,37 @@ struct RunAnalysisTests {
         #expect(settle.map { $0 >= 0.6 && $0 <= 0.8 } == true, "settled after \(String(describing: settle))")
     }
 
+    @Test("the fluid bound counts random loss: none while a clean VNet has room, the share that must go on the lossy VNet otherwise")
+    func lossAwareBound() throws {
+        // 320 kbit/s of 1000-byte IPv4 packets (1014 B on the link) for 10 s.
+        var sent: [SentPacket] = []
+        for n in 0..<400 {
+            sent.append(SentPacket(t: Double(n) / 40, streamSequence: UInt32(n), vnet: 1, pathSequence: UInt32(n), frame: 0, bytes: 1000, copy: false, localDrop: false))
+        }
+        func bound(_ vnet2: Double, loss: Double, splitting: Bool = true) -> Double {
+            let timeline = CapacityTimeline(
+                vnets: 2, steps: [.init(tS: 0, vnet: 1, kbitS: 400), .init(tS: 0, vnet: 2, kbitS: vnet2)], outages: [],
+                losses: [.init(tS: 0, vnet: 1, lossPct: loss)])
+            let analysis = RunAnalysis(
+                sent: sent, received: [], startMonotonic: 0, intervalS: 10, durationS: 10, capacity: timeline,
+                queueBytes: { _, c in c * 0.1 / 8 + 1600 }, usesAllVNets: splitting, uniVNet: splitting ? nil : 1)
+            return analysis.intervalsAndTotal().total.fluidBoundPct
+        }
+        #expect(bound(400, loss: 3) == 0, "the clean VNet carries it all")
+        // VNet 2 at 200 kbit/s: 324.5 - 200 = 124.5 kbit/s must go on VNet 1, 3 % of which is lost.
+        let short = bound(200, loss: 3)
+        #expect(abs(short - 124.48 / 324.48 * 3) < 0.1, "\(short) %")
+        // One VNet alone: its loss rate (uni-net on the lossy VNet).
+        #expect(abs(bound(400, loss: 3, splitting: false) - 3) < 0.05)
+        // The loss of a VNet from a schedule: a vnet-wide 3 % on two links in a row is 5.91 %.
+        let topology = try Topology.load(repositoryRoot + "/Experiments/topologies/paper-fig6.toml")
+        let schedule = Schedule(name: "loss", description: nil, events: [.init(atS: 5, target: .vnet("vnet1"), change: .shape(.init(lossPct: 3)))])
+        let applied = [SchedulePlayer.Applied(index: 1, event: "", atS: 5, startedS: 5, appliedS: 5.01, lateMs: 10, shaper: "tbf", limitations: [])]
+        let timeline = CapacityTimeline.from(schedule: schedule, applied: applied, topology: topology, outages: [])
+        #expect(timeline.loss(vnet: 1, at: 4) == 0 && abs(timeline.loss(vnet: 1, at: 6) - (1 - 0.97 * 0.97)) < 1e-9)
+        #expect(timeline.loss(vnet: 2, at: 6) == 0 && timeline.breakpoints.contains(5.01))
+    }
+
     @Test("the paper's experiment file reads, and bad modes are refused with the file named")
     func experimentFile() throws {
         let file = try ExperimentFile.load(repositoryRoot + "/Experiments/paper-multinet.toml")
