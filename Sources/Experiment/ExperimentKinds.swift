@@ -18,6 +18,8 @@ public enum ExperimentKinds {
         var run: @Sendable (_ path: String, _ context: HarnessContext, _ plots: String?) throws -> Outcome
         /// Loads a results document and writes its report.
         var report: @Sendable (_ path: String, _ folder: String, _ plots: String?) throws -> Outcome
+        /// Reads and checks an experiment file, running nothing.
+        var load: @Sendable (_ path: String) throws -> Void
 
         static func of<Kind: ExperimentKind>(_: Kind.Type) -> Entry {
             Entry(
@@ -30,7 +32,8 @@ public enum ExperimentKinds {
                 report: { path, folder, plots in
                     let report = Kind.report(try Kind.Results.load(path), folder: folder)
                     return (report, try report.write(folder: folder, plotsCopy: plots))
-                })
+                },
+                load: { path in _ = try Kind.load(path) })
         }
     }
 
@@ -42,6 +45,14 @@ public enum ExperimentKinds {
             throw ExperimentError("\(file): unknown kind '\(name)' (kinds: \(all.map(\.kind).joined(separator: ", ")))")
         }
         return entry
+    }
+
+    /// Reads and checks the experiment file `path`, of whichever kind it is; returns its kind.
+    @discardableResult
+    public static func load(_ path: String) throws -> String {
+        let entry = try entry(named: try loadTOML(KindKey.self, from: path, kind: "experiment").kind, in: path)
+        try entry.load(path)
+        return entry.kind
     }
 
     /// Runs the experiment file `path`, of whichever kind it is; writes results.json and the report.

@@ -139,6 +139,21 @@ struct RunAnalysisTests {
         #expect(timeline.loss(vnet: 2, at: 6) == 0 && timeline.breakpoints.contains(5.01))
     }
 
+    @Test("every experiment file in Experiments/ reads and checks, with its topology and schedule")
+    func everyExperimentFile() throws {
+        let folder = repositoryRoot + "/Experiments"
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".toml") }.sorted()
+        #expect(files.count >= 5, "\(files)")
+        for name in files {
+            #expect(throws: Never.self, "\(name)") { try ExperimentKinds.load(folder + "/" + name) }
+        }
+        #expect(try ExperimentKinds.load(folder + "/paper-qos-classes.toml") == "classes")
+        for name in ["random-loss", "crowded-failover"] {
+            let file = try ExperimentFile.load(folder + "/\(name).toml")
+            #expect(file.targets.notWorseThan == "static-1:1" && file.targets.leaveMs == 150, "\(name)")
+        }
+    }
+
     @Test("the paper's experiment file reads, and bad modes are refused with the file named")
     func experimentFile() throws {
         let file = try ExperimentFile.load(repositoryRoot + "/Experiments/paper-multinet.toml")
