@@ -106,6 +106,19 @@ int vns_spawn_detached(char *const argv[]) {
 
 extern char **environ;
 
+/* Children start with the default action for every signal and none blocked: a parent that
+   ignores SIGINT and SIGTERM while it cleans up (vnetstream run, lab up) must not pass that on,
+   or its children (a receiver in a namespace) could never be asked to stop. */
+static void vns_spawn_defaults(posix_spawnattr_t *attr) {
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_init(attr);
+    posix_spawnattr_setsigdefault(attr, &all);
+    posix_spawnattr_setsigmask(attr, &none);
+    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+}
+
 int vns_spawn_piped(char *const argv[], int fds[3]) {
     int in[2], out[2], err[2];
     if (pipe2(in, O_CLOEXEC) < 0) return -1;
@@ -118,7 +131,10 @@ int vns_spawn_piped(char *const argv[], int fds[3]) {
     posix_spawn_file_actions_adddup2(&actions, err[1], 2);
     posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &actions, NULL, argv, environ);
+    posix_spawnattr_t attr;
+    vns_spawn_defaults(&attr);
+    int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     close(in[0]); close(out[1]); close(err[1]);
     if (rc != 0) { close(in[1]); close(out[0]); close(err[0]); errno = rc; return -1; }
@@ -212,7 +228,10 @@ int vns_spawn_to_files(char *const argv[], const char *out_path, const char *err
     posix_spawn_file_actions_addopen(&actions, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &actions, NULL, argv, environ);
+    posix_spawnattr_t attr;
+    vns_spawn_defaults(&attr);
+    int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) { errno = rc; return -1; }
     return pid;

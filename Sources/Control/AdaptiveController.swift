@@ -58,6 +58,13 @@ public struct AdaptiveController: SplitController {
         public var headroom: Double = 0.9
         /// Loss rates closer than this (points) are the same tier: shared by capacity.
         public var tierMarginPct: Double = 0.5
+        /// Loss counts as random only while what the sender put on the VNet could not have
+        /// filled its queue: its own virtual queue (bytes sent but probe trains, drained at the
+        /// capacity estimate) stayed below this many milliseconds of capacity plus one MTU
+        /// over the last `randomLossHoldoff` seconds. A VBR burst or a saturated VNet overflows
+        /// a queue at a moment the receiver's smoothed delay does not show.
+        public var randomLossQueueMs: Double = 80
+        public var randomLossHoldoff: Double = 1
 
         public init() {}
 
@@ -78,6 +85,8 @@ public struct AdaptiveController: SplitController {
             case cleanBelowPct = "clean_below_pct"
             case headroom
             case tierMarginPct = "tier_margin_pct"
+            case randomLossQueueMs = "random_loss_queue_ms"
+            case randomLossHoldoff = "random_loss_holdoff_s"
         }
 
         public init(from decoder: Decoder) throws {
@@ -99,6 +108,8 @@ public struct AdaptiveController: SplitController {
             cleanBelowPct = try c.decodeIfPresent(Double.self, forKey: .cleanBelowPct) ?? d.cleanBelowPct
             headroom = try c.decodeIfPresent(Double.self, forKey: .headroom) ?? d.headroom
             tierMarginPct = try c.decodeIfPresent(Double.self, forKey: .tierMarginPct) ?? d.tierMarginPct
+            randomLossQueueMs = try c.decodeIfPresent(Double.self, forKey: .randomLossQueueMs) ?? d.randomLossQueueMs
+            randomLossHoldoff = try c.decodeIfPresent(Double.self, forKey: .randomLossHoldoff) ?? d.randomLossHoldoff
         }
     }
 
@@ -128,6 +139,19 @@ public struct AdaptiveController: SplitController {
         var lossy = false
         /// The previous report's cumulative figures and delay, for per-interval samples.
         var previous: (received: UInt32, lost: UInt32, delay: Int32)?
+        /// What the sender put on the VNet and the capacity has not drained yet, bits (as of
+        /// `virtualQueueTime`), and until when losses may be its queue overflowing.
+        var virtualQueue: Double = 0
+        var virtualQueueTime: UInt64 = 0
+        var mayOverflowUntil: UInt64 = 0
+        /// Packets of a planned probe train not sent yet (they stay out of the virtual queue:
+        /// a train is sized to fit the bottleneck's burst allowance).
+        var trainPacketsToCome = 0
+
+        /// The random loss rate the saturation test allows for: the upper end of its interval
+        /// once it rests on enough packets (100), the point estimate before (0 with none), so
+        /// that an unknown rate never excuses a queue's overflow.
+        var knownRandomLoss: Double { loss.packets >= 100 ? loss.interval().upper : loss.rate }
 
         func sendTime(of sequence: UInt32) -> UInt64? {
             guard sequence < sent, sent - sequence <= UInt32(Self.ring) else { return nil }
@@ -212,6 +236,7 @@ public struct AdaptiveController: SplitController {
                 plan.train = due
                 plan.trainPackets = parameters.trainPackets
                 plan.trainOfCopies = paths[due].lossy
+                paths[due].trainPacketsToCome = parameters.trainPackets
                 paths[due].nextProbe = now + nanoseconds(parameters.probeInterval)
             } else if now >= paths[due].nextProbe + nanoseconds(parameters.probeInterval) {
                 // No frame large enough came for a whole interval: skip this round.
@@ -225,6 +250,21 @@ public struct AdaptiveController: SplitController {
     public mutating func sent(vnet: Int, pathSequence: UInt32, bytes: Int, now: UInt64) {
         paths[vnet].sendTimes[Int(pathSequence % UInt32(Path.ring))] = now
         paths[vnet].sent = max(paths[vnet].sent, pathSequence &+ 1)
+        var path = paths[vnet]
+        let train = path.trainPacketsToCome > 0
+        if train { path.trainPacketsToCome -= 1 }
+        if let capacity = path.estimate, capacity > 0 {
+            let drained = capacity * Double(now &- path.virtualQueueTime) / 1e9
+            path.virtualQueue = max(0, path.virtualQueue - (now > path.virtualQueueTime ? drained : 0)) + (train ? 0 : Double(bytes * 8))
+            if path.virtualQueue > capacity * parameters.randomLossQueueMs / 1000 + 12_000 {
+                path.mayOverflowUntil = now + nanoseconds(parameters.randomLossHoldoff)
+            }
+        } else {
+            // No capacity known yet: no loss counts as random.
+            path.mayOverflowUntil = now + nanoseconds(parameters.randomLossHoldoff)
+        }
+        path.virtualQueueTime = max(path.virtualQueueTime, now)
+        paths[vnet] = path
     }
 
     public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {
@@ -314,7 +354,7 @@ public struct AdaptiveController: SplitController {
             path.previous = nil
         } else if let previous = path.previous, figures.packetsReceived >= previous.received, figures.packetsLost >= previous.lost {
             let growth = Double(figures.delayMicroseconds - previous.delay) / 1000
-            if queueing <= parameters.saturationDelayMs, growth < parameters.saturationGrowthMs {
+            if queueing <= parameters.saturationDelayMs, growth < parameters.saturationGrowthMs, now >= path.mayOverflowUntil {
                 let lost = Int(figures.packetsLost - previous.lost)
                 path.loss.add(time: reportTime, packets: Int(figures.packetsReceived - previous.received) + lost, lost: lost)
             } else {
@@ -332,7 +372,7 @@ public struct AdaptiveController: SplitController {
             Double(figures.delayMicroseconds - first.delay) / 1000 >= parameters.saturationGrowthMs
                 || Self.congestiveLoss(
                     lost: Int(figures.packetsLost) - Int(first.lost), received: Int(figures.packetsReceived) - Int(first.received),
-                    randomRate: path.loss.interval().upper)
+                    randomRate: path.knownRandomLoss)
         {
             let delivered = Double(bytes - first.bytes) * 8e9 / Double(reportTime - first.time)
             if delivered > 0, delivered < (path.estimate ?? .infinity) * 0.95 {

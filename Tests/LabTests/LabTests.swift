@@ -155,6 +155,23 @@ struct LabPlanTests {
     }
 }
 
+@Suite("Processes the lab starts")
+struct CommandTests {
+    @Test("a child started while this process ignores SIGTERM (as vnetstream run does while it cleans up) still stops on SIGTERM")
+    func childrenGetDefaultSignals() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let previous = signal(SIGTERM, SIG_IGN)
+        let child = try Command.Child(["sleep", "30"], stdout: directory + "/out", stderr: directory + "/err")
+        signal(SIGTERM, previous)
+        let started = Date()
+        child.terminate()
+        let took = Date().timeIntervalSince(started)
+        #expect(took < 5, "the child ignored SIGTERM for \(took) s")
+        #expect(child.wait() == 128 + Int32(SIGTERM))
+    }
+}
+
 @Suite("The lab, for real (root, namespaces, bird2)", .serialized, .timeLimit(.minutes(5)))
 struct LabTests {
     /// A one-path lab (TBF) with a receiver in `dst` writing DIRECTORY/r.json; the receiver,

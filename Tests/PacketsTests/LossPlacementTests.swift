@@ -192,6 +192,62 @@ struct LossPlacementTests {
         #expect(abs(weights[0] / weights.reduce(0, +) - 0.5) < 0.01, "\(weights)")
     }
 
+    @Test("losses right after the sender put a burst on a VNet that could fill its queue are not random loss")
+    func burstLossIsNotRandom() {
+        func report(_ sequence: UInt32, at time: UInt64, received: UInt32, lost: UInt32) -> ReceiverReport {
+            ReceiverReport(
+                streamID: 1, reportSequence: sequence, reportTimeNanoseconds: time,
+                paths: [
+                    PathReport(
+                        pathID: 0, highestSequencePlusOne: received + lost, packetsReceived: received, bytesReceived: UInt64(received) * 972,
+                        packetsLost: lost, packetsReordered: 0, packetsDuplicated: 0, delayMicroseconds: 10_000, jitterMicroseconds: 0,
+                        capacityBitsPerSecond: 400_000, capacitySamples: 1)
+                ])
+        }
+        let ms: UInt64 = 1_000_000
+        for burst in [1, 12] {
+            var controller = AdaptiveController(vnets: 1)
+            controller.received(report(0, at: 1000 * ms, received: 0, lost: 0), over: 0, now: 1000 * ms)
+            controller.received(report(1, at: 1050 * ms, received: 0, lost: 0), over: 0, now: 1050 * ms)
+            // `burst` packets of 1000 B at once onto 400 kbit/s: twelve are 240 ms of queue.
+            for n in 0..<burst { controller.sent(vnet: 0, pathSequence: UInt32(n), bytes: 1000, now: 1060 * ms) }
+            controller.received(report(2, at: 1400 * ms, received: UInt32(burst) - (burst > 1 ? 3 : 0), lost: burst > 1 ? 3 : 0), over: 0, now: 1400 * ms)
+            let counted = controller.lossEstimates[0].packets
+            #expect(burst == 1 ? counted == 1 : counted == 0, "burst of \(burst): \(counted) packets counted as random-loss samples")
+        }
+    }
+
+    @Test("a full queue that overflows at a standing delay still cuts the estimate, with no random-loss samples at all")
+    func overflowWithoutSamples() {
+        let ms: UInt64 = 1_000_000
+        var controller = AdaptiveController(vnets: 1)
+        var received: UInt32 = 0
+        var lost: UInt32 = 0
+        // 50 ms reports; the first at 10 ms of delay (the base), then 60 ms (a full queue that
+        // no longer grows) with 25 packets of 1000 B a second arriving (200 kbit/s) and losses.
+        // A second train at 1 s sets the estimate back to 600 kbit/s when the delay has long
+        // stopped growing: only the losses can cut it again.
+        for n in 0..<30 {
+            let time = UInt64(1000 + 50 * n) * ms
+            if n > 0 {
+                received += n % 4 == 0 ? 2 : 1
+                lost += n > 2 ? 1 : 0
+            }
+            let report = ReceiverReport(
+                streamID: 1, reportSequence: UInt32(n), reportTimeNanoseconds: time,
+                paths: [
+                    PathReport(
+                        pathID: 0, highestSequencePlusOne: received + lost, packetsReceived: received, bytesReceived: UInt64(received) * 972,
+                        packetsLost: lost, packetsReordered: 0, packetsDuplicated: 0, delayMicroseconds: n == 0 ? 10_000 : 60_000,
+                        jitterMicroseconds: 0, capacityBitsPerSecond: 600_000, capacitySamples: n < 20 ? 1 : 2)
+                ])
+            controller.received(report, over: 0, now: time)
+        }
+        #expect(controller.lossEstimates[0].packets == 0, "nothing was sampled at this queue")
+        let estimate = controller.estimates[0] ?? 0
+        #expect(estimate > 150_000 && estimate < 300_000, "the overflowing queue delivered about 200 kbit/s: \(estimate)")
+    }
+
     @Test("loss beyond the random rate at a growing queue is congestion; at the random rate it is not")
     func congestiveLoss() {
         #expect(!AdaptiveController.congestiveLoss(lost: 5, received: 95, randomRate: 0.06))
