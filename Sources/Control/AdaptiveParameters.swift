@@ -1,0 +1,94 @@
+extension AdaptiveController {
+    /// The adaptive controller's constants (Docs/controller.md, "Parameters"); every results
+    /// document records the ones its runs used. Decoding fills in the defaults of any key a
+    /// document older than the key lacks.
+    public struct Parameters: Sendable, Equatable, Codable {
+        /// How often each live VNet gets a probe train, seconds.
+        public var probeInterval: Double = 1
+        /// Packets in a probe train, originals and copies.
+        public var trainPackets = 3
+        /// Trains are built only from packets at least this large (IPv4 bytes): two of them must
+        /// empty a token bucket's burst allowance before the third is measured.
+        public var trainMinimumPacketBytes = 800
+        /// The floor and ceiling of the stall threshold, milliseconds.
+        public var stallMinimumMs: Double = 80
+        public var stallMaximumMs: Double = 1000
+        /// A stall counts only if some report arrived this recently, milliseconds.
+        public var reportFreshnessMs: Double = 300
+        /// How often a dead VNet gets a copy, seconds.
+        public var deadProbeInterval: Double = 0.1
+        /// Queueing delay above the VNet's base that means it is saturated, milliseconds.
+        public var saturationDelayMs: Double = 20
+        /// How much the queueing delay must grow over the rate window to count as saturated
+        /// (or packets be lost), milliseconds.
+        public var saturationGrowthMs: Double = 5
+        /// The window over which delivered rate is measured, seconds.
+        public var rateWindow: Double = 0.3
+        /// Weights change only when an estimate moved by more than this fraction.
+        public var hysteresis: Double = 0.05
+        /// Random loss: how far back the estimate looks, seconds; a VNet turns lossy when its
+        /// loss's Wilson interval lies above `lossyAbovePct`, clean again when it lies below
+        /// `cleanBelowPct` (the gap between the two is the hysteresis that keeps a VNet's state
+        /// from flipping as the traffic on it, and so the interval's width, changes).
+        public var lossWindow: Double = 20
+        public var lossyAbovePct: Double = 0.5
+        public var cleanBelowPct: Double = 2
+        /// The share of each VNet's capacity the placement fills before it uses a lossier VNet.
+        public var headroom: Double = 0.9
+        /// Loss rates closer than this (points) are the same tier: shared by capacity.
+        public var tierMarginPct: Double = 0.5
+        /// Loss counts as random only while what the sender put on the VNet could not have
+        /// filled its queue: its own virtual queue (bytes sent but probe trains, drained at the
+        /// capacity estimate) stayed below this many milliseconds of capacity plus one MTU
+        /// over the last `randomLossHoldoff` seconds. A VBR burst or a saturated VNet overflows
+        /// a queue at a moment the receiver's smoothed delay does not show.
+        public var randomLossQueueMs: Double = 80
+        public var randomLossHoldoff: Double = 1
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case hysteresis
+            case probeInterval = "probe_interval_s"
+            case trainPackets = "train_packets"
+            case trainMinimumPacketBytes = "train_minimum_packet_bytes"
+            case stallMinimumMs = "stall_minimum_ms"
+            case stallMaximumMs = "stall_maximum_ms"
+            case reportFreshnessMs = "report_freshness_ms"
+            case deadProbeInterval = "dead_probe_interval_s"
+            case saturationDelayMs = "saturation_delay_ms"
+            case saturationGrowthMs = "saturation_growth_ms"
+            case rateWindow = "rate_window_s"
+            case lossWindow = "loss_window_s"
+            case lossyAbovePct = "lossy_above_pct"
+            case cleanBelowPct = "clean_below_pct"
+            case headroom
+            case tierMarginPct = "tier_margin_pct"
+            case randomLossQueueMs = "random_loss_queue_ms"
+            case randomLossHoldoff = "random_loss_holdoff_s"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Parameters()
+            probeInterval = try c.decodeIfPresent(Double.self, forKey: .probeInterval) ?? d.probeInterval
+            trainPackets = try c.decodeIfPresent(Int.self, forKey: .trainPackets) ?? d.trainPackets
+            trainMinimumPacketBytes = try c.decodeIfPresent(Int.self, forKey: .trainMinimumPacketBytes) ?? d.trainMinimumPacketBytes
+            stallMinimumMs = try c.decodeIfPresent(Double.self, forKey: .stallMinimumMs) ?? d.stallMinimumMs
+            stallMaximumMs = try c.decodeIfPresent(Double.self, forKey: .stallMaximumMs) ?? d.stallMaximumMs
+            reportFreshnessMs = try c.decodeIfPresent(Double.self, forKey: .reportFreshnessMs) ?? d.reportFreshnessMs
+            deadProbeInterval = try c.decodeIfPresent(Double.self, forKey: .deadProbeInterval) ?? d.deadProbeInterval
+            saturationDelayMs = try c.decodeIfPresent(Double.self, forKey: .saturationDelayMs) ?? d.saturationDelayMs
+            saturationGrowthMs = try c.decodeIfPresent(Double.self, forKey: .saturationGrowthMs) ?? d.saturationGrowthMs
+            rateWindow = try c.decodeIfPresent(Double.self, forKey: .rateWindow) ?? d.rateWindow
+            hysteresis = try c.decodeIfPresent(Double.self, forKey: .hysteresis) ?? d.hysteresis
+            lossWindow = try c.decodeIfPresent(Double.self, forKey: .lossWindow) ?? d.lossWindow
+            lossyAbovePct = try c.decodeIfPresent(Double.self, forKey: .lossyAbovePct) ?? d.lossyAbovePct
+            cleanBelowPct = try c.decodeIfPresent(Double.self, forKey: .cleanBelowPct) ?? d.cleanBelowPct
+            headroom = try c.decodeIfPresent(Double.self, forKey: .headroom) ?? d.headroom
+            tierMarginPct = try c.decodeIfPresent(Double.self, forKey: .tierMarginPct) ?? d.tierMarginPct
+            randomLossQueueMs = try c.decodeIfPresent(Double.self, forKey: .randomLossQueueMs) ?? d.randomLossQueueMs
+            randomLossHoldoff = try c.decodeIfPresent(Double.self, forKey: .randomLossHoldoff) ?? d.randomLossHoldoff
+        }
+    }
+}
