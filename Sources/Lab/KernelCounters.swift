@@ -65,6 +65,16 @@ public struct InterfaceCounters: Codable, Sendable, Equatable {
         self.txDropped = txDropped
     }
 
+    /// What was counted between two readings.
+    public static func - (after: InterfaceCounters, before: InterfaceCounters) -> InterfaceCounters {
+        InterfaceCounters(
+            mediaIn: after.mediaIn - before.mediaIn, mediaOut: after.mediaOut - before.mediaOut,
+            blackholeIn: after.blackholeIn - before.blackholeIn, blackholeOut: after.blackholeOut - before.blackholeOut,
+            lossDrops: after.lossDrops - before.lossDrops, qdiscPackets: after.qdiscPackets - before.qdiscPackets,
+            qdiscDrops: after.qdiscDrops - before.qdiscDrops, rxDropped: after.rxDropped - before.rxDropped,
+            txDropped: after.txDropped - before.txDropped)
+    }
+
     enum CodingKeys: String, CodingKey {
         case mediaIn = "media_in"
         case mediaOut = "media_out"
@@ -294,14 +304,7 @@ public struct KernelDrops: Codable, Sendable, Equatable {
     /// counted at the router's end only: what enters the VNet is the ingress's `in_snd`, what
     /// leaves it the egress's `out_rcv`.
     public init(plan: LabPlan, from before: KernelSnapshot, to after: KernelSnapshot) {
-        func delta(_ end: Topology.Endpoint) -> InterfaceCounters {
-            let a = after.counters(end)
-            let b = before.counters(end)
-            return InterfaceCounters(
-                mediaIn: a.mediaIn - b.mediaIn, mediaOut: a.mediaOut - b.mediaOut, blackholeIn: a.blackholeIn - b.blackholeIn,
-                blackholeOut: a.blackholeOut - b.blackholeOut, lossDrops: a.lossDrops - b.lossDrops, qdiscPackets: a.qdiscPackets - b.qdiscPackets,
-                qdiscDrops: a.qdiscDrops - b.qdiscDrops, rxDropped: a.rxDropped - b.rxDropped, txDropped: a.txDropped - b.txDropped)
-        }
+        func delta(_ end: Topology.Endpoint) -> InterfaceCounters { after.counters(end) - before.counters(end) }
         fromLabel = before.label
         toLabel = after.label
         fromS = before.atS
