@@ -41,9 +41,11 @@ public struct LossReport: Codable, Sendable {
         public var lossPct: Double
         public var duplicates: Int
         public var perVNet: [PathFigures]
+        /// The interval's frames (by send time) per type: lost, shed, decodable.
+        public var frames: [FrameFigures]?
 
         enum CodingKeys: String, CodingKey {
-            case sent, received, lost, duplicates
+            case sent, received, lost, duplicates, frames
             case startS = "start_s"
             case endS = "end_s"
             case lossPct = "loss_pct"
@@ -92,15 +94,49 @@ public struct LossReport: Codable, Sendable {
         }
     }
 
+    /// Frames of one type: `frames` counts them all (sent or shed); `lost` the sent ones with a
+    /// packet missing (`loss_pct` of those sent); `shed` the ones the sender never sent; and
+    /// `decodable` those whose packets and references all arrived (`decodable_pct` of all).
     public struct FrameFigures: Codable, Sendable, Equatable {
         public var type: String
         public var frames: Int
         public var lost: Int
         public var lossPct: Double
+        public var shed: Int
+        public var decodable: Int
+        public var decodablePct: Double
+        /// Media bytes of the decodable frames.
+        public var decodableBytes: Int
+
+        init(type: UInt8, _ tally: FrameTally) {
+            self.type = String(UnicodeScalar(type))
+            frames = tally.frames
+            lost = tally.lost
+            lossPct = percent(tally.lost, tally.frames - tally.shed)
+            shed = tally.shed
+            decodable = tally.decodable
+            decodablePct = percent(tally.decodable, tally.frames)
+            decodableBytes = tally.decodableBytes
+        }
 
         enum CodingKeys: String, CodingKey {
-            case type, frames, lost
+            case type, frames, lost, shed, decodable
             case lossPct = "loss_pct"
+            case decodablePct = "decodable_pct"
+            case decodableBytes = "decodable_bytes"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            type = try c.decode(String.self, forKey: .type)
+            frames = try c.decode(Int.self, forKey: .frames)
+            lost = try c.decode(Int.self, forKey: .lost)
+            lossPct = try c.decode(Double.self, forKey: .lossPct)
+            // Results written before frames were counted as shed and decodable.
+            shed = try c.decodeIfPresent(Int.self, forKey: .shed) ?? 0
+            decodable = try c.decodeIfPresent(Int.self, forKey: .decodable) ?? 0
+            decodablePct = try c.decodeIfPresent(Double.self, forKey: .decodablePct) ?? 0
+            decodableBytes = try c.decodeIfPresent(Int.self, forKey: .decodableBytes) ?? 0
         }
     }
 
@@ -144,6 +180,10 @@ extension StreamAccounting {
         // the per-VNet columns add up exactly (the paper's layout). With copies on several paths
         // (duplicate mode) a packet is lost only when no copy arrived: the stream's own count.
         let copies = stream.duplicates > 0
+        let frameTallies = frames.settledTallies(types: frameTypes)
+        func frameFigures(_ byType: [UInt8: FrameTally]) -> [LossReport.FrameFigures] {
+            byType.sorted { $0.key < $1.key }.map { LossReport.FrameFigures(type: $0.key, $0.value) }
+        }
         var intervals: [LossReport.Interval] = []
         for index in 0..<count {
             var all = streamTallies[index]
@@ -166,7 +206,8 @@ extension StreamAccounting {
                 LossReport.Interval(
                     startS: Double(index) * seconds, endS: Double(index + 1) * seconds, sent: all.sent,
                     received: all.received, lost: all.missing, lossPct: percent(all.missing, all.sent),
-                    duplicates: all.duplicates + perVNet.reduce(0) { $0 + $1.duplicates }, perVNet: perVNet))
+                    duplicates: all.duplicates + perVNet.reduce(0) { $0 + $1.duplicates }, perVNet: perVNet,
+                    frames: frameTallies[index].map(frameFigures)))
         }
         let streamSent = stream.received + stream.missing
         let totalPerVNet = ids.map { id -> LossReport.PathFigures in
@@ -199,14 +240,13 @@ extension StreamAccounting {
                 tosSeen: Dictionary(uniqueKeysWithValues: path.marks.map { (String($0.key), $0.value) }),
                 tosMismatches: path.markMismatches)
         }
-        let frameFigures = frames.summary().sorted { $0.key < $1.key }.map {
-            LossReport.FrameFigures(
-                type: String(UnicodeScalar($0.key)), frames: $0.value.frames, lost: $0.value.lost,
-                lossPct: percent($0.value.lost, $0.value.frames))
+        var framesByType: [UInt8: FrameTally] = [:]
+        for byType in frameTallies.values {
+            for (type, tally) in byType { framesByType[type] = (framesByType[type] ?? FrameTally()) + tally }
         }
         return LossReport(
             streamID: streamID, intervalS: seconds, endReceived: end != nil, intervals: intervals, total: total,
-            paths: pathSummaries, frames: frameFigures,
+            paths: pathSummaries, frames: frameFigures(framesByType),
             dropped: Dictionary(uniqueKeysWithValues: dropped.map { ($0.key.rawValue, $0.value) }), otherStreams: otherStreams)
     }
 
@@ -239,7 +279,11 @@ extension LossReport {
         var text = lines.joined(separator: "\n") + "\n"
         if !frames.isEmpty {
             text += "\nframes lost (a frame is lost when any of its packets is): "
-            text += frames.map { "\($0.type) \($0.lost)/\($0.frames) (\(fixed($0.lossPct)) %)" }.joined(separator: ", ") + "\n"
+            text += frames.map { "\($0.type) \($0.lost)/\($0.frames - $0.shed) (\(fixed($0.lossPct)) %)" }.joined(separator: ", ") + "\n"
+            text += "frames decodable (all packets and references arrived): "
+            text += frames.map { "\($0.type) \($0.decodable)/\($0.frames) (\(fixed($0.decodablePct)) %)" }.joined(separator: ", ") + "\n"
+            let shed = frames.filter { $0.shed > 0 }
+            if !shed.isEmpty { text += "frames shed by the sender: " + shed.map { "\($0.type) \($0.shed)" }.joined(separator: ", ") + "\n" }
         }
         if !endReceived { text += "\nthe sender's end-of-stream message did not arrive: losses after the last packet received are not counted\n" }
         let drops = dropped.filter { $0.value > 0 }.sorted { $0.key < $1.key }

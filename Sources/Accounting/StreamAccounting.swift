@@ -72,7 +72,7 @@ public struct StreamAccounting {
         let delay = Int64(bitPattern: elapsed) - (Int64(bitPattern: header.sendTimeNanoseconds) - Int64(bitPattern: firstSendTime))
         pathList[slot(header.pathID)].record(header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), delay: delay)
         if outcome == .new || outcome == .late {
-            frames.record(header, types: frameTypes)
+            frames.record(header, bytes: bytes, interval: streamTallies.index(header.sendTimeNanoseconds), types: frameTypes)
         }
     }
 
@@ -95,7 +95,7 @@ public struct StreamAccounting {
         for path in end.paths {
             pathList[slot(path.pathID)].close(sent: Int64(path.packetsSent), lastSendTime: end.lastSendTimeNanoseconds)
         }
-        frames.close(frameCount: Int64(end.frameCount), types: frameTypes)
+        frames.close(frameCount: Int64(end.frameCount))
     }
 
     /// The report to send now: cumulative per-path figures.
@@ -125,119 +125,6 @@ public struct StreamAccounting {
         pathList.append(PathAccounting(id: id, intervalNanoseconds: intervalNanoseconds, progressWindow: keepsProgressWindows))
         pathSlot[Int(id)] = pathList.count - 1
         return pathList.count - 1
-    }
-}
-
-/// Frames and their fragments: a frame is lost when any of its packets is. A window of recent
-/// frames waits for late fragments; older ones are settled. The window is a ring indexed by
-/// frame number, and the settled counts are arrays indexed by type letter: no hashing and no
-/// allocation per packet.
-struct FrameAccounting {
-    static let window: Int64 = 4096
-
-    struct Pending {
-        var type: UInt8
-        var fragments: Int
-        var received: Int
-    }
-
-    /// Slot `n % window` holds frame n while it waits (`placed`), for `highest - window < n <= highest`.
-    var ring = [Pending](repeating: Pending(type: 0, fragments: 0, received: 0), count: Int(window))
-    var placed = [Bool](repeating: false, count: Int(window))
-    var highest: Int64 = -1
-    /// Every frame below this number is settled.
-    var settledBelow: Int64 = 0
-    /// Frames settled, and of those lost, by type letter.
-    var settledFrames = [Int](repeating: 0, count: 256)
-    var settledLost = [Int](repeating: 0, count: 256)
-
-    private static func slot(_ number: Int64) -> Int { Int(number & (window - 1)) }
-
-    mutating func record(_ header: MediaHeader, types: [UInt8]?) {
-        let number = Int64(header.frameNumber)
-        if number < settledBelow { return }  // already settled as lost; too late to help
-        if number > highest {
-            // Frames leaving the window are settled before their slots are reused.
-            settle(below: number - Self.window + 1, types: types)
-            // Frames skipped over wait in the window too: a packet of theirs may still come.
-            var n = max(highest + 1, number - Self.window + 1)
-            while n < number {
-                ring[Self.slot(n)] = Pending(type: type(of: n, types), fragments: 1, received: 0)
-                placed[Self.slot(n)] = true
-                n += 1
-            }
-            highest = number
-        }
-        let slot = Self.slot(number)
-        if !placed[slot] {
-            ring[slot] = Pending(type: header.frameType, fragments: Int(header.fragmentCount), received: 0)
-            placed[slot] = true
-        }
-        ring[slot].type = header.frameType
-        ring[slot].fragments = Int(header.fragmentCount)
-        ring[slot].received += 1
-    }
-
-    private func type(of number: Int64, _ types: [UInt8]?) -> UInt8 {
-        guard let types, number >= 0, number < types.count else { return UInt8(ascii: "-") }
-        return types[Int(number)]
-    }
-
-    /// Settles the frames below `limit`: those waiting in the ring one by one, those never
-    /// placed (a gap wider than the window) in bulk, as lost.
-    private mutating func settle(below limit: Int64, types: [UInt8]?) {
-        guard limit > settledBelow else { return }
-        let ringEnd = min(limit, highest + 1)
-        var n = max(settledBelow, highest + 1 - Self.window)
-        if n > settledBelow { settleLost(from: settledBelow, to: n, types: types) }
-        while n < ringEnd {
-            let slot = Self.slot(n)
-            if placed[slot] {
-                let frame = ring[slot]
-                settledFrames[Int(frame.type)] += 1
-                if frame.received < frame.fragments { settledLost[Int(frame.type)] += 1 }
-                placed[slot] = false
-            }
-            n += 1
-        }
-        settleLost(from: max(ringEnd, settledBelow), to: limit, types: types)
-        settledBelow = limit
-    }
-
-    /// Frames `low..<high`, of which nothing arrived, settled as lost. Without types (or past
-    /// the trace's end) they count in bulk, so a garbled frame number cannot make this loop long.
-    private mutating func settleLost(from low: Int64, to high: Int64, types: [UInt8]?) {
-        guard high > low else { return }
-        var bulkFrom = low
-        if let types, low < types.count {
-            let typedEnd = min(high, Int64(types.count))
-            for n in low..<typedEnd {
-                settledFrames[Int(types[Int(n)])] += 1
-                settledLost[Int(types[Int(n)])] += 1
-            }
-            bulkFrom = typedEnd
-        }
-        guard high > bulkFrom else { return }
-        settledFrames[Int(UInt8(ascii: "-"))] += Int(high - bulkFrom)
-        settledLost[Int(UInt8(ascii: "-"))] += Int(high - bulkFrom)
-    }
-
-    /// The sender said how many frames there were: the ones never seen are lost.
-    mutating func close(frameCount: Int64, types: [UInt8]?) {
-        settleLost(from: highest + 1, to: frameCount, types: types)
-        highest = max(highest, frameCount - 1)
-    }
-
-    /// Every frame, settled now: (frames, lost) by type letter.
-    func summary() -> [UInt8: (frames: Int, lost: Int)] {
-        var result: [UInt8: (frames: Int, lost: Int)] = [:]
-        for type in 0..<256 where settledFrames[type] > 0 { result[UInt8(type)] = (settledFrames[type], settledLost[type]) }
-        for slot in placed.indices where placed[slot] {
-            let frame = ring[slot]
-            result[frame.type, default: (0, 0)].frames += 1
-            if frame.received < frame.fragments { result[frame.type, default: (0, 0)].lost += 1 }
-        }
-        return result
     }
 }
 

@@ -45,11 +45,20 @@ public struct MediaHeader: Sendable, Equatable {
     public var frameType: UInt8
     /// The TOS byte (TT field) the sender set on this packet, so the receiver can check it.
     public var mark: UInt8
+    /// How many frames right before this one (in coding order) the sender shed, up to
+    /// `maximumShedRun` (a longer run is reported as that many): the receiver counts them as
+    /// shed, not lost.
+    public var shedBefore: UInt8
+    /// The stream sends every B frame after both its reference frames (coding order, as
+    /// encoders emit B frames); clear: B frames come between their references (display order).
+    public var referencesFirst: Bool
+
+    public static let maximumShedRun: UInt8 = 127
 
     public init(
         streamID: UInt32, streamSequence: UInt32, pathSequence: UInt32, frameNumber: UInt32,
         sendTimeNanoseconds: UInt64, fragmentIndex: UInt16, fragmentCount: UInt16, pathID: UInt8,
-        frameType: UInt8, mark: UInt8
+        frameType: UInt8, mark: UInt8, shedBefore: UInt8 = 0, referencesFirst: Bool = false
     ) {
         self.streamID = streamID
         self.streamSequence = streamSequence
@@ -61,6 +70,8 @@ public struct MediaHeader: Sendable, Equatable {
         self.pathID = pathID
         self.frameType = frameType
         self.mark = mark
+        self.shedBefore = min(shedBefore, Self.maximumShedRun)
+        self.referencesFirst = referencesFirst
     }
 
     /// Writes the header into `buffer` at `offset` (which must have `size` bytes there).
@@ -80,7 +91,7 @@ public struct MediaHeader: Sendable, Equatable {
         w.u8(pathID)
         w.u8(frameType)
         w.u8(mark)
-        w.u8(0)
+        w.u8(min(shedBefore, Self.maximumShedRun) | (referencesFirst ? 0x80 : 0))
     }
 
     public var encoded: [UInt8] {
@@ -93,10 +104,13 @@ public struct MediaHeader: Sendable, Equatable {
     public static func decode(_ datagram: UnsafeRawBufferPointer) -> Result<MediaHeader, Wire.DropReason> {
         var r = ByteReader(datagram)
         if let reason = checkPreamble(&r, kind: .media, fixedSize: size) { return .failure(reason) }
-        let header = MediaHeader(
+        var header = MediaHeader(
             streamID: r.u32(), streamSequence: r.u32(), pathSequence: r.u32(), frameNumber: r.u32(),
             sendTimeNanoseconds: r.u64(), fragmentIndex: r.u16(), fragmentCount: r.u16(), pathID: r.u8(),
             frameType: r.u8(), mark: r.u8())
+        let frameFlags = r.u8()
+        header.shedBefore = frameFlags & 0x7F
+        header.referencesFirst = frameFlags & 0x80 != 0
         guard header.fragmentCount > 0, header.fragmentIndex < header.fragmentCount,
             header.sendTimeNanoseconds < 1 << 62
         else { return .failure(.garbled) }
