@@ -33,6 +33,9 @@ let package = Package(
         // The controller: from the receiver's reports, each VNet's capacity and liveness, and the
         // split that follows from them; also the fixed and duplicate modes. No I/O.
         .target(name: "Control", dependencies: ["Packets", "Splitting"]),
+        // Source adaptation: which frames to shed, by priority, when the VNets together cannot
+        // carry the stream. No I/O.
+        .target(name: "Shedding", dependencies: ["Traces"]),
         // Tun interfaces and UDP sockets: thin typed wrappers over the syscalls.
         .target(name: "Devices", dependencies: ["Packets", "CNetShims"]),
         .target(name: "CNetShims"),
@@ -47,7 +50,7 @@ let package = Package(
         // The sender and receiver loops: the stages above put together over real devices.
         .target(
             name: "Streaming",
-            dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Control", "Devices", "Accounting", "Capture", "Units", "RunRecords"]),
+            dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Control", "Shedding", "Devices", "Accounting", "Capture", "Units", "RunRecords"]),
         // The VNet lab: topologies and schedules (TOML), namespaces, veth, tun, OSPF with bird2,
         // shaping with netem or TBF + nftables, path failures, and the netem VM.
         .target(
@@ -78,6 +81,7 @@ let package = Package(
         // Helpers for tests that run real programs (ffmpeg, ffprobe, the built vnetstream).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "Units", "TestSupport"]),
+        .testTarget(name: "SheddingTests", dependencies: ["Shedding", "Traces", "Accounting", "Packets"]),
         .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing", "Control", "Units", "RunRecords"]),
         .testTarget(
             name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control", "Traces"],

@@ -57,6 +57,22 @@ public struct AdaptiveController: SplitController {
         /// Packets of a planned probe train not sent yet (they stay out of the virtual queue:
         /// a train is sized to fit the bottleneck's burst allowance).
         var trainPacketsToCome = 0
+        /// Until when the last probe train may still queue at the bottleneck (its bits over the
+        /// capacity estimate): a queue the train built is not saturation.
+        var trainDrainUntil: UInt64 = 0
+        /// The estimate the trains gave last (a saturation cut does not change it).
+        var trainEstimate: Double?
+
+        /// What the VNet can carry, for pacing and shedding: the trains' estimate, unless a
+        /// saturation cut put the estimate more than 30 % below it (a real drop). Smaller cuts
+        /// are within the delivered rate's noise at low packet rates (a 0.3 s window holds three
+        /// full-size packets at 100 kbit/s), and following them would throttle the stream for
+        /// nothing until the next train.
+        var carryingRate: Double? {
+            guard let estimate else { return nil }
+            if let train = trainEstimate, estimate >= 0.7 * train { return max(estimate, train) }
+            return estimate
+        }
 
         /// The random loss rate the saturation test allows for: the upper end of its interval
         /// once it rests on enough packets (100), the point estimate before (0 with none), so
@@ -114,6 +130,23 @@ public struct AdaptiveController: SplitController {
     /// Which VNets are dead.
     public var dead: [Bool] { paths.map(\.dead) }
 
+    /// What each live VNet can carry (`carryingRate`; a dead VNet is not paced: its packets move).
+    public var pacingRates: [Double?]? {
+        parameters.pacingHoldMs > 0 ? paths.map { $0.dead ? nil : $0.carryingRate } : nil
+    }
+    public var pacingHoldNanoseconds: UInt64 { UInt64(max(0, parameters.pacingHoldMs) * 1e6) }
+
+    /// What the live VNets can carry together (`carryingRate`); nil until every live VNet has an
+    /// estimate. 0 when every VNet is dead.
+    public var deliverableRate: Double? {
+        var sum = 0.0
+        for path in paths where !path.dead {
+            guard let rate = path.carryingRate else { return nil }
+            sum += rate
+        }
+        return sum
+    }
+
     private func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, seconds) * 1e9) }
 
     /// The constants that assume reports every 50-100 ms, stretched when reports come less
@@ -122,7 +155,7 @@ public struct AdaptiveController: SplitController {
     public var reportFreshnessSeconds: Double { max(parameters.reportFreshnessMs / 1000, 6 * (reportPeriod ?? 0) / 1e9) }
     public var rateWindowSeconds: Double { max(parameters.rateWindow, 6 * (reportPeriod ?? 0) / 1e9) }
 
-    public mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan {
+    public mutating func plan(fragmentBytes: [Int], keyFrame: Bool, now: UInt64) -> FramePlan {
         if started == nil {
             started = now
             // Stagger the first trains so that the VNets are not probed in the same frame.
@@ -137,7 +170,7 @@ public struct AdaptiveController: SplitController {
             paths[index].nextDeadProbe = now + nanoseconds(parameters.deadProbeInterval)
         }
         let largest = fragmentBytes.max() ?? 0
-        if !fragmentBytes.isEmpty,
+        if !fragmentBytes.isEmpty, !keyFrame,
             let due = paths.indices.filter({ !paths[$0].dead && now >= paths[$0].nextProbe }).min(by: {
                 paths[$0].nextProbe < paths[$1].nextProbe
             })
@@ -163,6 +196,9 @@ public struct AdaptiveController: SplitController {
         var path = paths[vnet]
         let train = path.trainPacketsToCome > 0
         if train { path.trainPacketsToCome -= 1 }
+        if train, let capacity = path.estimate, capacity > 0 {
+            path.trainDrainUntil = max(path.trainDrainUntil, now) + UInt64(Double((bytes + 14) * 8) / capacity * 1e9)
+        }
         if let capacity = path.estimate, capacity > 0 {
             let drained = capacity * Double(now &- path.virtualQueueTime) / 1e9
             path.virtualQueue = max(0, path.virtualQueue - (now > path.virtualQueueTime ? drained : 0)) + (train ? 0 : Double(bytes * 8))
@@ -241,6 +277,7 @@ public struct AdaptiveController: SplitController {
             path.samples.append(Double(figures.capacityBitsPerSecond))
             if path.samples.count > 3 { path.samples.removeFirst() }
             path.estimate = Self.estimate(from: path.samples)
+            path.trainEstimate = path.estimate
             events.append(ControlEvent(kind: .capacity, vnet: index, bitsPerSecond: path.estimate, detail: "train"))
             changed = true
         }
@@ -277,7 +314,11 @@ public struct AdaptiveController: SplitController {
         // (losing more than its random loss explains). Then the bottleneck is busy throughout
         // the window and what arrived is its capacity (a queue that drains after the split
         // moved says nothing: its VNet may be half idle).
-        if !path.dead, queueing > parameters.saturationDelayMs, let first = path.history.first,
+        // A probe train queues at the bottleneck on purpose (three packets back to back: at
+        // 100 kbit/s a quarter of a second): until it drained and two reports showed it, the
+        // delay says nothing about the stream's load.
+        let trainSettled = now >= path.trainDrainUntil &+ UInt64(2 * (reportPeriod ?? 100_000_000))
+        if !path.dead, trainSettled, queueing > parameters.saturationDelayMs, let first = path.history.first,
             reportTime &- first.time >= window / 2, figures.packetsReceived > 0,
             Double(figures.delayMicroseconds - first.delay) / 1000 >= parameters.saturationGrowthMs
                 || Self.congestiveLoss(
@@ -333,31 +374,32 @@ public struct AdaptiveController: SplitController {
     /// splitter fills the cleanest tier up to `headroom` of each VNet's capacity and sends what
     /// overflows (a VBR frame's burst) to the next, splitting by capacity within a tier.
     /// Liveness and lossiness changes always apply; estimate changes only beyond the hysteresis.
+    /// Capacities are the VNets' carrying rates (`carryingRate`), as pacing and shedding use them.
     private mutating func recomputeWeights() {
         let live = paths.indices.filter { !paths[$0].dead }
         guard !live.isEmpty else {
             weights = Array(repeating: 1, count: paths.count)
-            appliedEstimates = paths.map(\.estimate)
+            appliedEstimates = paths.map(\.carryingRate)
             tiers = nil
             budgets = nil
             return
         }
-        let known = live.compactMap { paths[$0].estimate }
+        let known = live.compactMap { paths[$0].carryingRate }
         let fallback = known.isEmpty ? 1 : known.reduce(0, +) / Double(known.count)
         let vnets = paths.map { path in
             Placement.VNet(
-                capacity: path.estimate ?? fallback, cost: path.lossy ? max(path.loss.rate, parameters.lossyAbovePct / 100) : 0, live: !path.dead)
+                capacity: path.carryingRate ?? fallback, cost: path.lossy ? max(path.loss.rate, parameters.lossyAbovePct / 100) : 0, live: !path.dead)
         }
         let proposed = vnets.map { $0.live ? $0.capacity : 0 }
         let livenessChanged = zip(proposed, weights).contains { ($0 == 0) != ($1 == 0) } || paths.map(\.lossy) != appliedLossy
         let moved = paths.indices.contains { index in
-            guard let now = paths[index].estimate else { return false }
+            guard let now = paths[index].carryingRate else { return false }
             guard let before = appliedEstimates[index] else { return true }
             return abs(now - before) > parameters.hysteresis * before
         }
         guard livenessChanged || moved else { return }
         weights = proposed
-        appliedEstimates = paths.map(\.estimate)
+        appliedEstimates = paths.map(\.carryingRate)
         appliedLossy = paths.map(\.lossy)
         let grouped = Placement.tiers(live, costs: vnets.map(\.cost), margin: parameters.tierMarginPct / 100)
         if grouped.count > 1 {

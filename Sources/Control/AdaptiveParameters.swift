@@ -44,6 +44,11 @@ extension AdaptiveController {
         /// a queue at a moment the receiver's smoothed delay does not show.
         public var randomLossQueueMs: Double = 80
         public var randomLossHoldoff: Double = 1
+        /// Pacing onto each VNet: packets go out at most at the VNet's capacity estimate, with a
+        /// burst allowance of `pacingBurstMs` of it (two MTUs at least); a packet waits at most
+        /// `pacingHoldMs` in the sender (then it goes anyway). 0 hold: no pacing.
+        public var pacingBurstMs: Double = 20
+        public var pacingHoldMs: Double = 1000
 
         public init() {}
 
@@ -66,6 +71,8 @@ extension AdaptiveController {
             case tierMarginPct = "tier_margin_pct"
             case randomLossQueueMs = "random_loss_queue_ms"
             case randomLossHoldoff = "random_loss_holdoff_s"
+            case pacingBurstMs = "pacing_burst_ms"
+            case pacingHoldMs = "pacing_hold_ms"
         }
 
         public init(from decoder: Decoder) throws {
@@ -89,6 +96,9 @@ extension AdaptiveController {
             tierMarginPct = try c.decodeIfPresent(Double.self, forKey: .tierMarginPct) ?? d.tierMarginPct
             randomLossQueueMs = try c.decodeIfPresent(Double.self, forKey: .randomLossQueueMs) ?? d.randomLossQueueMs
             randomLossHoldoff = try c.decodeIfPresent(Double.self, forKey: .randomLossHoldoff) ?? d.randomLossHoldoff
+            pacingBurstMs = try c.decodeIfPresent(Double.self, forKey: .pacingBurstMs) ?? d.pacingBurstMs
+            // Results written before the sender paced: no pacing.
+            pacingHoldMs = try c.decodeIfPresent(Double.self, forKey: .pacingHoldMs) ?? 0
         }
     }
 }

@@ -10,8 +10,17 @@ public protocol SplitController {
     /// by the weights), and each VNet's budget before its tier counts as full, bits per second.
     var tiers: [[Int]]? { get }
     var budgets: [Double]? { get }
-    /// What to do with the next frame of `fragmentBytes` (IPv4 bytes of each packet).
-    mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan
+    /// What the live VNets together can deliver now, bits per second (the source sheds frames
+    /// when the stream needs more); nil when the mode does not know.
+    var deliverableRate: Double? { get }
+    /// The rate to pace each VNet's packets at, bits per second, and how long a packet may wait
+    /// for it (nil: no pacing, or none for that VNet).
+    var pacingRates: [Double?]? { get }
+    var pacingHoldNanoseconds: UInt64 { get }
+    /// What to do with the next frame of `fragmentBytes` (IPv4 bytes of each packet). A key
+    /// frame (an I frame) carries no probe train: a train overflows a short queue on purpose,
+    /// and a lost I frame costs its whole group.
+    mutating func plan(fragmentBytes: [Int], keyFrame: Bool, now: UInt64) -> FramePlan
     /// One packet went out on `vnet` with that path sequence.
     mutating func sent(vnet: Int, pathSequence: UInt32, bytes: Int, now: UInt64)
     /// A receiver report arrived over `vnet`.
@@ -21,8 +30,13 @@ public protocol SplitController {
 }
 
 extension SplitController {
+    /// A frame that is not a key frame.
+    public mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan { plan(fragmentBytes: fragmentBytes, keyFrame: false, now: now) }
     public var tiers: [[Int]]? { nil }
     public var budgets: [Double]? { nil }
+    public var deliverableRate: Double? { nil }
+    public var pacingRates: [Double?]? { nil }
+    public var pacingHoldNanoseconds: UInt64 { 0 }
 }
 
 /// How one frame goes out.
@@ -89,7 +103,7 @@ public struct StaticSplit: SplitController {
 
     public init(weights: [Double]) { self.weights = weights }
 
-    public mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan { .split }
+    public mutating func plan(fragmentBytes: [Int], keyFrame: Bool, now: UInt64) -> FramePlan { .split }
     public mutating func sent(vnet: Int, pathSequence: UInt32, bytes: Int, now: UInt64) {}
     public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {}
     public mutating func takeEvents() -> [ControlEvent] { [] }
@@ -102,7 +116,7 @@ public struct DuplicateSplit: SplitController {
 
     public init(vnets: Int) { weights = Array(repeating: 1, count: vnets) }
 
-    public mutating func plan(fragmentBytes: [Int], now: UInt64) -> FramePlan { FramePlan(everywhere: true) }
+    public mutating func plan(fragmentBytes: [Int], keyFrame: Bool, now: UInt64) -> FramePlan { FramePlan(everywhere: true) }
     public mutating func sent(vnet: Int, pathSequence: UInt32, bytes: Int, now: UInt64) {}
     public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {}
     public mutating func takeEvents() -> [ControlEvent] { [] }

@@ -58,8 +58,30 @@ public struct SenderSummary: Codable, Sendable {
     /// How packets went into the tuns in unpaced mode: `udp-segmentation` (up to 64 per write)
     /// or `packet-per-write` (and why).
     public var offload: String?
+    /// Frames the source shed (with `--shed`): how many, their IPv4 bytes, and by type letter.
+    public var shed: Shed?
+    /// Packets that waited for their VNet's pace (adaptive mode), and the longest wait, ms.
+    public var pacedPackets: Int?
+    public var pacedLongestMs: Double?
 
-    public init(streamID: UInt32, frames: Int, packets: Int, durationS: Double, mark: Int, mtu: Int, vnets: [VNet], pacing: PacingErrors, controlEvents: Int, ignored: [String: Int], lastReport: [PathReport]? = nil, cpuS: Double? = nil, offload: String? = nil) {
+    public struct Shed: Codable, Sendable, Equatable {
+        public var frames: Int
+        public var bytes: Int
+        public var byType: [String: Int]
+
+        public init(frames: Int, bytes: Int, byType: [String: Int]) {
+            self.frames = frames
+            self.bytes = bytes
+            self.byType = byType
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case frames, bytes
+            case byType = "by_type"
+        }
+    }
+
+    public init(streamID: UInt32, frames: Int, packets: Int, durationS: Double, mark: Int, mtu: Int, vnets: [VNet], pacing: PacingErrors, controlEvents: Int, ignored: [String: Int], lastReport: [PathReport]? = nil, cpuS: Double? = nil, offload: String? = nil, shed: Shed? = nil) {
         self.streamID = streamID
         self.frames = frames
         self.packets = packets
@@ -73,10 +95,13 @@ public struct SenderSummary: Codable, Sendable {
         self.lastReport = lastReport
         self.cpuS = cpuS
         self.offload = offload
+        self.shed = shed
     }
 
     enum CodingKeys: String, CodingKey {
-        case frames, packets, mtu, mark, vnets, pacing, ignored, offload
+        case frames, packets, mtu, mark, vnets, pacing, ignored, offload, shed
+        case pacedPackets = "paced_packets"
+        case pacedLongestMs = "paced_longest_ms"
         case cpuS = "cpu_s"
         case controlEvents = "control_events"
         case streamID = "stream_id"

@@ -4,6 +4,7 @@ import Foundation
 import Pacing
 import Packets
 import RunRecords
+import Shedding
 import Splitting
 import Traces
 
@@ -44,6 +45,16 @@ public final class Sender {
         core = SenderCore(
             streamID: configuration.streamID, mark: configuration.mark, mtu: mtu, vnets: configuration.routes.count,
             mode: configuration.mode, adaptive: configuration.adaptive, stages: configuration.stages)
+        let trace = configuration.trace
+        core.referencesFirst = trace.isReordered
+        if configuration.shedding {
+            guard trace.hasFrameTypes else {
+                throw SenderError("shedding needs frame types, and this trace has none: give its GoP pattern (--gop IBBPBBPBBPBB)")
+            }
+            core.shedder = FrameShedder(
+                types: trace.frames.map(\.type), wireBytes: trace.frames.map { [core] in core.wireBytes(ofFrame: $0.bytes) },
+                framesPerSecond: trace.framesPerSecond, referencesFirst: trace.isReordered)
+        }
         buffer = [UInt8](repeating: 0, count: mtu)
     }
 
@@ -135,6 +146,11 @@ public final class Sender {
             turns += 1
             if !pacing { now = MonotonicClock.now() }
         }
+        // Packets still waiting for their VNet's pace go before the end message counts them.
+        while let next = core.nextDue {
+            try serve(until: max(next, MonotonicClock.now() + 1_000_000))
+            try releaseDue()
+        }
         let end = core.end(frames: pacing ? configuration.trace.frames.count : Int(core.streamSequence), lastSendTime: lastSendTime)
         // The end message travels over every VNet, three times 100 ms apart, so that neither
         // one dead VNet nor a shaped queue still full of the stream's tail (which drops
@@ -221,7 +237,7 @@ public final class Sender {
     }
 
     private func summary(frames: Int, lastSendTime: UInt64, lateness: [Int64]) -> SenderSummary {
-        SenderSummary(
+        var summary = SenderSummary(
             streamID: configuration.streamID, frames: frames, packets: Int(core.streamSequence),
             durationS: Double(lastSendTime) / 1e9, mark: Int(configuration.mark.tos), mtu: mtu,
             vnets: configuration.routes.indices.map {
@@ -232,7 +248,17 @@ public final class Sender {
                     localDrops: tally.localDrops, reportsReceived: tally.reportsReceived)
             },
             pacing: PacingErrors(lateness: lateness), controlEvents: controlEvents, ignored: ignored,
-            lastReport: lastReport?.paths, cpuS: ProcessCPU.seconds())
+            lastReport: lastReport?.paths, cpuS: ProcessCPU.seconds(),
+            shed: core.shedder.map { shedder in
+                SenderSummary.Shed(
+                    frames: shedder.shedFrames.values.reduce(0, +), bytes: shedder.shedBytes,
+                    byType: Dictionary(uniqueKeysWithValues: shedder.shedFrames.map { ($0.key.rawValue, $0.value) }))
+            })
+        if configuration.mode == .adaptive {
+            summary.pacedPackets = core.pacing.heldPackets
+            summary.pacedLongestMs = rounded(Double(core.pacing.longestHold) / 1e6)
+        }
+        return summary
     }
 
     private func logControlEvents(at now: UInt64) {
@@ -271,13 +297,22 @@ public final class Sender {
         while true {
             let now = MonotonicClock.now()
             if now >= nextLog { logIntervals(at: now) }
+            if let due = core.nextDue, due <= now { try releaseDue() }
             // Poll in whole milliseconds, leaving the last one or two to the pacer.
             guard deadline > now + 2_000_000 else { break }
-            let wake = min(deadline - 1_000_000, nextLog)
+            let wake = min(deadline - 1_000_000, nextLog, core.nextDue ?? .max)
             let readable = try waitForReadable(descriptors, timeoutNanoseconds: Int64(wake > now ? wake - now : 0))
             for (vnet, ready) in readable.enumerated() where ready { try drain(vnet) }
         }
         Pacer.wait(until: deadline)
+    }
+
+    /// Writes the packets whose pacing wait is over.
+    private func releaseDue() throws {
+        var due: [OutgoingPacket] = []
+        core.due(now: MonotonicClock.now(), into: &due)
+        guard !due.isEmpty else { return }
+        try write(due)
     }
 
     private func drain(_ vnet: Int) throws {

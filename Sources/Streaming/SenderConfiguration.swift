@@ -47,6 +47,10 @@ public struct SenderConfiguration {
     public var segmentationOffload = false
     /// Stages between the split and the tuns (parity, retransmission), in order.
     public var stages: [any SenderStage] = []
+    /// Shed frames by priority when the VNets together cannot carry the stream (B frames first,
+    /// then P frames from the end of the group; never I frames). The trace needs frame types:
+    /// give a trace without them a GoP pattern first (`FrameTrace.assigning`).
+    public var shedding = false
 
     public init(trace: FrameTrace, routes: [VNetRoute], destination: UDPEndpoint, mode: SendMode) {
         self.trace = trace

@@ -1,5 +1,6 @@
 import Control
 import Packets
+import Shedding
 import Splitting
 
 /// A packet on its way from the packetizer to a VNet's tun: its header (the path fields are
@@ -11,12 +12,15 @@ public struct OutgoingPacket: Sendable, Equatable {
     public var payloadBytes: Int
     public var vnet: Int
     public var copy: Bool
+    /// Part of a probe train: it leaves back to back with the train's other packets, never paced.
+    public var train: Bool
 
-    public init(header: MediaHeader, payloadBytes: Int, vnet: Int, copy: Bool) {
+    public init(header: MediaHeader, payloadBytes: Int, vnet: Int, copy: Bool, train: Bool = false) {
         self.header = header
         self.payloadBytes = payloadBytes
         self.vnet = vnet
         self.copy = copy
+        self.train = train
     }
 
     /// Bytes of the whole IPv4 packet.
@@ -48,6 +52,20 @@ public struct SenderCore {
     /// The controller's weights, tiers and budgets the splitter last took.
     private var applied: (weights: [Double], tiers: [[Int]]?, budgets: [Double]?) = ([], nil, nil)
     public var stages: [any SenderStage]
+    /// Source adaptation: asked before each frame whether it goes (nil: every frame goes).
+    public var shedder: FrameShedder?
+    /// Whether the trace sends B frames after both their references (the header says so, for
+    /// the receiver's count of decodable frames).
+    public var referencesFirst = false
+    /// Frames shed since the last frame that went out.
+    private var shedRun = 0
+    /// Pacing onto each VNet at its capacity estimate (when the controller gives rates).
+    public private(set) var pacing: VNetPacing
+    private var pacingRates: [Double?]?
+    /// Packets taken off a VNet that died while they waited, placed again by the split.
+    private var moved: [OutgoingPacket] = []
+    /// The latest time the driver gave.
+    private var lastNow: UInt64 = 0
     /// The next packet's stream sequence (also: packets of the stream so far).
     public private(set) var streamSequence: UInt32 = 0
     public private(set) var vnets: [VNetTally]
@@ -76,21 +94,31 @@ public struct SenderCore {
         splitter = TieredSplitter(weights: mode.initialWeights(vnets: vnets))
         self.stages = stages
         self.vnets = Array(repeating: VNetTally(), count: vnets)
+        pacing = VNetPacing(vnets: vnets, holdNanoseconds: controller.pacingHoldNanoseconds, burstSeconds: adaptive.pacingBurstMs / 1000)
         followWeights()
     }
 
     /// The packets of one frame, split (with a probe train or copies when the controller asks
-    /// for them), then through the stages; appended to `out`.
+    /// for them), then through the stages and the pacing; those that may go now are appended to
+    /// `out`, the others wait for `due`.
     public mutating func packets(
         ofFrame frameBytes: Int, type: UInt8, number: UInt32, sendTime: UInt64, now: UInt64, into out: inout [OutgoingPacket]
     ) {
+        if shedder != nil, !shedder!.decide(Int(number), deliverableBitsPerSecond: controller.deliverableRate) {
+            shedRun += 1
+            return
+        }
         let fragments = packetizer.fragments(ofFrame: frameBytes)
         guard !fragments.isEmpty else { return }
+        lastNow = max(lastNow, now)
         let start = out.count
-        let plan = controller.plan(fragmentBytes: fragments.map { $0 + MediaHeader.size + IPv4UDP.headerSize }, now: now)
+        let plan = controller.plan(
+            fragmentBytes: fragments.map { $0 + MediaHeader.size + IPv4UDP.headerSize }, keyFrame: type == UInt8(ascii: "I"), now: now)
         var header = MediaHeader(
             streamID: streamID, streamSequence: streamSequence, pathSequence: 0, frameNumber: number, sendTimeNanoseconds: sendTime,
-            fragmentIndex: 0, fragmentCount: UInt16(fragments.count), pathID: 0, frameType: type, mark: mark.tos)
+            fragmentIndex: 0, fragmentCount: UInt16(fragments.count), pathID: 0, frameType: type, mark: mark.tos,
+            shedBefore: UInt8(min(shedRun, Int(MediaHeader.maximumShedRun))), referencesFirst: referencesFirst)
+        shedRun = 0
         let firstSequence = streamSequence
         var carried = Set<Int>()
         for (index, size) in fragments.enumerated() {
@@ -104,7 +132,7 @@ public struct SenderCore {
                 // rest of a large frame is split as usual, so a probe never moves a whole
                 // I frame onto one VNet).
                 splitter.take(train, bytes: IPv4UDP.headerSize + payload)
-                out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: train, copy: false))
+                out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: train, copy: false, train: true))
                 carried.insert(train)
             } else {
                 let vnet = splitter.next(bytes: IPv4UDP.headerSize + payload, now: now)
@@ -132,6 +160,11 @@ public struct SenderCore {
         runStages(&out, from: start, now: now)
     }
 
+    /// Each frame's size on the wire: the IPv4 bytes of the packets the packetizer cuts it into.
+    public func wireBytes(ofFrame frameBytes: Int) -> Int {
+        packetizer.fragments(ofFrame: frameBytes).reduce(0) { $0 + $1 + MediaHeader.size + IPv4UDP.headerSize }
+    }
+
     /// `count` packets of `payloadBytes` back to back (unpaced), each its own frame; on one
     /// VNet chosen for the whole bundle when `oneVNet` (a segmented write), else split one by one.
     public mutating func bundle(count: Int, payloadBytes: Int, oneVNet: Bool, sendTime: UInt64, now: UInt64, into out: inout [OutgoingPacket]) {
@@ -147,15 +180,38 @@ public struct SenderCore {
             out.append(OutgoingPacket(header: header, payloadBytes: payloadBytes, vnet: shared ?? splitter.next(bytes: wire, now: now), copy: false))
             streamSequence &+= 1
         }
-        runStages(&out, from: start, now: now)
+        // Back to back as the tuns take them: the data path's throughput, never paced.
+        runStages(&out, from: start, now: now, paced: false)
     }
 
-    private mutating func runStages(_ out: inout [OutgoingPacket], from start: Int, now: UInt64) {
-        guard !stages.isEmpty else { return }
-        var batch = Array(out[start...])
-        for index in stages.indices { stages[index].process(&batch, now: now) }
-        out.replaceSubrange(start..., with: batch)
+    private mutating func runStages(_ out: inout [OutgoingPacket], from start: Int, now: UInt64, paced: Bool = true) {
+        if !stages.isEmpty {
+            var batch = Array(out[start...])
+            for index in stages.indices { stages[index].process(&batch, now: now) }
+            out.replaceSubrange(start..., with: batch)
+        }
+        guard paced else { return }
+        let batch = Array(out[start...])
+        out.removeSubrange(start...)
+        pacing.admit(batch, exempt: { $0.copy || $0.train }, now: now, into: &out)
     }
+
+    /// Packets whose wait is over (the pacing's, or moved off a VNet that died), appended to `out`.
+    public mutating func due(now: UInt64, into out: inout [OutgoingPacket]) {
+        lastNow = max(lastNow, now)
+        if !moved.isEmpty {
+            let again = moved
+            moved.removeAll()
+            for var packet in again {
+                packet.vnet = splitter.next(bytes: packet.ipv4Bytes, now: now)
+                pacing.admit([packet], exempt: { $0.copy || $0.train }, now: now, into: &out)
+            }
+        }
+        pacing.due(now: now, into: &out)
+    }
+
+    /// When `due` has something next (nil: nothing waits).
+    public var nextDue: UInt64? { moved.isEmpty ? pacing.nextRelease() : 0 }
 
     /// The packet as it goes on the wire: its path id and the VNet's next path sequence.
     public mutating func stamp(_ packet: OutgoingPacket) -> MediaHeader {
@@ -168,6 +224,7 @@ public struct SenderCore {
 
     /// The device writer wrote `header` (stamped) into its VNet's tun, or the tun did not take it.
     public mutating func written(_ header: MediaHeader, payloadBytes: Int, copy: Bool, taken: Bool, now: UInt64) {
+        lastNow = max(lastNow, now)
         let vnet = Int(header.pathID)
         if taken {
             vnets[vnet].packets += 1
@@ -186,6 +243,7 @@ public struct SenderCore {
 
     /// A report for this stream came back over `vnet`.
     public mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64) {
+        lastNow = max(lastNow, now)
         vnets[vnet].reportsReceived += 1
         vnets[vnet].intervalReports += 1
         controller.received(report, over: vnet, now: now)
@@ -199,8 +257,17 @@ public struct SenderCore {
         return events
     }
 
-    /// Follows the controller's weights, tiers and budgets, when they changed.
+    /// Follows the controller's weights, tiers, budgets and pacing rates, when they changed. The
+    /// packets waiting on a VNet that lost its rate (it died) are placed again.
     public mutating func followWeights() {
+        let rates = controller.pacingRates
+        if rates != pacingRates {
+            pacing.set(rates: rates ?? Array(repeating: nil, count: vnets.count), now: lastNow)
+            for vnet in vnets.indices where pacing.waiting(vnet) > 0 && (rates?[vnet] ?? nil) == nil && controller.weights[vnet] == 0 {
+                moved += pacing.takeWaiting(vnet)
+            }
+            pacingRates = rates
+        }
         let now = (controller.weights, controller.tiers, controller.budgets)
         guard now.0 != applied.weights || now.1 != applied.tiers || now.2 != applied.budgets else { return }
         splitter.set(weights: now.0, tiers: now.1, budgets: now.2)

@@ -126,6 +126,17 @@ struct Send: ParsableCommand {
             valueName: "ns"))
     var startAt: UInt64?
 
+    @Flag(
+        help: ArgumentHelp(
+            "Shed frames by priority when the VNets together cannot carry the stream (--mode adaptive).",
+            discussion: """
+                B frames first, then P frames from the end of each group of pictures, never an I \
+                frame; shedding stops when the VNets' measured capacity covers the stream again. \
+                A trace without frame types takes --gop (default IBBPBBPBBPBB). The receiver \
+                counts shed frames as shed, not lost (Docs/controller.md).
+                """))
+    var shed = false
+
     var resolvedMode: SendMode.Kind { mode ?? (split != nil ? .static : .adaptive) }
 
     /// The one send mode these options name.
@@ -156,6 +167,10 @@ struct Send: ParsableCommand {
             throw ValidationError("--uni \(uni) names no VNet: give 1 to \(vnets.count).")
         }
         if !(probeInterval > 0) { throw ValidationError("--probe-interval must be positive.") }
+        if shed && resolvedMode != .adaptive {
+            throw ValidationError("--shed goes with --mode adaptive (it sheds by the VNets' measured capacity), not --mode \(resolvedMode.rawValue).")
+        }
+        if shed && cbr == .max { throw ValidationError("--shed needs frames: give a trace or --cbr RATE, not --cbr max.") }
         if let startAt, startAt < MonotonicClock.now() {
             throw ValidationError("--start-at \(startAt) has passed (the monotonic clock reads \(MonotonicClock.now())).")
         }
@@ -171,9 +186,9 @@ struct Send: ParsableCommand {
     func run() throws {
         let frames: FrameTrace =
             switch cbr {
-            case .rate(let rate): try CBRSource.trace(rate: rate, framesPerSecond: input.fps ?? 25, duration: duration)
+            case .rate(let rate): input.typed(try CBRSource.trace(rate: rate, framesPerSecond: input.fps ?? 25, duration: duration), default: shed ? .mpeg4 : nil)
             case .max: FrameTrace(frames: [], framesPerSecond: 25)
-            case nil: try input.read(trace!)
+            case nil: try input.read(trace!, default: shed ? .mpeg4 : nil)
             }
         let routes = try vnets.map { vnet -> VNetRoute in
             if let source = vnet.source { return VNetRoute(tun: vnet.tun, source: source) }
@@ -193,6 +208,7 @@ struct Send: ParsableCommand {
         configuration.mtu = mtu
         configuration.streamID = streamID
         configuration.segmentationOffload = cbr == .max && !noSegmentation
+        configuration.shedding = shed
         let logFile = try log.map { try LineFile(path: $0) }
         if let logFile { configuration.log = { logFile.write($0) } }
         let packetFile = try packetLog.map { try LineFile(path: $0) }
@@ -212,6 +228,10 @@ struct Send: ParsableCommand {
                     + (vnet.localDrops > 0 ? ", \(vnet.localDrops) not taken by the tun" : ""))
         }
         if let offload = summary.offload { lines.append("  into the tuns: \(offload)") }
+        if let shed = summary.shed {
+            let byType = shed.byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            lines.append("  shed \(shed.frames) frames (\(shed.bytes) bytes)" + (byType.isEmpty ? "" : ": \(byType)"))
+        }
         lines.append(
             "  pacing: p50 \(decimal(summary.pacing.p50Microseconds, 1)) us, p99 \(decimal(summary.pacing.p99Microseconds, 1)) us, "
                 + "max \(decimal(summary.pacing.maxMicroseconds, 1)) us late")

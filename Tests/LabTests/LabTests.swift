@@ -252,7 +252,7 @@ struct LabTests {
         try withOnePathReceiver(idleTimeout: "3") { lab, directory, receiver in
             // 4 Mbit/s offered into 2 Mbit/s for 5 s, in near-MTU packets.
             let sender = try runProcess(
-                ["ip", "netns", "exec", lab.plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "4mbit", "--fps", "100",
+                ["ip", "netns", "exec", lab.plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "4mbit", "--fps", "100", "--mode", "uni",
                  "--duration", "5", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json-file", directory + "/s.json"])
             #expect(sender.status == 0, "\(sender.summary)")
             let received = receiver.wait(timeout: 30)

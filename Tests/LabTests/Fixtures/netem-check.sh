@@ -14,7 +14,7 @@ echo "PING $("$bin" lab exec --id vm in /bin/busybox ping -c 10 -i 0.2 198.19.0.
 "$bin" lab exec --id vm dst "$bin" recv --json-file /tmp/vm-r.json --idle-timeout 5 --linger 2 > /dev/null &
 receiver=$!
 sleep 2
-"$bin" lab exec --id vm src "$bin" send --cbr 2mbit --fps 50 --duration 5 --vnet tun0 --to 198.18.100.1:5004 --json-file /tmp/vm-s.json > /dev/null
+"$bin" lab exec --id vm src "$bin" send --cbr 2mbit --fps 50 --duration 5 --mode uni --vnet tun0 --to 198.18.100.1:5004 --json-file /tmp/vm-s.json > /dev/null
 wait $receiver
 echo "RECEIVER $(tr -d '\n' < /tmp/vm-r.json)"
 echo "SENDER $(tr -d '\n' < /tmp/vm-s.json)"

@@ -1,0 +1,139 @@
+import Packets
+
+/// Pacing after the split: each VNet's packets go out no faster than its capacity estimate, so
+/// that a large frame (a VBR I frame) does not overflow a short queue at a low rate. A token
+/// bucket per VNet, filled at the rate, `burst` deep; a packet that finds too few tokens waits
+/// in the VNet's queue, in order, at most `hold` (the playout deadline's room; then it goes
+/// anyway). Copies and probe trains are never held: a train must leave back to back to measure
+/// the bottleneck. A VNet without a rate (none known yet, or dead) is not paced. No I/O, no
+/// clock of its own.
+public struct VNetPacing: Sendable {
+    public var holdNanoseconds: UInt64
+    public var burstSeconds: Double
+    /// The smallest burst: one full-size packet. (Two back to back at 100 kbit/s already queue a
+    /// tenth of a second, which the controller would read as saturation.)
+    public var minimumBurstBits: Double
+
+    struct Held: Sendable {
+        var packet: OutgoingPacket
+        var since: UInt64
+    }
+
+    private(set) var rates: [Double?]
+    private var tokens: [Double]
+    private var filled: [UInt64]
+    private var queues: [[Held]]
+    private var heads: [Int]
+    /// Packets that waited, and the longest wait, nanoseconds.
+    public private(set) var heldPackets = 0
+    public private(set) var longestHold: UInt64 = 0
+
+    public init(vnets: Int, holdNanoseconds: UInt64, burstSeconds: Double = 0.02, minimumBurstBits: Double = 1514 * 8) {
+        self.holdNanoseconds = holdNanoseconds
+        self.burstSeconds = burstSeconds
+        self.minimumBurstBits = minimumBurstBits
+        rates = Array(repeating: nil, count: vnets)
+        tokens = Array(repeating: 0, count: vnets)
+        filled = Array(repeating: 0, count: vnets)
+        queues = Array(repeating: [], count: vnets)
+        heads = Array(repeating: 0, count: vnets)
+    }
+
+    /// Bits a packet takes on a VNet's link (IPv4 and the Ethernet header).
+    static func bits(_ packet: OutgoingPacket) -> Double { Double(packet.ipv4Bytes + 14) * 8 }
+
+    func depth(_ vnet: Int) -> Double { max(minimumBurstBits, (rates[vnet] ?? 0) * burstSeconds) }
+
+    /// Packets waiting on `vnet`.
+    public func waiting(_ vnet: Int) -> Int { queues[vnet].count - heads[vnet] }
+
+    /// New rates, bits per second (nil: that VNet is not paced).
+    public mutating func set(rates newRates: [Double?], now: UInt64) {
+        for vnet in rates.indices {
+            refill(vnet, now: now)
+            let rate = vnet < newRates.count ? newRates[vnet].flatMap { $0 > 0 ? $0 : nil } : nil
+            if rates[vnet] == nil, rate != nil { tokens[vnet] = max(minimumBurstBits, rate! * burstSeconds) }
+            rates[vnet] = rate
+            tokens[vnet] = min(tokens[vnet], depth(vnet))
+        }
+    }
+
+    private mutating func refill(_ vnet: Int, now: UInt64) {
+        defer { filled[vnet] = max(filled[vnet], now) }
+        guard let rate = rates[vnet], now > filled[vnet] else { return }
+        tokens[vnet] = min(depth(vnet), tokens[vnet] + rate * Double(now - filled[vnet]) / 1e9)
+    }
+
+    /// Takes the packets of a frame (or bundle): what may go now is appended to `out` in order,
+    /// the rest waits. `exempt[i]` marks packets that are never held (copies, train packets).
+    public mutating func admit(_ packets: [OutgoingPacket], exempt: (OutgoingPacket) -> Bool, now: UInt64, into out: inout [OutgoingPacket]) {
+        for packet in packets {
+            let vnet = packet.vnet
+            refill(vnet, now: now)
+            let bits = Self.bits(packet)
+            if rates[vnet] == nil || exempt(packet) {
+                if rates[vnet] != nil { tokens[vnet] = max(-depth(vnet), tokens[vnet] - bits) }
+                out.append(packet)
+            } else if waiting(vnet) == 0 && tokens[vnet] >= bits {
+                tokens[vnet] -= bits
+                out.append(packet)
+            } else {
+                queues[vnet].append(Held(packet: packet, since: now))
+                heldPackets += 1
+            }
+        }
+    }
+
+    /// The waiting packets whose time has come (tokens, or `hold` passed), appended to `out`.
+    public mutating func due(now: UInt64, into out: inout [OutgoingPacket]) {
+        for vnet in queues.indices where waiting(vnet) > 0 {
+            refill(vnet, now: now)
+            while heads[vnet] < queues[vnet].count {
+                let head = queues[vnet][heads[vnet]]
+                let bits = Self.bits(head.packet)
+                let overdue = now &- head.since >= holdNanoseconds
+                guard rates[vnet] == nil || tokens[vnet] >= bits || overdue else { break }
+                if rates[vnet] != nil { tokens[vnet] = max(-depth(vnet), tokens[vnet] - bits) }
+                longestHold = max(longestHold, now &- head.since)
+                out.append(head.packet)
+                heads[vnet] += 1
+            }
+            compact(vnet)
+        }
+    }
+
+    /// When the next waiting packet may go (nil: none waits).
+    public func nextRelease() -> UInt64? {
+        var next: UInt64?
+        for vnet in queues.indices where waiting(vnet) > 0 {
+            let head = queues[vnet][heads[vnet]]
+            var at = head.since &+ holdNanoseconds
+            if let rate = rates[vnet] {
+                let missing = max(0, Self.bits(head.packet) - tokens[vnet])
+                at = min(at, filled[vnet] &+ UInt64((missing / rate * 1e9).rounded(.up)))
+            } else {
+                at = 0
+            }
+            next = min(next ?? at, at)
+        }
+        return next
+    }
+
+    /// Takes every packet waiting on `vnet` away (its VNet died: the split places them again).
+    public mutating func takeWaiting(_ vnet: Int) -> [OutgoingPacket] {
+        let taken = queues[vnet][heads[vnet]...].map(\.packet)
+        queues[vnet].removeAll(keepingCapacity: true)
+        heads[vnet] = 0
+        return taken
+    }
+
+    private mutating func compact(_ vnet: Int) {
+        if heads[vnet] == queues[vnet].count {
+            queues[vnet].removeAll(keepingCapacity: true)
+            heads[vnet] = 0
+        } else if heads[vnet] > 256 {
+            queues[vnet].removeFirst(heads[vnet])
+            heads[vnet] = 0
+        }
+    }
+}
