@@ -1,6 +1,7 @@
 import Control
 import Foundation
 import Lab
+import Traces
 import Units
 
 /// An experiment: a lab topology, a schedule of condition shifts, the sources to stream and the
@@ -47,9 +48,16 @@ public struct ExperimentFile: Decodable, Sendable {
         public var fps: Double
         /// The loss a splitting mode may have per interval, percent (0.5 for the paper's CBR, 1 for its VBR).
         public var lossTargetPct: Double
+        /// The frame types laid over a trace without them (`--gop`); with `shed`, IBBPBBPBBPBB
+        /// when not given.
+        public var gop: GoPPattern?
+        /// The sender sheds frames by priority when the VNets fall short (adaptive runs only).
+        public var shed: Bool
+        /// The modes this source runs in (nil: the file's `modes`).
+        public var modes: [SendMode]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, cbr, trace, fps
+            case name, cbr, trace, fps, gop, shed, modes
             case lossTargetPct = "loss_target_pct"
             case fallbackTrace = "fallback_trace"
             case fitMean = "fit_mean"
@@ -66,6 +74,15 @@ public struct ExperimentFile: Decodable, Sendable {
             fitPeak = try c.decodeIfPresent(String.self, forKey: .fitPeak)
             fps = try c.number(.fps) ?? 25
             lossTargetPct = try c.number(.lossTargetPct) ?? 1
+            shed = try c.decodeIfPresent(Bool.self, forKey: .shed) ?? false
+            modes = try c.decodeIfPresent([SendMode].self, forKey: .modes)
+            if let text = try c.decodeIfPresent(String.self, forKey: .gop) {
+                do { gop = try GoPPattern(text) } catch let error as GoPPatternError {
+                    throw DecodingError.dataCorruptedError(forKey: .gop, in: c, debugDescription: "source \(name): \(error)")
+                }
+            } else {
+                gop = shed ? .mpeg4 : nil
+            }
         }
     }
 
@@ -85,6 +102,12 @@ public struct ExperimentFile: Decodable, Sendable {
         /// interval, give or take `notWorseMarginPoints`; nil: no such target.
         public var notWorseThan: String?
         public var notWorseMarginPoints: Double = 0.1
+        /// Where the VNets together fall short of the stream, a run that sheds must deliver
+        /// decodable frames (by size) of at least this share of what the capacity allows,
+        /// percent; nil: no such target.
+        public var decodableOfCapacityPct: Double?
+        /// ... and every I frame whole.
+        public var everyIFrame = false
 
         public init() {}
 
@@ -95,6 +118,8 @@ public struct ExperimentFile: Decodable, Sendable {
             case boundMarginPoints = "bound_margin_points"
             case notWorseThan = "not_worse_than"
             case notWorseMarginPoints = "not_worse_margin_points"
+            case decodableOfCapacityPct = "decodable_of_capacity_pct"
+            case everyIFrame = "every_i_frame"
         }
 
         public init(from decoder: Decoder) throws {
@@ -105,6 +130,8 @@ public struct ExperimentFile: Decodable, Sendable {
             boundMarginPoints = try c.number(.boundMarginPoints) ?? 0.5
             notWorseThan = try c.decodeIfPresent(String.self, forKey: .notWorseThan)
             notWorseMarginPoints = try c.number(.notWorseMarginPoints) ?? 0.1
+            decodableOfCapacityPct = try c.number(.decodableOfCapacityPct)
+            everyIFrame = try c.decodeIfPresent(Bool.self, forKey: .everyIFrame) ?? false
         }
     }
 
@@ -138,6 +165,12 @@ public struct ExperimentFile: Decodable, Sendable {
         sources = try c.decode([Source].self, forKey: .sources)
     }
 
+    /// The modes `source` runs in: its own list, or the file's.
+    public func modes(of source: Source) -> [SendMode] { source.modes ?? modes }
+
+    /// Every run, in order: each source in each of its modes.
+    public var runs: [(source: Source, mode: SendMode)] { sources.flatMap { source in modes(of: source).map { (source, $0) } } }
+
     /// Reads and checks an experiment file.
     public static func load(_ path: String) throws -> ExperimentFile {
         let file = try loadTOML(ExperimentFile.self, from: path, kind: "experiment")
@@ -153,6 +186,13 @@ public struct ExperimentFile: Decodable, Sendable {
         guard !modes.isEmpty, !sources.isEmpty else { throw fail("give at least one mode and one [[source]]") }
         guard Set(modes).count == modes.count else { throw fail("a mode is listed twice") }
         guard Set(sources.map(\.name)).count == sources.count else { throw fail("two sources share a name") }
+        for source in sources {
+            let modes = self.modes(of: source)
+            guard !modes.isEmpty, Set(modes).count == modes.count else { throw fail("source \(source.name): give its modes once each, at least one") }
+            if source.shed && modes.contains(where: { $0 != .adaptive }) {
+                throw fail("source \(source.name) sheds frames, which only multi-net (adaptive) runs do: give it modes = [\"multi-net\"]")
+            }
+        }
         for source in sources {
             guard (source.cbr == nil) != (source.trace == nil) else {
                 throw fail("source '\(source.name)' needs exactly one of cbr = RATE or trace = FILE")

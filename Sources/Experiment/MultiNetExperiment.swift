@@ -51,11 +51,11 @@ public struct MultiNetExperiment: ExperimentKind {
             let what = try prepare(source, into: trace)
             used.append(what)
             context.print("source \(source.name): \(what.input) (\(what.reason))")
-            for mode in file.modes {
+            for mode in file.modes(of: source) {
                 let folder = "\(context.out)/runs/\(source.name)-\(mode.name.replacingOccurrences(of: ":", with: "_"))"
                 let receiver = ReceiveInvocation(
                     listen: "\(topology.receiverAddress):\(Self.port)", intervalS: intervalS, reportMs: file.reportMs, idleTimeoutS: 45,
-                    packetLog: "\(folder)/receiver-packets.csv", json: "\(folder)/receiver.json")
+                    packetLog: "\(folder)/receiver-packets.csv", json: "\(folder)/receiver.json", trace: trace)
                 runs.append(
                     LabRun(
                         name: "\(source.name)-\(mode.name)", folder: folder, topology: topology, topologyFile: topologyFile, schedule: schedule,
@@ -64,7 +64,7 @@ public struct MultiNetExperiment: ExperimentKind {
                         let sender = SendInvocation(
                             trace: trace, to: "\(topology.receiverAddress):\(Self.port)", startAt: start, mode: mode,
                             tuns: topology.vnets.map(\.tun), probeIntervalS: file.probeIntervalS, log: "\(folder)/sender.jsonl",
-                            packetLog: "\(folder)/sender-packets.csv", json: "\(folder)/sender.json")
+                            packetLog: "\(folder)/sender-packets.csv", json: "\(folder)/sender.json", shed: source.shed)
                         return [
                             RunProcess(name: "receiver", node: topology.receiver, arguments: receiver.arguments, role: .listener),
                             RunProcess(name: "sender", node: topology.sender, arguments: sender.arguments, role: .stream),
@@ -82,13 +82,19 @@ public struct MultiNetExperiment: ExperimentKind {
     func prepare(
         _ source: ExperimentFile.Source, into target: String, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> SourceUsed {
+        func typed(_ trace: FrameTrace) -> FrameTrace {
+            guard let gop = source.gop, !trace.hasFrameTypes else { return trace }
+            return trace.assigning(gop)
+        }
+        let gopNote = source.gop.map { "; frame types from the GoP pattern \($0) where the trace has none" } ?? ""
         if let cbr = source.cbr {
-            let trace = try CBRSource.trace(rate: try BitRate(parsing: cbr), framesPerSecond: source.fps, duration: durationS)
-            try TraceWriter.write(trace, header: ["CBR \(cbr) at \(decimal(source.fps)) frames/s for \(decimal(durationS)) s"], to: target)
+            let trace = typed(try CBRSource.trace(rate: try BitRate(parsing: cbr), framesPerSecond: source.fps, duration: durationS))
+            try TraceWriter.write(trace, header: ["CBR \(cbr) at \(decimal(source.fps)) frames/s for \(decimal(durationS)) s\(gopNote)"], to: target)
             return SourceUsed(name: source.name, input: "CBR \(cbr)", reason: "made here", fit: nil)
         }
         let (original, reason) = try ExperimentFile.traceFile(of: source, relativeTo: path, environment: environment)
-        let trace = try TraceReader.read(contentsOf: original, options: TraceReadOptions(framesPerSecond: source.fps))
+        // Types go on before the fit, so that a window of the trace keeps the groups it had.
+        let trace = typed(try TraceReader.read(contentsOf: original, options: TraceReadOptions(framesPerSecond: source.fps)))
         if let mean = source.fitMean, let peak = source.fitPeak {
             let fit = try TraceFitter.fit(trace, mean: try BitRate(parsing: mean), peak: try BitRate(parsing: peak), duration: durationS)
             let header = fit.header(source: original)
@@ -102,8 +108,7 @@ public struct MultiNetExperiment: ExperimentKind {
     public func analyse(_ finished: [FinishedRun], context: HarnessContext) throws -> ExperimentResults {
         var results: [RunResult] = []
         for (index, run) in finished.enumerated() {
-            let source = file.sources[index / file.modes.count]
-            let mode = file.modes[index % file.modes.count]
+            let (source, mode) = file.runs[index]
             results.append(try analyse(run, source: source, mode: mode, context: context))
         }
         return ExperimentResults(
@@ -128,9 +133,18 @@ public struct MultiNetExperiment: ExperimentKind {
             startMonotonic: finished.start, intervalS: intervalS, durationS: durationS, capacity: timeline,
             queueBytes: { [plan = finished.lab.plan] vnet, bits in plan.queueBytes(vnet: vnet - 1, bitsPerSecond: bits) ?? 0 },
             usesAllVNets: mode.usesAllVNets, uniVNet: mode.uniVNet)
-        let (intervals, total) = analysis.intervalsAndTotal()
+        var (intervals, total) = analysis.intervalsAndTotal()
         let receiver = try JSONFile.read(ReceiverResult.self, from: "\(folder)/receiver.json")
         let sender = try JSONFile.read(SenderSummary.self, from: "\(folder)/sender.json")
+        let traceFile = "\(context.out)/sources/\(source.name).csv"
+        if let report = receiver.report,
+            let frames = FrameFigures.compute(
+                receiver: report, trace: try TraceReader.read(contentsOf: traceFile), mtu: sender.mtu, intervalS: intervalS,
+                count: intervals.count, capacity: timeline, vnets: mode.uniVNet.map { [$0] } ?? Array(1...topology.vnets.count))
+        {
+            for index in intervals.indices { intervals[index].frames = frames.intervals[index] }
+            total.frames = frames.total
+        }
         let kernel = receiver.report.flatMap { KernelRecord(plan: finished.lab.plan, snapshots: finished.kernel, sender: sender, receiver: $0) }
         let relative = context.relative(folder)
         return RunResult(
@@ -143,8 +157,8 @@ public struct MultiNetExperiment: ExperimentKind {
                 "sender_packets": "\(relative)/sender-packets.csv", "receiver_packets": "\(relative)/receiver-packets.csv",
                 "sender_log": "\(relative)/sender.jsonl", "sender_summary": "\(relative)/sender.json",
                 "receiver_results": "\(relative)/receiver.json", "schedule": "\(relative)/schedule.jsonl",
-                "routes": "\(relative)/routes.jsonl", "trace": context.relative("\(context.out)/sources/\(source.name).csv"),
-            ], kernel: kernel)
+                "routes": "\(relative)/routes.jsonl", "trace": context.relative(traceFile),
+            ], kernel: kernel, shed: source.shed ? true : nil)
     }
 
     public static func report(_ results: ExperimentResults, folder: String) -> ExperimentReport {

@@ -40,9 +40,12 @@ public struct RunResult: Codable, Sendable {
         /// fed the same packets.
         public var fluidBoundPct: Double
         public var perVNet: [VNetFigures]
+        /// The interval's frames: decodable, lost, shed, against the capacity share (traces
+        /// with frame types only).
+        public var frames: FrameFigures?
 
         enum CodingKeys: String, CodingKey {
-            case sent, lost
+            case sent, lost, frames
             case startS = "start_s"
             case endS = "end_s"
             case lossPct = "loss_pct"
@@ -137,9 +140,11 @@ public struct RunResult: Codable, Sendable {
     /// What the kernel counted, and the receiver's losses reconciled with it (nil in results
     /// older than schema 3).
     public var kernel: KernelRecord?
+    /// The sender shed frames by priority when the VNets fell short (nil: it did not).
+    public var shed: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs, accounting, kernel
+        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs, accounting, kernel, shed
         case lossTargetPct = "loss_target_pct"
         case streamBytes = "stream_bytes"
         case sentBytes = "sent_bytes"

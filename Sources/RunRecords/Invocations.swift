@@ -16,10 +16,12 @@ public struct SendInvocation: Codable, Sendable, Equatable {
     public var log: String
     public var packetLog: String
     public var json: String
+    /// `--shed`: shed frames by priority when the VNets fall short (nil: no).
+    public var shed: Bool?
 
     public init(
         trace: String, to: String, startAt: UInt64, mode: SendMode, tuns: [String], probeIntervalS: Double, log: String, packetLog: String,
-        json: String
+        json: String, shed: Bool = false
     ) {
         self.trace = trace
         self.to = to
@@ -30,6 +32,7 @@ public struct SendInvocation: Codable, Sendable, Equatable {
         self.log = log
         self.packetLog = packetLog
         self.json = json
+        self.shed = shed ? true : nil
     }
 
     /// The arguments after the binary.
@@ -39,11 +42,12 @@ public struct SendInvocation: Codable, Sendable, Equatable {
             "--log", log, "--packet-log", packetLog, "--json-file", json,
         ]
         for tun in tuns { argv += ["--vnet", tun] }
+        if shed == true { argv.append("--shed") }
         return argv + mode.sendArguments
     }
 
     enum CodingKeys: String, CodingKey {
-        case trace, to, mode, tuns, log, json
+        case trace, to, mode, tuns, log, json, shed
         case startAt = "start_at"
         case probeIntervalS = "probe_interval_s"
         case packetLog = "packet_log"
@@ -61,10 +65,12 @@ public struct ReceiveInvocation: Codable, Sendable, Equatable {
     public var lingerS: Double
     public var packetLog: String
     public var json: String
+    /// The trace the sender streams (`--trace`): the types of frames of which nothing arrived.
+    public var trace: String?
 
     public init(
         listen: String, intervalS: Double, reportMs: Int = 100, startTimeoutS: Double = 60, idleTimeoutS: Double, lingerS: Double = 2,
-        packetLog: String, json: String
+        packetLog: String, json: String, trace: String? = nil
     ) {
         self.listen = listen
         self.intervalS = intervalS
@@ -74,6 +80,7 @@ public struct ReceiveInvocation: Codable, Sendable, Equatable {
         self.lingerS = lingerS
         self.packetLog = packetLog
         self.json = json
+        self.trace = trace
     }
 
     public var arguments: [String] {
@@ -81,11 +88,11 @@ public struct ReceiveInvocation: Codable, Sendable, Equatable {
             "recv", "--listen", listen, "--interval", intervalS.plainText(places: 6), "--report-ms", String(reportMs),
             "--start-timeout", startTimeoutS.plainText(places: 3), "--idle-timeout", idleTimeoutS.plainText(places: 3), "--linger", lingerS.plainText(places: 3),
             "--packet-log", packetLog, "--json-file", json,
-        ]
+        ] + (trace.map { ["--trace", $0] } ?? [])
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, json
+        case listen, json, trace
         case intervalS = "interval_s"
         case reportMs = "report_ms"
         case startTimeoutS = "start_timeout_s"

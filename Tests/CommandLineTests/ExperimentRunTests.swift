@@ -91,4 +91,97 @@ struct ExperimentRunTests {
         }
         #expect(run.stdout.contains("multi-net (adaptive) total"))
     }
+
+    /// Runs a shortened experiment of the schedule library (`Experiments/schedules/NAME.toml`
+    /// in the paper-fig6 lab) with these sources and modes; the results, once every lab is gone.
+    /// `interval` and `duration` are the file's, before `timeScale` shrinks them with the schedule.
+    func library(_ schedule: String, timeScale: Double, interval: Double, duration: Double, modes: [String], sources: String) throws -> (
+        results: ExperimentResults, out: String
+    ) {
+        let directory = try makeTemporaryDirectory("vnetstream-\(schedule)")
+        let file = try writeFile(
+            directory, "short.toml",
+            """
+            name = "\(schedule)-short"
+            topology = "\(repositoryRoot)/Experiments/topologies/paper-fig6.toml"
+            schedule = "\(repositoryRoot)/Experiments/schedules/\(schedule).toml"
+            time_scale = \(timeScale)
+            interval_s = \(interval)
+            duration_s = \(duration)
+            report_ms = 50
+            modes = [\(modes.map { "\"\($0)\"" }.joined(separator: ", "))]
+            \(sources)
+            """)
+        let out = directory + "/out"
+        let run = try runProcess([vnetstreamBinary, "run", file, "--out", out])
+        let results = try ExperimentResults.load(out + "/results.json")
+        let namespaces = try runProcess(["ip", "netns", "list"]).stdout
+        for lab in results.runs.map(\.lab) { #expect(!namespaces.contains("vl\(lab)-"), "lab \(lab) left behind") }
+        try #require(run.status == 0, "\(run.summary)")
+        for run in results.runs { #expect(run.kernel?.unexplained == 0, "\(run.source) \(run.mode): \(String(describing: run.kernel?.reconciliation))") }
+        return (results, out)
+    }
+
+    @Test("shortened random loss: the adaptive split keeps the stream off the lossy VNet and loses less than static 1:1")
+    func shortenedRandomLoss() throws {
+        // 3 %, 5 %, 1 % random loss on VNet 1 while VNet 2 has room, 9 s each.
+        let (results, _) = try library(
+            "random-loss", timeScale: 0.6, interval: 15, duration: 75, modes: ["multi-net", "static-1:1"],
+            sources: "[[source]]\nname = \"cbr\"\ncbr = \"320kbit\"")
+        let adaptive = try #require(results.runs.first { $0.mode == .adaptive })
+        let fixed = try #require(results.runs.first { $0.mode != .adaptive })
+        recordTiming("shortened random loss, adaptive total loss", adaptive.total.lossPct, "%", bound: "< static 1:1 (\(fixed.total.lossPct) %)")
+        // Static 1:1 puts half the stream on the lossy VNet (about 1.5 % overall); adaptive,
+        // once it knows, almost nothing.
+        #expect(adaptive.total.lossPct < fixed.total.lossPct, "adaptive \(adaptive.total.lossPct) % against static \(fixed.total.lossPct) %")
+        #expect(adaptive.total.lossPct < 0.6 * fixed.total.lossPct)
+    }
+
+    @Test("shortened crowded failover: a VNet fails while the other is at 90 % of the stream; traffic leaves it within 300 ms")
+    func shortenedCrowdedFailover() throws {
+        let (results, _) = try library(
+            "crowded-failover", timeScale: 0.5, interval: 15, duration: 60, modes: ["multi-net", "static-1:1"],
+            sources: "[[source]]\nname = \"cbr\"\ncbr = \"320kbit\"")
+        let adaptive = try #require(results.runs.first { $0.mode == .adaptive })
+        let fixed = try #require(results.runs.first { $0.mode != .adaptive })
+        let failover = try #require(adaptive.failovers.first)
+        let left = try #require(failover.leftMs)
+        recordTiming("shortened crowded failover, left the failed VNet", left, "ms", bound: "300")
+        #expect(left <= 300, "traffic left the failed VNet after \(left) ms")
+        #expect(adaptive.total.lossPct < fixed.total.lossPct, "adaptive \(adaptive.total.lossPct) % against static \(fixed.total.lossPct) %")
+    }
+
+    @Test("shortened shortfall: with the VNets at 70 % of the stream, shedding keeps the I frames and far more decodable frames; shed frames are counted as shed")
+    func shortenedShortfall() throws {
+        // Both VNets at 115 kbit/s from 10 s to 20 s (intervals of 5 s).
+        let vbr = """
+            trace = "\(repositoryRoot)/../shared/traces/Terse_Jurassic.dat"
+            fallback_trace = "\(repositoryRoot)/Traces/scenes-x264-25fps-12min.csv"
+            fit_mean = "320kbit"
+            fit_peak = "620kbit"
+            gop = "IBBPBBPBBPBB"
+            """
+        let (results, out) = try library(
+            "shortfall", timeScale: 0.5, interval: 10, duration: 60, modes: ["multi-net"],
+            sources: "[[source]]\nname = \"vbr\"\n\(vbr)\n[[source]]\nname = \"vbr-shed\"\nshed = true\n\(vbr)")
+        let plain = try #require(results.runs.first { $0.source == "vbr" })
+        let shedding = try #require(results.runs.first { $0.source == "vbr-shed" })
+        #expect(shedding.shed == true && plain.shed == nil)
+        let short = [2, 3]  // 10-15 s and 15-20 s
+        for index in short {
+            let with = try #require(shedding.intervals[index].frames)
+            let without = try #require(plain.intervals[index].frames)
+            recordTiming("shortened shortfall, decodable of what the capacity allows (\(index))", with.decodableOfCapacityPct, "%", bound: "> 1.5 x without shedding (\(without.decodableOfCapacityPct) %)")
+            #expect(with.capacitySharePct < 90 && with.shed > 0, "\(with)")
+            #expect(with.decodableBytesPct > 1.5 * without.decodableBytesPct, "with \(with), without \(without)")
+            #expect(Double(with.iDecodable) >= 0.8 * Double(with.iFrames), "\(with)")
+            #expect((with.shedByType["I"] ?? 0) == 0)
+        }
+        // The receiver counts as shed what the sender shed (the header's run before each frame sent).
+        let sender = try JSONFile.read(SenderSummary.self, from: out + "/" + (try #require(shedding.logs["sender_summary"])))
+        let shedBySender = try #require(sender.shed).frames
+        let shedByReceiver = try #require(shedding.total.frames).shed
+        #expect(shedBySender > 0 && abs(shedBySender - shedByReceiver) <= 2, "sender shed \(shedBySender), receiver counted \(shedByReceiver)")
+        #expect(plain.total.frames?.shed == 0)
+    }
 }

@@ -168,6 +168,30 @@ struct RunAnalysisTests {
         } throws: { String(describing: $0).contains("bad.toml") && String(describing: $0).contains("tri-net") }
     }
 
+    @Test("sources that shed: their own modes, a GoP pattern by default, and a clear refusal when they would run without the controller")
+    func sheddingSources() throws {
+        let file = try ExperimentFile.load(repositoryRoot + "/Experiments/shortfall.toml")
+        #expect(file.runs.map { "\($0.source.name) \($0.mode)" } == [
+            "vbr multi-net", "vbr static-1:1", "vbr duplicate", "vbr-shed multi-net", "cbr multi-net", "cbr static-1:1", "cbr duplicate", "cbr-shed multi-net",
+        ])
+        #expect(file.sources.map(\.shed) == [false, true, false, true])
+        #expect(file.sources.allSatisfy { $0.gop == .mpeg4 })
+        #expect(file.targets.decodableOfCapacityPct == 90 && file.targets.everyIFrame)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let head = "name = \"x\"\ntopology = \"t.toml\"\nschedule = \"s.toml\"\nmodes = [\"multi-net\", \"static-1:1\"]\n"
+        let everyMode = try writeFile(directory, "shed.toml", head + "[[source]]\nname = \"v\"\ncbr = \"320kbit\"\nshed = true\n")
+        #expect {
+            try ExperimentFile.load(everyMode)
+        } throws: { String(describing: $0).contains("shed.toml") && String(describing: $0).contains("modes = [\"multi-net\"]") }
+        let badGoP = try writeFile(directory, "gop.toml", head + "[[source]]\nname = \"v\"\ncbr = \"320kbit\"\ngop = \"PBB\"\n")
+        #expect {
+            try ExperimentFile.load(badGoP)
+        } throws: { String(describing: $0).contains("start with its only I frame") }
+        let defaulted = try writeFile(directory, "ok.toml", head + "[[source]]\nname = \"v\"\ncbr = \"320kbit\"\nshed = true\nmodes = [\"multi-net\"]\n")
+        #expect(try ExperimentFile.load(defaulted).sources[0].gop == .mpeg4)
+    }
+
     /// What the harness sees of a kind: through the protocol, as a generic caller does.
     func timing<Kind: ExperimentKind>(_ kind: Kind) -> [Double] { [kind.startLeadS, kind.staggerS, kind.streamS, kind.timeLimitS(runs: 10)] }
 
