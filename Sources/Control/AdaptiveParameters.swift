@@ -48,7 +48,7 @@ extension AdaptiveController {
         /// burst allowance of `pacingBurstMs` of it (two MTUs at least); a packet waits at most
         /// `pacingHoldMs` in the sender (then it goes anyway). 0 hold: no pacing.
         public var pacingBurstMs: Double = 20
-        public var pacingHoldMs: Double = 1000
+        public var pacingHoldMs: Double = 500
 
         public init() {}
 
