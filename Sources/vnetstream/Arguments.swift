@@ -36,7 +36,7 @@ struct TraceInputOptions: ParsableArguments {
             discussion: "Laid over the frames in display order from the first. A trace with its own frame types keeps them.",
             valueName: "pattern"),
         transform: { text in
-            do { return try GoPPattern(text) } catch let error as GoPPatternError { throw ValidationError("--gop: \(error)") }
+            do { return try GoPPattern(text) } catch let error as GoPPatternError { throw ValidationError(error.description) }
         })
     var gop: GoPPattern?
 
