@@ -96,7 +96,8 @@ public struct ExperimentFile: Decodable, Sendable {
         /// Traffic leaves a failed VNet within this long, milliseconds.
         public var leaveMs: Double = 300
         /// Where the fluid bound is above a source's loss target, no sender can meet it: the
-        /// bound plus this many points applies there.
+        /// bound plus this many points applies there. Below the target the margin shrinks with
+        /// the bound (the bound's share of the target), so that the allowed loss never jumps.
         public var boundMarginPoints: Double = 0.5
         /// The adaptive split must lose no more than this mode (e.g. `static-1:1`) in every
         /// interval, give or take `notWorseMarginPoints`; nil: no such target.

@@ -340,8 +340,9 @@ public struct TargetCheck: Sendable {
 
 extension ExperimentReport {
     /// The targets of the experiment file (`[targets]` and each source's `loss_target_pct`),
-    /// as the results recorded them. Where the fluid bound itself is above a source's loss
-    /// target, no sender can meet it, and the bound plus a margin applies (said in the note).
+    /// as the results recorded them. Where the fluid bound is near or above a source's loss
+    /// target, no sender can be sure to meet it, and the bound plus a margin applies (said in the
+    /// note): the margin grows from 0 at a bound of 0 to `bound_margin_points` at the target.
     public var targets: [TargetCheck] {
         var checks: [TargetCheck] = []
         let goals = results.targets
@@ -351,18 +352,19 @@ extension ExperimentReport {
                 let limit = run.lossTargetPct
                 for interval in run.intervals {
                     let span = "\(decimal(interval.startS, 1))-\(decimal(interval.endS, 1)) s"
-                    if interval.fluidBoundPct >= limit {
-                        checks.append(
-                            TargetCheck(
-                                target: "loss ≤ \(decimal(limit, 1)) % per interval", run: "\(name) \(span)",
-                                measured: "\(decimal(interval.lossPct, 2)) %", pass: interval.lossPct <= interval.fluidBoundPct + goals.boundMarginPoints,
-                                note: "the fluid bound is \(decimal(interval.fluidBoundPct, 2)) %: no sender can meet \(decimal(limit, 1)) % here; checked against bound + \(decimal(goals.boundMarginPoints)) points"))
-                    } else {
-                        checks.append(
-                            TargetCheck(
-                                target: "loss ≤ \(decimal(limit, 1)) % per interval", run: "\(name) \(span)",
-                                measured: "\(decimal(interval.lossPct, 2)) %", pass: interval.lossPct <= limit, note: nil))
-                    }
+                    // The target, or the bound plus a margin where that is higher. The margin
+                    // grows with the bound, to its full size where the bound reaches the target:
+                    // a bound just under the target (0.97 % against 1 %) leaves no sender room to
+                    // meet the target itself, and a bound of 0 leaves the target as it is.
+                    let bound = interval.fluidBoundPct
+                    let allowed = max(limit, bound + goals.boundMarginPoints * min(1, limit > 0 ? bound / limit : 1))
+                    checks.append(
+                        TargetCheck(
+                            target: "loss ≤ \(decimal(limit, 1)) % per interval", run: "\(name) \(span)",
+                            measured: "\(decimal(interval.lossPct, 2)) %", pass: interval.lossPct <= allowed,
+                            note: allowed > limit
+                                ? "the fluid bound is \(decimal(bound, 2)) %: checked against \(decimal(allowed, 2)) %, the bound plus up to \(decimal(goals.boundMarginPoints)) points"
+                                : nil))
                 }
                 if let other = goals.notWorseThan {
                     if let baseline = results.runs.first(where: { $0.source == run.source && $0.mode.name == other }) {
