@@ -276,10 +276,12 @@ struct LabTests {
         try withOnePathReceiver(idleTimeout: "4") { lab, directory, receiver in
             var snapshots: [KernelSnapshot] = []
             // 1 Mbit/s for 5.5 s through in:mid: unlimited (2 Mbit/s), then 500 kbit/s (the queue
-            // drops), then 2 Mbit/s with 20 % random loss, then blackholed, then clean again.
+            // drops), then 2 Mbit/s with 20 % random loss, then blackholed, then clean again. In
+            // uni mode: the adaptive sender's pacing held packets through the blackhole and let
+            // them go into the clean phase, whose queue then dropped some (a fresh-clone run).
             let sender = try BackgroundProcess(
                 ["ip", "netns", "exec", lab.plan.namespace("src"), vnetstreamBinary, "send", "--cbr", "1mbit", "--fps", "100",
-                 "--duration", "5.5", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json-file", directory + "/s.json"])
+                 "--duration", "5.5", "--mode", "uni", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--json-file", directory + "/s.json"])
             defer { sender.stop() }
             let link = Schedule.Event.Target.link("in:mid")
             let phases: [(String, Schedule.Event.Change)] = [
