@@ -181,15 +181,6 @@ struct FrameAccounting {
         return copy.decoder.tallies
     }
 
-    /// Every frame, by type letter.
-    func summary(types: [UInt8]?) -> [UInt8: FrameTally] {
-        var result: [UInt8: FrameTally] = [:]
-        for byType in settledTallies(types: types).values {
-            for (type, tally) in byType { result[type] = (result[type] ?? FrameTally()) + tally }
-        }
-        return result
-    }
-
     /// Decides decodability frame by frame, in frame order.
     struct Decoder {
         var referencesFirst = false
