@@ -19,6 +19,15 @@ struct PathAccounting {
     /// the span over which the path carried what arrived.
     var firstStamp: Int64?
     var lastStamp: Int64 = 0
+    /// The latest arrival on the receiver's monotonic clock (how idle the path is, for
+    /// reports), and the path's packet time: the gap between two arrivals in sequence order of
+    /// which the second was sent while the first still queued (its send gap at most the first
+    /// one's queueing delay: a frame's fragments, a train, any packet behind a queue), which is
+    /// the bottleneck's time per packet. The largest in this
+    /// and the previous 1 s bucket, nanoseconds; gaps from the kernel stamps where there are any.
+    var lastArrival: UInt64?
+    var previousArrival: (sequence: UInt32, sendTime: UInt64, stamp: Int64, transit: Int64)?
+    var packetTime = BucketMaximum()
     /// Relative delays of the whole stream, and of the current progress window (only kept
     /// when progress lines are asked for: a record costs some nanoseconds per packet).
     var delays = DelayHistogram()
@@ -33,11 +42,19 @@ struct PathAccounting {
         self.tallies = IntervalTallies(intervalNanoseconds: intervalNanoseconds)
     }
 
-    mutating func record(_ header: MediaHeader, bytes: Int, tos: UInt8?, stamp: Int64, delay transit: Int64) {
+    mutating func record(_ header: MediaHeader, bytes: Int, tos: UInt8?, stamp: Int64, arrival: UInt64, delay transit: Int64) {
         let outcome = tracker.record(
             Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &tallies)
         guard outcome == .new || outcome == .late else { return }
         if firstStamp == nil { firstStamp = stamp }
+        if let previous = previousArrival, previous.sequence < header.pathSequence, stamp >= previous.stamp,
+            header.sendTimeNanoseconds >= previous.sendTime,
+            Int64(header.sendTimeNanoseconds - previous.sendTime) <= max(0, previous.transit - min(delay.minimum, transit))
+        {
+            packetTime.record(UInt64(stamp - previous.stamp), at: arrival)
+        }
+        previousArrival = (header.pathSequence, header.sendTimeNanoseconds, stamp, transit)
+        lastArrival = max(lastArrival ?? 0, arrival)
         lastStamp = max(lastStamp, stamp)
         trains.record(
             pathSequence: Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds,
@@ -92,7 +109,7 @@ struct PathAccounting {
         return result
     }
 
-    var report: PathReport {
+    func report(now: UInt64) -> PathReport {
         PathReport(
             pathID: id, highestSequencePlusOne: UInt32(clamping: tracker.highest + 1),
             packetsReceived: UInt32(clamping: tracker.received), bytesReceived: UInt64(tallies.tallies.reduce(0) { $0 + $1.bytes }),
@@ -101,7 +118,9 @@ struct PathAccounting {
             delayMicroseconds: Int32(clamping: Int64(smoothedDelay / 1000)),
             jitterMicroseconds: UInt32(clamping: Int64(jitter / 1000)),
             capacityBitsPerSecond: UInt32(clamping: Int64(trains.latestBitsPerSecond)),
-            capacitySamples: UInt32(clamping: trains.samples))
+            capacitySamples: UInt32(clamping: trains.samples),
+            idleMicroseconds: lastArrival.map { UInt32(clamping: (now &- min(now, $0)) / 1000) } ?? PathReport.neverArrived,
+            packetTimeMicroseconds: UInt32(clamping: packetTime.maximum(at: now) / 1000))
     }
 }
 
@@ -120,4 +139,33 @@ struct DelayTally: Equatable {
     }
 
     var mean: Double? { count > 0 ? Double(sum) / Double(count) : nil }
+}
+
+/// The largest value recorded in the current and the previous bucket of time (1 s): a maximum
+/// that forgets within two buckets.
+struct BucketMaximum: Equatable {
+    var bucketNanoseconds: UInt64 = 1_000_000_000
+    var bucket: UInt64 = 0
+    var current: UInt64 = 0
+    var previous: UInt64 = 0
+
+    mutating func record(_ value: UInt64, at time: UInt64) {
+        roll(to: time)
+        current = max(current, value)
+    }
+
+    func maximum(at time: UInt64) -> UInt64 {
+        let now = time / bucketNanoseconds
+        if now == bucket { return max(current, previous) }
+        if now == bucket + 1 { return current }
+        return 0
+    }
+
+    private mutating func roll(to time: UInt64) {
+        let now = time / bucketNanoseconds
+        guard now != bucket else { return }
+        previous = now == bucket + 1 ? current : 0
+        current = 0
+        bucket = now
+    }
 }

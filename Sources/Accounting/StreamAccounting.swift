@@ -70,7 +70,8 @@ public struct StreamAccounting {
         // Relative one-way delay: how much later than the first packet this one arrived,
         // beyond how much later it was sent. Clock offsets between hosts cancel out.
         let delay = Int64(bitPattern: elapsed) - (Int64(bitPattern: header.sendTimeNanoseconds) - Int64(bitPattern: firstSendTime))
-        pathList[slot(header.pathID)].record(header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), delay: delay)
+        pathList[slot(header.pathID)].record(
+            header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), arrival: arrival, delay: delay)
         if outcome == .new || outcome == .late {
             frames.record(header, bytes: bytes, interval: streamTallies.index(header.sendTimeNanoseconds), types: frameTypes)
         }
@@ -103,7 +104,7 @@ public struct StreamAccounting {
         ReceiverReport(
             streamID: streamID, reportSequence: sequence,
             reportTimeNanoseconds: firstArrival.map { now &- $0 } ?? 0,
-            paths: pathList.sorted { $0.id < $1.id }.prefix(ReceiverReport.maximumPaths).map(\.report))
+            paths: pathList.sorted { $0.id < $1.id }.prefix(ReceiverReport.maximumPaths).map { $0.report(now: now) })
     }
 
     /// Per path, what arrived and was lost since the last call, and its delay percentiles

@@ -11,12 +11,11 @@ import Packets
 ///   probe or two. Between trains, a VNet whose queue grows (smoothed one-way delay more than
 ///   `saturationDelayMs` above its base) is saturated: its estimate drops at once to the rate it
 ///   delivered over the last `rateWindow`, which a full queue makes equal to its capacity.
-/// - **Liveness**, from sequence progress: the oldest packet on a VNet that the latest report
-///   does not cover is older, when that report arrived, than `max(stallMinimumMs, lag mean + 4
-///   lag deviations)` (the lag being how old that oldest uncovered packet was at earlier
-///   reports, learnt while the VNet worked). Reports arrive over every VNet, so a dead VNet is noticed through the others.
-///   A dead VNet gets weight 0 and a copy of a packet every `deadProbeInterval`; the first copy
-///   that arrives brings it back.
+/// - **Liveness**, from sequence progress and the VNet's own quiet (`Liveness.swift`): a VNet is
+///   dead when its oldest packet the latest report does not cover is too old at that report's
+///   own time, and nothing has arrived on it for several of its packet times. A dead
+///   VNet gets weight 0 and a copy of a packet every `deadProbeInterval`; the first copy that
+///   arrives brings it back.
 ///
 /// Why it does not oscillate: the capacity a train measures does not depend on the split, so
 /// moving traffic never changes the next estimate; the saturation cut sets the estimate to the
@@ -32,6 +31,10 @@ public struct AdaptiveController: SplitController {
         var lagMean: Double = 0
         var lagDeviation: Double = 0
         var lagSamples = 0
+        /// How long the VNet had been idle at the latest report (nil: nothing has arrived, or
+        /// the report did not say) and its packet time, nanoseconds.
+        var idle: UInt64?
+        var packetTime: UInt64 = 0
         var dead = false
         var sentAtDeath: UInt32 = 0
         var trainSamplesSeen: UInt32 = 0
@@ -92,6 +95,12 @@ public struct AdaptiveController: SplitController {
     var lastReportSequence: Int64 = -1
     var lastReportArrival: UInt64?
     var lastReportTime: UInt64?
+    /// The latest report's own time on the sender's clock: its receiver time plus the smallest
+    /// offset (arrival minus report time) seen, which is the clocks' offset plus the quickest way
+    /// back. A report that queued on its way back thus tells its age correctly.
+    var lastReportAt: UInt64?
+    var reportClockOffset: Int64?
+    var reportClockOffsetTime: UInt64 = 0
     /// The receiver's report period as the reports show it (their own times, over their
     /// sequence numbers), smoothed; nanoseconds. nil before two reports.
     public private(set) var reportPeriod: Double?
@@ -147,7 +156,7 @@ public struct AdaptiveController: SplitController {
         return sum
     }
 
-    private func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, seconds) * 1e9) }
+    func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, seconds) * 1e9) }
 
     /// The constants that assume reports every 50-100 ms, stretched when reports come less
     /// often: a report counts as fresh for 6 report periods at least, and the delivered rate
@@ -223,11 +232,13 @@ public struct AdaptiveController: SplitController {
         lastReportSequence = Int64(report.reportSequence)
         lastReportArrival = now
         lastReportTime = report.reportTimeNanoseconds
+        let reportAt = mapReportTime(report.reportTimeNanoseconds, arrival: now)
+        lastReportAt = reportAt
         var changed = false
         for figures in report.paths {
             let index = Int(figures.pathID)
             guard paths.indices.contains(index) else { continue }
-            changed = update(index, with: figures, reportTime: report.reportTimeNanoseconds, now: now) || changed
+            changed = update(index, with: figures, reportTime: report.reportTimeNanoseconds, reportAt: reportAt, now: now) || changed
         }
         if changed { recomputeWeights() }
         checkStalls(now: now)
@@ -239,18 +250,20 @@ public struct AdaptiveController: SplitController {
     }
 
     /// Folds one path's figures in; returns whether its estimate or liveness changed.
-    private mutating func update(_ index: Int, with figures: PathReport, reportTime: UInt64, now: UInt64) -> Bool {
+    private mutating func update(_ index: Int, with figures: PathReport, reportTime: UInt64, reportAt: UInt64, now: UInt64) -> Bool {
         var path = paths[index]
         defer { paths[index] = path }
         var changed = false
+        path.idle = figures.idleMicroseconds == PathReport.neverArrived ? nil : UInt64(figures.idleMicroseconds) * 1000
+        path.packetTime = UInt64(figures.packetTimeMicroseconds) * 1000
         let highest = figures.highestSequencePlusOne
         if highest > path.highestReported {
             path.highestReported = highest
             // While the VNet works: how old its oldest packet not yet covered by a report gets
-            // (one-way delay, queueing, the report's age, its way back). A stall is judged
-            // against this.
-            if !path.dead, highest < path.sent, let sentAt = path.sendTime(of: highest), now > sentAt {
-                let lag = Double(now - sentAt)
+            // at the report's own time (one-way delay, queueing, the gap to the report). A stall
+            // is judged against this.
+            if !path.dead, highest < path.sent, let sentAt = path.sendTime(of: highest), reportAt > sentAt {
+                let lag = Double(reportAt - sentAt)
                 if path.lagSamples == 0 {
                     path.lagMean = lag
                     path.lagDeviation = lag / 2
@@ -348,26 +361,6 @@ public struct AdaptiveController: SplitController {
         return samples[n - 1]
     }
 
-    private mutating func checkStalls(now: UInt64) {
-        guard let arrival = lastReportArrival, now &- arrival <= nanoseconds(reportFreshnessSeconds) else { return }
-        var changed = false
-        for index in paths.indices where !paths[index].dead {
-            let path = paths[index]
-            guard path.highestReported < path.sent, let oldest = path.sendTime(of: path.highestReported), arrival > oldest else { continue }
-            let learnt = path.lagSamples >= 5 ? (path.lagMean + 4 * path.lagDeviation) / 1e6 : 0
-            let threshold = min(parameters.stallMaximumMs, max(parameters.stallMinimumMs, learnt))
-            let stalled = Double(arrival - oldest) / 1e6
-            if stalled > threshold {
-                paths[index].dead = true
-                paths[index].sentAtDeath = path.sent
-                paths[index].nextDeadProbe = now
-                events.append(ControlEvent(kind: .dead, vnet: index, detail: "stalled \(Int(stalled)) ms (threshold \(Int(threshold)) ms)"))
-                changed = true
-            }
-        }
-        if changed { recomputeWeights() }
-    }
-
     /// The weights, tiers and budgets: the placement (`Placement`, Docs/controller.md) as the
     /// splitter realises it. With every live VNet in one loss tier, the weights are the
     /// capacities (capacity-proportional, whatever the stream's rate). With several tiers, the
@@ -375,7 +368,7 @@ public struct AdaptiveController: SplitController {
     /// overflows (a VBR frame's burst) to the next, splitting by capacity within a tier.
     /// Liveness and lossiness changes always apply; estimate changes only beyond the hysteresis.
     /// Capacities are the VNets' carrying rates (`carryingRate`), as pacing and shedding use them.
-    private mutating func recomputeWeights() {
+    mutating func recomputeWeights() {
         let live = paths.indices.filter { !paths[$0].dead }
         guard !live.isEmpty else {
             weights = Array(repeating: 1, count: paths.count)

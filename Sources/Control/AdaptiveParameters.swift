@@ -10,9 +10,15 @@ extension AdaptiveController {
         /// Trains are built only from packets at least this large (IPv4 bytes): two of them must
         /// empty a token bucket's burst allowance before the third is measured.
         public var trainMinimumPacketBytes = 800
-        /// The floor and ceiling of the stall threshold, milliseconds.
+        /// The floor and ceiling of the stall (overdue) threshold, milliseconds.
         public var stallMinimumMs: Double = 80
         public var stallMaximumMs: Double = 1000
+        /// A stalled VNet is dead only once nothing has arrived on it for this many of its
+        /// packet times (as the receiver measures them), and at least `stallIdleMinimumMs`
+        /// (Liveness.swift). 4 packet times: a VNet whose capacity drops to a quarter still
+        /// delivers a packet within them.
+        public var stallPacketTimes: Double = 4
+        public var stallIdleMinimumMs: Double = 40
         /// A stall counts only if some report arrived this recently, milliseconds.
         public var reportFreshnessMs: Double = 300
         /// How often a dead VNet gets a copy, seconds.
@@ -59,6 +65,8 @@ extension AdaptiveController {
             case trainMinimumPacketBytes = "train_minimum_packet_bytes"
             case stallMinimumMs = "stall_minimum_ms"
             case stallMaximumMs = "stall_maximum_ms"
+            case stallPacketTimes = "stall_packet_times"
+            case stallIdleMinimumMs = "stall_idle_minimum_ms"
             case reportFreshnessMs = "report_freshness_ms"
             case deadProbeInterval = "dead_probe_interval_s"
             case saturationDelayMs = "saturation_delay_ms"
@@ -83,6 +91,9 @@ extension AdaptiveController {
             trainMinimumPacketBytes = try c.decodeIfPresent(Int.self, forKey: .trainMinimumPacketBytes) ?? d.trainMinimumPacketBytes
             stallMinimumMs = try c.decodeIfPresent(Double.self, forKey: .stallMinimumMs) ?? d.stallMinimumMs
             stallMaximumMs = try c.decodeIfPresent(Double.self, forKey: .stallMaximumMs) ?? d.stallMaximumMs
+            // Results written before the quiet condition: none (overdue alone decided).
+            stallPacketTimes = try c.decodeIfPresent(Double.self, forKey: .stallPacketTimes) ?? 0
+            stallIdleMinimumMs = try c.decodeIfPresent(Double.self, forKey: .stallIdleMinimumMs) ?? 0
             reportFreshnessMs = try c.decodeIfPresent(Double.self, forKey: .reportFreshnessMs) ?? d.reportFreshnessMs
             deadProbeInterval = try c.decodeIfPresent(Double.self, forKey: .deadProbeInterval) ?? d.deadProbeInterval
             saturationDelayMs = try c.decodeIfPresent(Double.self, forKey: .saturationDelayMs) ?? d.saturationDelayMs

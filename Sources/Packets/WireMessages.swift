@@ -1,9 +1,9 @@
-/// VNetStream's messages on the wire, version 1. Specified in `Docs/wire-format.md`; every
+/// VNetStream's messages on the wire, version 2. Specified in `Docs/wire-format.md`; every
 /// field is big-endian. Encoding and decoding are pure functions over bytes: no I/O here.
 public enum Wire {
     /// `VN`, the first two bytes of every VNetStream datagram.
     public static let magic: UInt16 = 0x564E
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
 
     public enum Kind: UInt8, Sendable {
         case media = 1
@@ -143,7 +143,9 @@ func checkPreamble(_ r: inout ByteReader, kind: Wire.Kind, fixedSize: Int) -> Wi
 
 /// What the receiver knows of one path, cumulative since the stream began.
 public struct PathReport: Sendable, Equatable, Codable {
-    public static let size = 48
+    public static let size = 56
+    /// `idleMicroseconds` when nothing has arrived on the path yet (or a report does not say).
+    public static let neverArrived = UInt32.max
 
     public var pathID: UInt8
     /// Highest path sequence seen, plus one (0: nothing yet), so the sender can tell progress.
@@ -162,12 +164,23 @@ public struct PathReport: Sendable, Equatable, Codable {
     /// new sample from a repeated one).
     public var capacityBitsPerSecond: UInt32
     public var capacitySamples: UInt32
+    /// How long before the report the path's latest packet arrived, microseconds, on the
+    /// receiver's clock (`neverArrived`: nothing yet), and the path's packet time: the arrival
+    /// gap of a packet that queued behind the one before, the largest of the last 1-2 s (0: none
+    /// seen). A dead
+    /// path's idle time grows past any packet time; a slow one delivers a packet every packet
+    /// time (liveness, Docs/controller.md).
+    public var idleMicroseconds: UInt32
+    public var packetTimeMicroseconds: UInt32
 
     public init(
         pathID: UInt8, highestSequencePlusOne: UInt32, packetsReceived: UInt32, bytesReceived: UInt64,
         packetsLost: UInt32, packetsReordered: UInt32, packetsDuplicated: UInt32, delayMicroseconds: Int32,
-        jitterMicroseconds: UInt32, capacityBitsPerSecond: UInt32 = 0, capacitySamples: UInt32 = 0
+        jitterMicroseconds: UInt32, capacityBitsPerSecond: UInt32 = 0, capacitySamples: UInt32 = 0,
+        idleMicroseconds: UInt32 = PathReport.neverArrived, packetTimeMicroseconds: UInt32 = 0
     ) {
+        self.idleMicroseconds = idleMicroseconds
+        self.packetTimeMicroseconds = packetTimeMicroseconds
         self.capacityBitsPerSecond = capacityBitsPerSecond
         self.capacitySamples = capacitySamples
         self.pathID = pathID
@@ -224,6 +237,8 @@ public struct ReceiverReport: Sendable, Equatable {
             w.u32(path.jitterMicroseconds)
             w.u32(path.capacityBitsPerSecond)
             w.u32(path.capacitySamples)
+            w.u32(path.idleMicroseconds)
+            w.u32(path.packetTimeMicroseconds)
         }
         return w.bytes
     }
@@ -247,7 +262,7 @@ public struct ReceiverReport: Sendable, Equatable {
                 pathID: id, highestSequencePlusOne: r.u32(), packetsReceived: r.u32(), bytesReceived: r.u64(),
                 packetsLost: r.u32(), packetsReordered: r.u32(), packetsDuplicated: r.u32(),
                 delayMicroseconds: Int32(bitPattern: r.u32()), jitterMicroseconds: r.u32(),
-                capacityBitsPerSecond: r.u32(), capacitySamples: r.u32())
+                capacityBitsPerSecond: r.u32(), capacitySamples: r.u32(), idleMicroseconds: r.u32(), packetTimeMicroseconds: r.u32())
             guard path.packetsReceived <= path.highestSequencePlusOne || path.highestSequencePlusOne == 0 && path.packetsReceived == 0
             else { return .failure(.garbled) }
             paths.append(path)

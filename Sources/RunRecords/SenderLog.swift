@@ -47,8 +47,17 @@ public enum SenderLogEvent: Codable, Sendable, Equatable {
             public var lost: UInt32
             public var delayUs: Int32
             public var jitterUs: UInt32
+            /// How long the path had been idle at the report and its packet time, µs (nil in
+            /// logs of wire version 1, and idle before anything arrived).
+            public var idleUs: UInt32?
+            public var packetTimeUs: UInt32?
 
-            public init(vnet: Int, highest: UInt32, received: UInt32, lost: UInt32, delayUs: Int32, jitterUs: UInt32) {
+            public init(
+                vnet: Int, highest: UInt32, received: UInt32, lost: UInt32, delayUs: Int32, jitterUs: UInt32, idleUs: UInt32? = nil,
+                packetTimeUs: UInt32? = nil
+            ) {
+                self.idleUs = idleUs
+                self.packetTimeUs = packetTimeUs
                 self.vnet = vnet
                 self.highest = highest
                 self.received = received
@@ -61,6 +70,8 @@ public enum SenderLogEvent: Codable, Sendable, Equatable {
                 case vnet, highest, received, lost
                 case delayUs = "delay_us"
                 case jitterUs = "jitter_us"
+                case idleUs = "idle_us"
+                case packetTimeUs = "packet_time_us"
             }
         }
 

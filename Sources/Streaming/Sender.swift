@@ -366,7 +366,8 @@ public final class Sender {
                 paths: report.paths.map {
                     .init(
                         vnet: Int($0.pathID) + 1, highest: $0.highestSequencePlusOne, received: $0.packetsReceived, lost: $0.packetsLost,
-                        delayUs: $0.delayMicroseconds, jitterUs: $0.jitterMicroseconds)
+                        delayUs: $0.delayMicroseconds, jitterUs: $0.jitterMicroseconds,
+                        idleUs: $0.idleMicroseconds == PathReport.neverArrived ? nil : $0.idleMicroseconds, packetTimeUs: $0.packetTimeMicroseconds)
                 }))
     }
 

@@ -37,7 +37,7 @@ struct WireTests {
     @Test("the header's bytes are the ones the spec gives")
     func layout() {
         let bytes = sampleHeader.encoded
-        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, 1, 1])
+        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, 2, 1])
         #expect(Array(bytes[4..<8]) == [0xDE, 0xAD, 0xBE, 0xEF])
         #expect(Array(bytes[32..<36]) == [1, UInt8(ascii: "B"), 0xB8, 0])
     }
@@ -61,7 +61,7 @@ struct WireTests {
         foreign[0] = 0x45
         #expect(MediaHeader.decode(foreign) == .failure(.foreign))
         var future = sampleHeader.encoded
-        future[2] = 2
+        future[2] = 3
         #expect(MediaHeader.decode(future) == .failure(.futureVersion))
         #expect(MediaHeader.decode(sampleReport.encoded) == .failure(.unknownKind))
         var garbled = sampleHeader.encoded
@@ -71,7 +71,7 @@ struct WireTests {
         var tooManyPaths = sampleReport.encoded
         tooManyPaths[20] = 200
         #expect(ReceiverReport.decode(tooManyPaths) == .failure(.garbled))
-        #expect([UInt8]([0x56, 0x4E, 1, 9]).withUnsafeBytes { Wire.kind(of: $0) } == .failure(.unknownKind))
+        #expect([UInt8]([0x56, 0x4E, 2, 9]).withUnsafeBytes { Wire.kind(of: $0) } == .failure(.unknownKind))
     }
 
     /// The fuzz property: a million inputs, random and mutated from valid messages, through
