@@ -262,8 +262,9 @@ public struct RunAnalysis {
     }
 
     /// For every outage: when the split left the VNet, and when it came back after the reroute.
-    /// Left: the last packet of the split on the VNet before it went quiet for a second or more
-    /// (the outage's whole length when it never did). Back: the first packet after that silence,
+    /// Left: the last packet of the split on the VNet before it went quiet for a second or more,
+    /// or half the outage when that is shorter (a flapping path's 1 s outages); the outage's whole
+    /// length when it never did. Back: the first packet after that silence,
     /// from the reroute; the route is polled every 100 ms, so a sender that found the VNet again
     /// first reads 0.
     public func failovers() -> [RunResult.Failover] {
@@ -272,8 +273,9 @@ public struct RunAnalysis {
             let end = outage.toS ?? durationS
             var last = outage.fromS
             var resumed: Double?
+            let quiet = min(1, (end - outage.fromS) / 2)
             for t in originals {
-                if t - last >= 1 {
+                if t - last >= quiet {
                     resumed = t
                     break
                 }

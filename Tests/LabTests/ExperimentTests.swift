@@ -86,6 +86,15 @@ struct RunAnalysisTests {
             capacity: CapacityTimeline(vnets: 2, steps: [], outages: [outage]), queueBytes: { _, c in c * 0.1 / 8 + 1600 },
             usesAllVNets: true, uniVNet: nil)
         #expect(abs((stuck.failovers()[0].leftMs ?? 0) - 4730) < 1)
+        // A 1 s outage (a flapping path): left at 10.12 s, back at 10.96 s, quiet for less than a
+        // second but more than half the outage.
+        let flap = CapacityTimeline.Outage(vnet: 1, path: "P1,1", fromS: 10.0, toS: 11.0, rerouted: false)
+        let flapping = RunAnalysis(
+            sent: steady.filter { $0.t < 10.12 || $0.t >= 10.96 }, received: [], startMonotonic: 0, intervalS: 10, durationS: 20,
+            capacity: CapacityTimeline(vnets: 2, steps: [], outages: [flap]), queueBytes: { _, c in c * 0.1 / 8 + 1600 },
+            usesAllVNets: true, uniVNet: nil)
+        #expect(abs((flapping.failovers()[0].leftMs ?? -1) - 100) < 1)
+        #expect(flapping.failovers()[0].returnedAfterS == 0)
     }
 
     @Test("the split settles when every 2 s window after a change is within 10 points of capacity-proportional")
