@@ -35,8 +35,6 @@ public struct AdaptiveController: SplitController {
         /// the report did not say) and its packet time, nanoseconds.
         var idle: UInt64?
         var packetTime: UInt64 = 0
-        /// Queueing delay at the latest report (smoothed delay above the base), milliseconds.
-        var queueingMs: Double = 0
         var dead = false
         var sentAtDeath: UInt32 = 0
         var trainSamplesSeen: UInt32 = 0
@@ -181,13 +179,8 @@ public struct AdaptiveController: SplitController {
             paths[index].nextDeadProbe = now + nanoseconds(parameters.deadProbeInterval)
         }
         let largest = fragmentBytes.max() ?? 0
-        // A VNet whose queue stands above the saturation delay gets no train until it drains:
-        // its delivered rate already is its capacity (the saturation cut reads it), and a
-        // train's copies would take capacity from the stream (2 % of a 300 kbit/s VNet).
         if !fragmentBytes.isEmpty, !keyFrame,
-            let due = paths.indices.filter({
-                !paths[$0].dead && now >= paths[$0].nextProbe && paths[$0].queueingMs <= parameters.saturationDelayMs
-            }).min(by: {
+            let due = paths.indices.filter({ !paths[$0].dead && now >= paths[$0].nextProbe }).min(by: {
                 paths[$0].nextProbe < paths[$1].nextProbe
             })
         {
@@ -315,7 +308,6 @@ public struct AdaptiveController: SplitController {
         while path.history.count > 2, reportTime &- path.history[1].time >= window { path.history.removeFirst() }
         let base = path.delayFloor.map(\.delay).min() ?? figures.delayMicroseconds
         let queueing = Double(figures.delayMicroseconds - base) / 1000
-        path.queueingMs = path.dead ? 0 : queueing
         // Random loss: what this report interval lost while the queue sat flat (not above the
         // saturation threshold and not growing); loss with a growing queue is congestion.
         if path.dead {

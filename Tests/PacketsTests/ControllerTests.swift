@@ -118,32 +118,6 @@ struct ControllerTests {
         #expect(controller.weights[0] > 0)
     }
 
-    @Test("a VNet whose queue stands above the saturation delay gets no probe train until it drains; the other VNet keeps its trains")
-    func noTrainOnStandingQueue() {
-        var controller = AdaptiveController(vnets: 2)
-        let ms: UInt64 = 1_000_000
-        var trains: [(at: UInt64, vnet: Int)] = []
-        var sent: [UInt32] = [0, 0]
-        var sequence: UInt32 = 0
-        for step in 0..<200 {
-            let now = UInt64(step) * 40 * ms
-            if let train = controller.plan(fragmentBytes: [864, 864], now: now).train { trains.append((now, train)) }
-            for vnet in 0..<2 {
-                controller.sent(vnet: vnet, pathSequence: sent[vnet], bytes: 864, now: now)
-                sent[vnet] += 1
-            }
-            // VNet 0's queue stands 60 ms above its base from 3 s to 6 s.
-            let queued: Int32 = now >= 3000 * ms && now < 6000 * ms ? 60_000 : 0
-            controller.received(report(sequence, at: now, highest: sent, delayUs: [queued, 0]), over: 1, now: now + ms)
-            sequence += 1
-        }
-        let vnet0 = trains.filter { $0.vnet == 0 }.map { Double($0.at / ms) / 1000 }
-        let vnet1 = trains.filter { $0.vnet == 1 }.map { Double($0.at / ms) / 1000 }
-        #expect(!vnet0.contains { $0 > 3.05 && $0 < 6 }, "\(vnet0)")
-        #expect(vnet0.contains { $0 >= 6 && $0 < 6.2 }, "\(vnet0)")
-        #expect(vnet0.filter { $0 < 3 }.count >= 2 && vnet1.count >= 6, "\(vnet1)")
-    }
-
     @Test("the controller learns the report period from the reports and stretches its freshness and rate window to it")
     func reportPeriod() {
         let ms: UInt64 = 1_000_000
