@@ -308,13 +308,19 @@ public struct AdaptiveController: SplitController {
         while path.history.count > 2, reportTime &- path.history[1].time >= window { path.history.removeFirst() }
         let base = path.delayFloor.map(\.delay).min() ?? figures.delayMicroseconds
         let queueing = Double(figures.delayMicroseconds - base) / 1000
+        // A probe train queues at the bottleneck on purpose (three packets back to back: at
+        // 200 kbit/s 170 ms of queue, which with the stream's own packets can overflow a 100 ms
+        // queue): until it drained and two reports showed it, neither a loss nor the delay says
+        // anything about random loss or the stream's load.
+        let trainSettled = now >= path.trainDrainUntil &+ UInt64(2 * (reportPeriod ?? 100_000_000))
         // Random loss: what this report interval lost while the queue sat flat (not above the
-        // saturation threshold and not growing); loss with a growing queue is congestion.
+        // saturation threshold and not growing) and no train was draining; loss with a growing
+        // queue is congestion.
         if path.dead {
             path.previous = nil
         } else if let previous = path.previous, figures.packetsReceived >= previous.received, figures.packetsLost >= previous.lost {
             let growth = Double(figures.delayMicroseconds - previous.delay) / 1000
-            if queueing <= parameters.saturationDelayMs, growth < parameters.saturationGrowthMs, now >= path.mayOverflowUntil {
+            if queueing <= parameters.saturationDelayMs, growth < parameters.saturationGrowthMs, now >= path.mayOverflowUntil, trainSettled {
                 let lost = Int(figures.packetsLost - previous.lost)
                 path.loss.add(time: reportTime, packets: Int(figures.packetsReceived - previous.received) + lost, lost: lost)
             } else {
@@ -327,10 +333,6 @@ public struct AdaptiveController: SplitController {
         // (losing more than its random loss explains). Then the bottleneck is busy throughout
         // the window and what arrived is its capacity (a queue that drains after the split
         // moved says nothing: its VNet may be half idle).
-        // A probe train queues at the bottleneck on purpose (three packets back to back: at
-        // 100 kbit/s a quarter of a second): until it drained and two reports showed it, the
-        // delay says nothing about the stream's load.
-        let trainSettled = now >= path.trainDrainUntil &+ UInt64(2 * (reportPeriod ?? 100_000_000))
         if !path.dead, trainSettled, queueing > parameters.saturationDelayMs, let first = path.history.first,
             reportTime &- first.time >= window / 2, figures.packetsReceived > 0,
             Double(figures.delayMicroseconds - first.delay) / 1000 >= parameters.saturationGrowthMs
