@@ -351,18 +351,6 @@ public struct AdaptiveController: SplitController {
         return changed
     }
 
-    /// The estimate from the last few train samples: the mean of the last two when they agree
-    /// (a real shift shows in two trains in a row), otherwise the median, so one odd train
-    /// does not move the split.
-    static func estimate(from samples: [Double]) -> Double {
-        let n = samples.count
-        if n >= 2, abs(samples[n - 1] - samples[n - 2]) <= 0.15 * max(samples[n - 1], samples[n - 2]) {
-            return (samples[n - 1] + samples[n - 2]) / 2
-        }
-        if n >= 3 { return samples.sorted()[1] }
-        return samples[n - 1]
-    }
-
     /// The weights, tiers and budgets: the placement (`Placement`, Docs/controller.md) as the
     /// splitter realises it. With every live VNet in one loss tier, the weights are the
     /// capacities (capacity-proportional, whatever the stream's rate). With several tiers, the
