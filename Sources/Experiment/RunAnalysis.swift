@@ -235,8 +235,10 @@ public struct RunAnalysis {
             let total = capacities.reduce(0, +)
             guard total > 0 else { continue }
             let target = capacities.map { $0 / total * 100 }
-            // Windows every 0.1 s from the change to the next one.
-            let length = Self.shareWindowS
+            // Windows every 0.1 s from the change to the next one; a condition shorter than two
+            // windows (a flapping path's 1 s outage) is judged in windows of half its length, so
+            // that it is judged at all and the time before the split moved still counts.
+            let length = min(Self.shareWindowS, max(0.2, (next - point) / 2))
             var windows: [(start: Double, ok: Bool)] = []
             var start = point
             while start + length <= next + 1e-9 {

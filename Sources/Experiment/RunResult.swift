@@ -59,8 +59,9 @@ public struct RunResult: Codable, Sendable {
         public var atS: Double
         /// Each VNet's share of the capacity right after the change, percent.
         public var capacitySharePct: [Double]
-        /// Seconds until every window's split (`RunAnalysis.shareWindowS` long) stayed within
-        /// `tolerancePct` points of the capacity shares until the next change; nil if it never did.
+        /// Seconds until every window's split (`RunAnalysis.shareWindowS` long, or half the
+        /// condition's length when that is shorter) stayed within `tolerancePct` points of the
+        /// capacity shares until the next change; nil if it never did.
         public var settleS: Double?
         public var tolerancePct: Double
 

@@ -115,6 +115,28 @@ struct RunAnalysisTests {
         // from s = 0.7 on (62.5 % at 1:1 weighs at most 0.8 s of 2 s).
         let settle = try? #require(shift.settleS)
         #expect(settle.map { $0 >= 0.6 && $0 <= 0.8 } == true, "settled after \(String(describing: settle))")
+
+        // A 1 s outage of VNet 1 (a flapping path) is too short for a 2 s window: it is judged in
+        // 0.5 s windows. The sender leaves after 0.12 s; a window from s holds (0.12 - s) s of
+        // VNet 1's half, within 10 points (of 0 %) from s = 0.1 on. A sender that stays is never.
+        let flap = CapacityTimeline.Outage(vnet: 1, path: "P1,1", fromS: 4, toS: 5, rerouted: false)
+        let even = (0..<500).map {
+            SentPacket(t: Double($0) / 50, streamSequence: UInt32($0), vnet: 1 + $0 % 2, pathSequence: UInt32($0), frame: 0, bytes: 864, copy: false, localDrop: false)
+        }
+        func settleOfOutage(_ packets: [SentPacket]) -> Double? {
+            RunAnalysis(
+                sent: packets, received: [], startMonotonic: 0, intervalS: 10, durationS: 10,
+                capacity: CapacityTimeline(vnets: 2, steps: [.init(tS: 0, vnet: 1, kbitS: 400), .init(tS: 0, vnet: 2, kbitS: 400)], outages: [flap]),
+                queueBytes: { _, c in c * 0.1 / 8 + 1600 }, usesAllVNets: true, uniVNet: nil
+            ).shifts().first { $0.atS == 4 }?.settleS
+        }
+        let leaving = settleOfOutage(even.map { packet in
+            var moved = packet
+            if packet.t >= 4.12 && packet.t < 5 { moved.vnet = 2 }
+            return moved
+        })
+        #expect(leaving.map { $0 >= 0.05 && $0 <= 0.15 } == true, "settled after \(String(describing: leaving))")
+        #expect(settleOfOutage(even) == nil)
     }
 
     @Test("the fluid bound counts random loss: none while a clean VNet has room, the share that must go on the lossy VNet otherwise")
