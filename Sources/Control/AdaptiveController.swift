@@ -49,6 +49,7 @@ public struct AdaptiveController: SplitController {
         var delayFloor: [(bucket: UInt64, delay: Int32)] = []
         /// Random loss (at a flat queue), and whether it makes the VNet lossy.
         var loss = LossEstimator()
+        var lossTest = LossChangeTest()
         var lossy = false
         /// The previous report's cumulative figures and delay, for per-interval samples.
         var previous: (received: UInt32, lost: UInt32, delay: Int32)?
@@ -114,6 +115,8 @@ public struct AdaptiveController: SplitController {
         weights = Array(repeating: 1, count: vnets)
         var path = Path()
         path.loss = LossEstimator(windowSeconds: parameters.lossWindow)
+        path.lossTest = LossChangeTest(
+            cleanRate: parameters.cleanBelowPct / 100, lossyRate: parameters.lossyAbovePct / 100, threshold: parameters.lossEvidence)
         paths = Array(repeating: path, count: vnets)
         appliedEstimates = Array(repeating: nil, count: vnets)
         appliedLossy = Array(repeating: false, count: vnets)
@@ -322,7 +325,9 @@ public struct AdaptiveController: SplitController {
             let growth = Double(figures.delayMicroseconds - previous.delay) / 1000
             if queueing <= parameters.saturationDelayMs, growth < parameters.saturationGrowthMs, now >= path.mayOverflowUntil, trainSettled {
                 let lost = Int(figures.packetsLost - previous.lost)
-                path.loss.add(time: reportTime, packets: Int(figures.packetsReceived - previous.received) + lost, lost: lost)
+                let packets = Int(figures.packetsReceived - previous.received) + lost
+                path.loss.add(time: reportTime, packets: packets, lost: lost)
+                path.lossTest.add(time: reportTime, packets: packets, lost: lost)
             } else {
                 path.loss.forget(before: reportTime)
             }

@@ -32,13 +32,15 @@ extension AdaptiveController {
         public var rateWindow: Double = 0.3
         /// Weights change only when an estimate moved by more than this fraction.
         public var hysteresis: Double = 0.05
-        /// Random loss: how far back the estimate looks, seconds; a VNet turns lossy when its
-        /// loss's Wilson interval lies above `lossyAbovePct`, clean again when it lies below
-        /// `cleanBelowPct` (the gap between the two is the hysteresis that keeps a VNet's state
-        /// from flipping as the traffic on it, and so the interval's width, changes).
+        /// Random loss: how far back the estimate (the rate the placement charges) looks,
+        /// seconds. A VNet turns lossy when its change test (`LossChangeTest`) has gathered
+        /// `lossEvidence` nats for a random loss of `lossyAbovePct` over one of `cleanBelowPct`,
+        /// and clean again when it has gathered as much the other way (the two rates are the
+        /// hypotheses the test tells apart; rates between drift to the nearer one).
         public var lossWindow: Double = 20
-        public var lossyAbovePct: Double = 0.5
-        public var cleanBelowPct: Double = 2
+        public var lossyAbovePct: Double = 1
+        public var cleanBelowPct: Double = 0.1
+        public var lossEvidence: Double = 4
         /// The share of each VNet's capacity the placement fills before it uses a lossier VNet.
         public var headroom: Double = 0.9
         /// Loss rates closer than this (points) are the same tier: shared by capacity.
@@ -75,6 +77,7 @@ extension AdaptiveController {
             case lossWindow = "loss_window_s"
             case lossyAbovePct = "lossy_above_pct"
             case cleanBelowPct = "clean_below_pct"
+            case lossEvidence = "loss_evidence_nats"
             case headroom
             case tierMarginPct = "tier_margin_pct"
             case randomLossQueueMs = "random_loss_queue_ms"
@@ -103,6 +106,9 @@ extension AdaptiveController {
             lossWindow = try c.decodeIfPresent(Double.self, forKey: .lossWindow) ?? d.lossWindow
             lossyAbovePct = try c.decodeIfPresent(Double.self, forKey: .lossyAbovePct) ?? d.lossyAbovePct
             cleanBelowPct = try c.decodeIfPresent(Double.self, forKey: .cleanBelowPct) ?? d.cleanBelowPct
+            // Results written before the change test read lossy_above_pct / clean_below_pct as the
+            // bounds of a windowed Wilson interval (0.5 / 2); their loss_evidence_nats is absent.
+            lossEvidence = try c.decodeIfPresent(Double.self, forKey: .lossEvidence) ?? d.lossEvidence
             headroom = try c.decodeIfPresent(Double.self, forKey: .headroom) ?? d.headroom
             tierMarginPct = try c.decodeIfPresent(Double.self, forKey: .tierMarginPct) ?? d.tierMarginPct
             randomLossQueueMs = try c.decodeIfPresent(Double.self, forKey: .randomLossQueueMs) ?? d.randomLossQueueMs

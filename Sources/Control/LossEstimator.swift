@@ -43,6 +43,14 @@ public struct LossEstimator: Sendable, Equatable {
         if drop > 0 { samples.removeFirst(drop) }
     }
 
+    /// Drops every sample from before `time`: the estimate starts at a change point.
+    public mutating func restart(from time: UInt64) {
+        let drop = samples.prefix { $0.time < time }
+        packets -= drop.reduce(0) { $0 + $1.packets }
+        lost -= drop.reduce(0) { $0 + $1.lost }
+        samples.removeFirst(drop.count)
+    }
+
     /// The point estimate (0 with no packets).
     public var rate: Double { packets == 0 ? 0 : Double(lost) / Double(packets) }
 

@@ -7,24 +7,30 @@ extension AdaptiveController {
         lost > 0 && Double(lost) > randomRate * Double(lost + max(0, received)) + 1
     }
 
-    /// Turns a VNet lossy when its random loss is certainly above the lossy threshold, clean
-    /// when certainly below the clean one; returns whether it changed.
+    /// Turns a VNet lossy when its change test says its random loss rose to `lossyAbovePct`,
+    /// clean when it says the loss fell to `cleanBelowPct`; returns whether it changed. Either
+    /// way the estimate restarts at the change point the test found, so that the rate the
+    /// placement charges is the new one, not an average with what went before.
     mutating func updateLossy(_ path: inout Path, _ index: Int) -> Bool {
-        // Turning lossy asks less certainty (one standard deviation) than turning clean (two):
-        // leaving a VNet that loses is cheap while the others have room, and should be quick.
-        let interval = path.loss.interval()
-        if !path.lossy, path.loss.interval(z: 1).lower * 100 > parameters.lossyAbovePct {
+        if !path.lossy, path.lossTest.saysLossy {
             path.lossy = true
+            if let since = path.lossTest.lossySince { path.loss.restart(from: since) }
+            path.lossTest.reset()
+            let interval = path.loss.interval()
             events.append(
                 ControlEvent(
                     kind: .lossy, vnet: index,
                     detail: "random loss \(Self.percent(path.loss.rate)) % (\(Self.percent(interval.lower))-\(Self.percent(interval.upper))) of \(path.loss.packets)"))
             return true
         }
-        if path.lossy, interval.upper * 100 < parameters.cleanBelowPct {
+        if path.lossy, path.lossTest.saysClean {
             path.lossy = false
+            if let since = path.lossTest.cleanSince { path.loss.restart(from: since) }
+            path.lossTest.reset()
             events.append(
-                ControlEvent(kind: .clean, vnet: index, detail: "random loss below \(Self.percent(interval.upper)) % over \(path.loss.packets) packets"))
+                ControlEvent(
+                    kind: .clean, vnet: index,
+                    detail: "random loss \(Self.percent(path.loss.rate)) % of \(path.loss.packets) packets"))
             return true
         }
         return false

@@ -171,12 +171,80 @@ struct LossPlacementTests {
         // 40 packets/s of 8000 bits: VNet 1's budget of 180 kbit/s takes 22.5 of them.
         let carried = simulation.carried
         #expect(carried[0] > 0 && abs(Double(carried[1]) / 4 - 22.5) < 2, "\(carried) in 4 s")
-        // The loss ends: once the lossy samples left the 20 s window, enough clean packets turn
-        // it clean again, and with one tier back the split is capacity-proportional.
-        simulation.run(seconds: 25, capacity: [400_000, 200_000]) { _, _ in false }
+        // The loss ends: the change test needs about 440 clean packets (17.5 a second reach
+        // VNet 0 beside the clean VNet's budget) to turn it clean again, and with one tier back
+        // the split is capacity-proportional.
+        simulation.run(seconds: 20, capacity: [400_000, 200_000]) { _, _ in false }
+        #expect(simulation.controller.lossy == [true, false], "350 clean packets are not yet enough")
+        simulation.run(seconds: 20, capacity: [400_000, 200_000]) { _, _ in false }
         #expect(simulation.controller.lossy == [false, false], "\(simulation.controller.lossEstimates)")
         let back = simulation.controller.weights
         #expect(abs(back[0] / back.reduce(0, +) - 2.0 / 3) < 0.01, "\(back)")
+    }
+
+    @Test("the change test: two losses close together or three within some hundred packets turn lossy; a burst in one interval does not; about 440 clean packets turn clean")
+    func changeTest() {
+        let s: UInt64 = 1_000_000_000
+        // Report intervals of 2 packets; a clean history of 1000 intervals first does not delay
+        // the onset (the sum is floored at 0), as a 20 s window's clean packets would.
+        var test = LossChangeTest()
+        for n in 0..<1000 { test.add(time: UInt64(n) * s / 20, packets: 2, lost: 0) }
+        #expect(test.towardLossy == 0 && test.saysClean)
+        test.reset()
+        test.add(time: 100 * s, packets: 2, lost: 1)
+        #expect(!test.saysLossy && test.lossySince == 100 * s)
+        for n in 1...20 { test.add(time: 100 * s + UInt64(n) * s / 20, packets: 2, lost: 0) }
+        test.add(time: 102 * s, packets: 2, lost: 1)
+        #expect(test.saysLossy && test.lossySince == 100 * s, "two losses 42 packets apart: \(test.towardLossy) nats")
+        // Two losses 300 packets apart are not enough; a third soon after is.
+        var sparse = LossChangeTest()
+        sparse.add(time: 0, packets: 2, lost: 1)
+        for n in 1...150 { sparse.add(time: UInt64(n), packets: 2, lost: 0) }
+        sparse.add(time: 151, packets: 2, lost: 1)
+        #expect(!sparse.saysLossy, "\(sparse.towardLossy)")
+        for n in 152...160 { sparse.add(time: UInt64(n), packets: 2, lost: 0) }
+        sparse.add(time: 161, packets: 2, lost: 1)
+        #expect(sparse.saysLossy, "\(sparse.towardLossy)")
+        // Five packets lost in one interval (an overflow, a reroute's blip) count as one.
+        var burst = LossChangeTest()
+        burst.add(time: 0, packets: 10, lost: 5)
+        #expect(!burst.saysLossy && burst.towardLossy > 2 && burst.towardLossy < 2.4)
+        // Turning clean: about 440 received packets with no loss, from any state.
+        var clean = LossChangeTest()
+        clean.add(time: 0, packets: 430, lost: 0)
+        #expect(!clean.saysClean)
+        clean.add(time: 1, packets: 20, lost: 0)
+        #expect(clean.saysClean && clean.cleanSince == 0)
+        // 3 % random loss (every 33rd packet) never turns clean; 0.1 % never turns lossy.
+        var three = LossChangeTest()
+        var tenth = LossChangeTest()
+        var anyClean = false
+        var anyLossy = false
+        for n in 0..<20_000 {
+            three.add(time: UInt64(n), packets: 1, lost: n % 33 == 0 ? 1 : 0)
+            tenth.add(time: UInt64(n), packets: 1, lost: n % 1000 == 999 ? 1 : 0)
+            anyClean = anyClean || three.saysClean
+            anyLossy = anyLossy || tenth.saysLossy
+        }
+        #expect(!anyClean && !anyLossy && three.saysLossy && tenth.saysClean)
+    }
+
+    @Test("loss that begins on a VNet that was clean for a long time turns it lossy within seconds, and the rate charged is the new one")
+    func lossOnset() {
+        var simulation = Simulation()
+        simulation.run(seconds: 20, capacity: [400_000, 400_000]) { _, _ in false }
+        #expect(simulation.controller.lossy == [false, false])
+        // 3 % on VNet 0 (every 33rd of its packets), about 20 of them a second: a 20 s window
+        // holding 400 clean packets took 8 s to show it in a lab run.
+        var seconds = 0.0
+        while seconds < 6, !simulation.controller.lossy[0] {
+            simulation.run(seconds: 0.5, capacity: [400_000, 400_000]) { vnet, sequence in vnet == 0 && sequence % 33 == 5 }
+            seconds += 0.5
+        }
+        #expect(simulation.controller.lossy == [true, false], "after \(seconds) s: \(simulation.controller.lossEstimates)")
+        #expect(seconds <= 5)
+        let estimate = simulation.controller.lossEstimates[0]
+        #expect(estimate.rate > 0.01 && estimate.packets < 200, "the estimate starts at the change point: \(estimate)")
     }
 
     @Test("what a VNet lost while it was dead is the outage, not random loss: back alive, it is clean")
