@@ -314,13 +314,23 @@ extension ExperimentReport {
                     // meet the target itself, and a bound of 0 leaves the target as it is.
                     let bound = interval.fluidBoundPct
                     let allowed = max(limit, bound + goals.boundMarginPoints * min(1, limit > 0 ? bound / limit : 1))
+                    // Where the bound is 0 and a VNet failed, the fluid knew at once; a sender
+                    // learns it only from missing packets, and the targets give it `leave_ms`
+                    // to leave. What it sent there meanwhile and lost is counted apart, so the
+                    // two targets do not contradict (at 320 kbit/s split 1:1, 150 ms on a failed
+                    // VNet is 0.5 % of a 15 s interval); the leave target checks the time itself.
+                    let leaving = bound < 0.005 && interval.lostLeaving > 0
+                    let measured = leaving ? interval.lossAfterLeavingPct : interval.lossPct
+                    var note: String?
+                    if allowed > limit {
+                        note = "the fluid bound is \(decimal(bound, 2)) %: checked against \(decimal(allowed, 2)) %, the bound plus up to \(decimal(goals.boundMarginPoints)) points"
+                    } else if leaving {
+                        note = "\(decimal(interval.lossPct, 2)) % less \(interval.lostLeaving) packets lost on a failed VNet in the \(decimal(goals.leaveMs)) ms allowed to leave it"
+                    }
                     checks.append(
                         TargetCheck(
                             target: "loss ≤ \(decimal(limit, 1)) % per interval", run: "\(name) \(span)",
-                            measured: "\(decimal(interval.lossPct, 2)) %", pass: interval.lossPct <= allowed,
-                            note: allowed > limit
-                                ? "the fluid bound is \(decimal(bound, 2)) %: checked against \(decimal(allowed, 2)) %, the bound plus up to \(decimal(goals.boundMarginPoints)) points"
-                                : nil))
+                            measured: "\(decimal(measured, 2)) %", pass: measured <= allowed, note: note))
                 }
                 if let other = goals.notWorseThan {
                     if let baseline = results.runs.first(where: { $0.source == run.source && $0.mode.name == other }) {

@@ -127,12 +127,13 @@ public struct MultiNetExperiment: ExperimentKind {
         }
         let timeline = CapacityTimeline.from(schedule: schedule, applied: finished.applied, topology: topology, outages: outages)
         let folder = finished.run.folder
-        let analysis = RunAnalysis(
+        var analysis = RunAnalysis(
             sent: try CSVLog.read(SentPacket.self, from: "\(folder)/sender-packets.csv"),
             received: try CSVLog.read(ReceivedPacket.self, from: "\(folder)/receiver-packets.csv"),
             startMonotonic: finished.start, intervalS: intervalS, durationS: durationS, capacity: timeline,
             queueBytes: { [plan = finished.lab.plan] vnet, bits in plan.queueBytes(vnet: vnet - 1, bitsPerSecond: bits) ?? 0 },
             usesAllVNets: mode.usesAllVNets, uniVNet: mode.uniVNet)
+        analysis.leaveAllowanceS = file.targets.leaveMs / 1000
         var (intervals, total) = analysis.intervalsAndTotal()
         let receiver = try JSONFile.read(ReceiverResult.self, from: "\(folder)/receiver.json")
         let sender = try JSONFile.read(SenderSummary.self, from: "\(folder)/sender.json")

@@ -24,6 +24,10 @@ public struct RunAnalysis {
     public var usesAllVNets: Bool
     /// The VNet a uni-net run uses.
     public var uniVNet: Int?
+    /// How long after a failure the targets allow a sender to go on using the failed VNet
+    /// (`leave_ms`), seconds: what it sent there meanwhile and lost is counted apart
+    /// (`Interval.lostLeaving`). 0: nothing is.
+    public var leaveAllowanceS: Double = 0
     /// Layer-2 bytes the shaper counts beyond the IPv4 packet (Ethernet header on veth).
     public static let linkOverheadBytes = 14
     public static let shareTolerancePct = 10.0
@@ -72,6 +76,15 @@ public struct RunAnalysis {
         let vnets = capacity.vnets
         var sentCount = Array(repeating: 0, count: count)
         var lostCount = sentCount
+        var leavingCount = sentCount
+        /// Whether a packet sent on `vnets` at `t` went onto a VNet within the leave allowance
+        /// of its failure.
+        func sentWhileLeaving(_ t: Double, _ vnets: Set<Int>) -> Bool {
+            guard leaveAllowanceS > 0, !vnets.isEmpty else { return false }
+            return vnets.allSatisfy { vnet in
+                capacity.outages.contains { $0.vnet == vnet && t >= $0.fromS && t < min($0.fromS + leaveAllowanceS, $0.toS ?? .infinity) }
+            }
+        }
         var perSent = Array(repeating: Array(repeating: 0, count: vnets), count: count)
         var perCopies = perSent
         var perLost = perSent
@@ -82,6 +95,7 @@ public struct RunAnalysis {
             sentCount[i] += 1
             if !entry.arrived {
                 lostCount[i] += 1
+                if sentWhileLeaving(entry.t, entry.vnets) { leavingCount[i] += 1 }
                 for vnet in entry.vnets where vnet >= 1 && vnet <= vnets { perLost[i][vnet - 1] += 1 }
             }
         }
@@ -107,7 +121,7 @@ public struct RunAnalysis {
                             vnet: v + 1, sent: perSent[i][v], copies: perCopies[i][v], lost: perLost[i][v],
                             lossPctOfAll: percent(Double(perLost[i][v]), Double(sentCount[i])), pathLost: perPathLost[i][v],
                             kbitS: round3(Double(perBytes[i][v]) * 8 / (end - start) / 1000))
-                    }))
+                    }, lostLeaving: leavingCount[i]))
         }
         let totalSent = sentCount.reduce(0, +)
         let totalLost = lostCount.reduce(0, +)
@@ -123,7 +137,7 @@ public struct RunAnalysis {
                     lossPctOfAll: percent(Double(lost), Double(totalSent)),
                     pathLost: (0..<count).map { perPathLost[$0][v] }.reduce(0, +),
                     kbitS: round3(Double((0..<count).map { perBytes[$0][v] }.reduce(0, +)) * 8 / durationS / 1000))
-            })
+            }, lostLeaving: leavingCount.reduce(0, +))
         return (intervals, total)
     }
 

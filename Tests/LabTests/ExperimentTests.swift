@@ -77,6 +77,14 @@ struct RunAnalysisTests {
         let failover = analysis.failovers()[0]
         #expect(abs((failover.leftMs ?? -1) - 100) < 1)
         #expect(failover.returnedAfterS == 0)
+        // Nothing arrived in this log; of what was lost, the packets sent onto the failed VNet in
+        // the first 150 ms (10.00-10.10 s: six) are counted apart, the rest are not.
+        var allowing = analysis
+        allowing.leaveAllowanceS = 0.15
+        let counted = allowing.intervalsAndTotal()
+        #expect(counted.intervals.map(\.lostLeaving) == [0, 6] && counted.total.lostLeaving == 6)
+        #expect(analysis.intervalsAndTotal().total.lostLeaving == 0, "no allowance, nothing apart")
+        #expect(abs(counted.intervals[1].lossAfterLeavingPct - Double(counted.intervals[1].lost - 6) / Double(counted.intervals[1].sent) * 100) < 0.01)
         // A sender that never leaves: the whole outage.
         let steady = (0..<1000).map {
             SentPacket(t: Double($0) / 50, streamSequence: UInt32($0), vnet: 1, pathSequence: UInt32($0), frame: 0, bytes: 864, copy: false, localDrop: false)
