@@ -47,17 +47,20 @@ struct PathAccounting {
             Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &tallies)
         guard outcome == .new || outcome == .late else { return }
         if firstStamp == nil { firstStamp = stamp }
+        // The network's measures go by when the packet left the sender (its departure), not by
+        // its frame's time: a wait in the sender's pacing is not the network's.
+        let departure = header.departureNanoseconds
         if let previous = previousArrival, previous.sequence < header.pathSequence, stamp >= previous.stamp,
-            header.sendTimeNanoseconds >= previous.sendTime,
-            Int64(header.sendTimeNanoseconds - previous.sendTime) <= max(0, previous.transit - min(delay.minimum, transit))
+            departure >= previous.sendTime,
+            Int64(departure - previous.sendTime) <= max(0, previous.transit - min(delay.minimum, transit))
         {
             packetTime.record(UInt64(stamp - previous.stamp), at: arrival)
         }
-        previousArrival = (header.pathSequence, header.sendTimeNanoseconds, stamp, transit)
+        previousArrival = (header.pathSequence, departure, stamp, transit)
         lastArrival = max(lastArrival ?? 0, arrival)
         lastStamp = max(lastStamp, stamp)
         trains.record(
-            pathSequence: Int64(header.pathSequence), sendTime: header.sendTimeNanoseconds,
+            pathSequence: Int64(header.pathSequence), sendTime: departure,
             bytes: bytes + IPv4UDP.headerSize, stamp: stamp)
         if let tos {
             markCounts[Int(tos)] += 1

@@ -57,7 +57,7 @@ public struct StreamAccounting {
         }
         if firstArrival == nil {
             firstArrival = arrival
-            firstSendTime = header.sendTimeNanoseconds
+            firstSendTime = header.departureNanoseconds
         }
         let elapsed = arrival &- firstArrival!
         guard header.sendTimeNanoseconds <= firstSendTime &+ elapsed &+ Self.maximumLead else {
@@ -68,8 +68,9 @@ public struct StreamAccounting {
         let outcome = stream.record(
             Int64(header.streamSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &streamTallies)
         // Relative one-way delay: how much later than the first packet this one arrived,
-        // beyond how much later it was sent. Clock offsets between hosts cancel out.
-        let delay = Int64(bitPattern: elapsed) - (Int64(bitPattern: header.sendTimeNanoseconds) - Int64(bitPattern: firstSendTime))
+        // beyond how much later it left the sender (its departure: a wait in the sender's
+        // pacing is not the network's). Clock offsets between hosts cancel out.
+        let delay = Int64(bitPattern: elapsed) - (Int64(bitPattern: header.departureNanoseconds) - Int64(bitPattern: firstSendTime))
         pathList[slot(header.pathID)].record(
             header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), arrival: arrival, delay: delay)
         if outcome == .new || outcome == .late {

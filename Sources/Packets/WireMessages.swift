@@ -1,9 +1,9 @@
-/// VNetStream's messages on the wire, version 2. Specified in `Docs/wire-format.md`; every
+/// VNetStream's messages on the wire, version 3. Specified in `Docs/wire-format.md`; every
 /// field is big-endian. Encoding and decoding are pure functions over bytes: no I/O here.
 public enum Wire {
     /// `VN`, the first two bytes of every VNetStream datagram.
     public static let magic: UInt16 = 0x564E
-    public static let version: UInt8 = 2
+    public static let version: UInt8 = 3
 
     public enum Kind: UInt8, Sendable {
         case media = 1
@@ -28,7 +28,7 @@ public enum Wire {
 
 /// The fixed header in front of every media packet's payload.
 public struct MediaHeader: Sendable, Equatable {
-    public static let size = 36
+    public static let size = 40
 
     public var streamID: UInt32
     /// Counts every distinct packet of the stream (copies in duplicate mode share it).
@@ -36,7 +36,8 @@ public struct MediaHeader: Sendable, Equatable {
     /// Counts the packets sent on this path, from 0.
     public var pathSequence: UInt32
     public var frameNumber: UInt32
-    /// Sender's clock, nanoseconds since the stream started.
+    /// Sender's clock, nanoseconds since the stream started: the frame's time (what a playout
+    /// deadline and the per-interval frame counts go by).
     public var sendTimeNanoseconds: UInt64
     public var fragmentIndex: UInt16
     public var fragmentCount: UInt16
@@ -52,13 +53,21 @@ public struct MediaHeader: Sendable, Equatable {
     /// The stream sends every B frame after both its reference frames (coding order, as
     /// encoders emit B frames); clear: B frames come between their references (display order).
     public var referencesFirst: Bool
+    /// How long the packet waited in the sender's pacing onto its VNet, microseconds (a
+    /// probe train's packets share one wait).
+    public var heldMicroseconds: UInt32
+
+    /// When the packet left the sender: the send time plus its wait in the pacing. What the
+    /// network's delay, packet time and probe trains go by, so that the sender's own wait does
+    /// not read as queueing in the network.
+    public var departureNanoseconds: UInt64 { sendTimeNanoseconds &+ UInt64(heldMicroseconds) * 1000 }
 
     public static let maximumShedRun: UInt8 = 127
 
     public init(
         streamID: UInt32, streamSequence: UInt32, pathSequence: UInt32, frameNumber: UInt32,
         sendTimeNanoseconds: UInt64, fragmentIndex: UInt16, fragmentCount: UInt16, pathID: UInt8,
-        frameType: UInt8, mark: UInt8, shedBefore: UInt8 = 0, referencesFirst: Bool = false
+        frameType: UInt8, mark: UInt8, shedBefore: UInt8 = 0, referencesFirst: Bool = false, heldMicroseconds: UInt32 = 0
     ) {
         self.streamID = streamID
         self.streamSequence = streamSequence
@@ -72,6 +81,7 @@ public struct MediaHeader: Sendable, Equatable {
         self.mark = mark
         self.shedBefore = min(shedBefore, Self.maximumShedRun)
         self.referencesFirst = referencesFirst
+        self.heldMicroseconds = heldMicroseconds
     }
 
     /// Writes the header into `buffer` at `offset` (which must have `size` bytes there).
@@ -92,6 +102,7 @@ public struct MediaHeader: Sendable, Equatable {
         w.u8(frameType)
         w.u8(mark)
         w.u8(min(shedBefore, Self.maximumShedRun) | (referencesFirst ? 0x80 : 0))
+        w.u32(heldMicroseconds)
     }
 
     public var encoded: [UInt8] {
@@ -111,6 +122,7 @@ public struct MediaHeader: Sendable, Equatable {
         let frameFlags = r.u8()
         header.shedBefore = frameFlags & 0x7F
         header.referencesFirst = frameFlags & 0x80 != 0
+        header.heldMicroseconds = r.u32()
         guard header.fragmentCount > 0, header.fragmentIndex < header.fragmentCount,
             header.sendTimeNanoseconds < 1 << 62
         else { return .failure(.garbled) }

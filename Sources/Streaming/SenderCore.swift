@@ -12,7 +12,8 @@ public struct OutgoingPacket: Sendable, Equatable {
     public var payloadBytes: Int
     public var vnet: Int
     public var copy: Bool
-    /// Part of a probe train: it leaves back to back with the train's other packets, never paced.
+    /// Part of a probe train: it leaves back to back with the train's other packets, once the
+    /// VNet's pacing bucket is full (`VNetPacing`).
     public var train: Bool
 
     public init(header: MediaHeader, payloadBytes: Int, vnet: Int, copy: Bool, train: Bool = false) {
@@ -136,7 +137,9 @@ public struct SenderCore {
                 carried.insert(train)
             } else {
                 let vnet = splitter.next(bytes: IPv4UDP.headerSize + payload, now: now)
-                out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: vnet, copy: false))
+                // A later fragment the split puts on the probed VNet rides the train (it leaves
+                // with it, back to back, and lengthens it), so that the train stays whole.
+                out.append(OutgoingPacket(header: header, payloadBytes: payload, vnet: vnet, copy: false, train: plan.train == vnet && !plan.trainOfCopies))
                 carried.insert(vnet)
             }
             streamSequence &+= 1
@@ -148,7 +151,7 @@ public struct SenderCore {
             header.streamSequence = firstSequence &+ UInt32(largest)
             header.fragmentIndex = UInt16(largest)
             for _ in (plan.trainOfCopies ? 0 : fragments.count)..<plan.trainPackets {
-                out.append(OutgoingPacket(header: header, payloadBytes: MediaHeader.size + fragments[largest], vnet: train, copy: true))
+                out.append(OutgoingPacket(header: header, payloadBytes: MediaHeader.size + fragments[largest], vnet: train, copy: true, train: true))
             }
         }
         // Probes of dead VNets: a copy of the frame's first packet each.

@@ -4,9 +4,14 @@ import Packets
 /// that a large frame (a VBR I frame) does not overflow a short queue at a low rate. A token
 /// bucket per VNet, filled at the rate, `burst` deep; a packet that finds too few tokens waits
 /// in the VNet's queue, in order, at most `hold` (the playout deadline's room; then it goes
-/// anyway). Copies and probe trains are never held: a train must leave back to back to measure
-/// the bottleneck. A VNet without a rate (none known yet, or dead) is not paced. No I/O, no
-/// clock of its own.
+/// anyway). Copies are never held. A probe train (its packets are marked `train`) is held as a
+/// whole: it waits, behind what waits before it, until the bucket is full (the VNet's queue has
+/// drained as far as the rate tells), then leaves back to back, as it must to measure the
+/// bottleneck, and its whole size is owed to the bucket, so that the stream after it waits
+/// until the bottleneck has drained it. A train that met a standing queue overflowed it: three
+/// 1229-byte packets are 256 ms at 115 kbit/s, more than a 100 ms queue holds beside one
+/// packet of the stream. A VNet without a rate (none known yet, or dead) is not paced. No I/O,
+/// no clock of its own.
 public struct VNetPacing: Sendable {
     public var holdNanoseconds: UInt64
     public var burstSeconds: Double
@@ -64,14 +69,30 @@ public struct VNetPacing: Sendable {
         tokens[vnet] = min(depth(vnet), tokens[vnet] + rate * Double(now - filled[vnet]) / 1e9)
     }
 
+    /// Whether a train may leave on `vnet` now: nothing waits before it and the bucket is full.
+    func trainMayGo(_ vnet: Int) -> Bool { waiting(vnet) == 0 && tokens[vnet] >= depth(vnet) }
+
     /// Takes the packets of a frame (or bundle): what may go now is appended to `out` in order,
-    /// the rest waits. `exempt[i]` marks packets that are never held (copies, train packets).
+    /// the rest waits. `exempt[i]` marks packets that are never held (copies); train packets
+    /// wait for a full bucket, together.
     public mutating func admit(_ packets: [OutgoingPacket], exempt: (OutgoingPacket) -> Bool, now: UInt64, into out: inout [OutgoingPacket]) {
+        var trainGoes: [Int: Bool] = [:]
         for packet in packets {
             let vnet = packet.vnet
             refill(vnet, now: now)
             let bits = Self.bits(packet)
-            if rates[vnet] == nil || exempt(packet) {
+            if packet.train, rates[vnet] != nil {
+                // The whole train goes now or waits; the first of its packets decides.
+                let goes = trainGoes[vnet] ?? trainMayGo(vnet)
+                trainGoes[vnet] = goes
+                if goes {
+                    tokens[vnet] -= bits
+                    out.append(packet)
+                } else {
+                    queues[vnet].append(Held(packet: packet, since: now))
+                    heldPackets += 1
+                }
+            } else if rates[vnet] == nil || exempt(packet) {
                 if rates[vnet] != nil { tokens[vnet] = max(-depth(vnet), tokens[vnet] - bits) }
                 out.append(packet)
             } else if waiting(vnet) == 0 && tokens[vnet] >= bits {
@@ -92,14 +113,38 @@ public struct VNetPacing: Sendable {
                 let head = queues[vnet][heads[vnet]]
                 let bits = Self.bits(head.packet)
                 let overdue = now &- head.since >= holdNanoseconds
+                if head.packet.train {
+                    guard rates[vnet] == nil || tokens[vnet] >= depth(vnet) || overdue else { break }
+                    // The train leaves whole: its packets, back to back, all owed to the bucket.
+                    while heads[vnet] < queues[vnet].count, queues[vnet][heads[vnet]].packet.train {
+                        let held = queues[vnet][heads[vnet]]
+                        if rates[vnet] != nil { tokens[vnet] -= Self.bits(held.packet) }
+                        out.append(release(held, now: now))
+                        heads[vnet] += 1
+                    }
+                    continue
+                }
                 guard rates[vnet] == nil || tokens[vnet] >= bits || overdue else { break }
                 if rates[vnet] != nil { tokens[vnet] = max(-depth(vnet), tokens[vnet] - bits) }
-                longestHold = max(longestHold, now &- head.since)
-                out.append(head.packet)
+                out.append(release(head, now: now))
                 heads[vnet] += 1
             }
             compact(vnet)
         }
+    }
+
+    /// A held packet as it leaves, with its wait in its header (`heldMicroseconds`), so that
+    /// the receiver measures the network from when it left. Otherwise the wait reads as
+    /// queueing in the network (the saturation test then takes the paced rate for the VNet's
+    /// capacity, and cuts again), and a frame's fragments paced apart, which share a send time
+    /// and run on in path sequence, read as a probe train at the pacing rate: after the
+    /// shortfall's capacity came back, trains read 69 kbit/s on a 400 kbit/s VNet.
+    private mutating func release(_ held: Held, now: UInt64) -> OutgoingPacket {
+        let wait = now &- held.since
+        longestHold = max(longestHold, wait)
+        var packet = held.packet
+        packet.header.heldMicroseconds = UInt32(min(UInt64(UInt32.max), wait / 1000))
+        return packet
     }
 
     /// When the next waiting packet may go (nil: none waits).
@@ -109,7 +154,7 @@ public struct VNetPacing: Sendable {
             let head = queues[vnet][heads[vnet]]
             var at = head.since &+ holdNanoseconds
             if let rate = rates[vnet] {
-                let missing = max(0, Self.bits(head.packet) - tokens[vnet])
+                let missing = max(0, (head.packet.train ? depth(vnet) : Self.bits(head.packet)) - tokens[vnet])
                 at = min(at, filled[vnet] &+ UInt64((missing / rate * 1e9).rounded(.up)))
             } else {
                 at = 0

@@ -56,7 +56,7 @@ struct Send: ParsableCommand {
         transform: { $0 == "max" ? .max : .rate(try bitRate($0)) })
     var cbr: CBRChoice?
 
-    @Option(help: ArgumentHelp("UDP payload bytes of every packet with --cbr max (the 36-byte VNetStream header included).", valueName: "bytes"))
+    @Option(help: ArgumentHelp("UDP payload bytes of every packet with --cbr max (the 40-byte VNetStream header included).", valueName: "bytes"))
     var payloadBytes: Int = 1200
 
     @Flag(help: "With --cbr max: one write per packet, without UDP segmentation offload through the tun.")

@@ -6,7 +6,7 @@ import Units
 let sampleHeader = MediaHeader(
     streamID: 0xDEAD_BEEF, streamSequence: 123_456, pathSequence: 61_000, frameNumber: 3_749,
     sendTimeNanoseconds: 149_960_000_123, fragmentIndex: 1, fragmentCount: 2, pathID: 1,
-    frameType: UInt8(ascii: "B"), mark: 0xB8)
+    frameType: UInt8(ascii: "B"), mark: 0xB8, heldMicroseconds: 0x0001_E240)
 
 let sampleReport = ReceiverReport(
     streamID: 7, reportSequence: 99, reportTimeNanoseconds: 12_345_678_900,
@@ -37,9 +37,12 @@ struct WireTests {
     @Test("the header's bytes are the ones the spec gives")
     func layout() {
         let bytes = sampleHeader.encoded
-        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, 2, 1])
+        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, 3, 1])
         #expect(Array(bytes[4..<8]) == [0xDE, 0xAD, 0xBE, 0xEF])
         #expect(Array(bytes[32..<36]) == [1, UInt8(ascii: "B"), 0xB8, 0])
+        // The held time, 123,456 µs: the departure is the send time plus it.
+        #expect(bytes.count == 40 && Array(bytes[36..<40]) == [0x00, 0x01, 0xE2, 0x40])
+        #expect(sampleHeader.departureNanoseconds == 149_960_000_123 + 123_456_000)
     }
 
     @Test("every prefix of a valid message is short, never a crash or a wrong decode")
@@ -61,7 +64,7 @@ struct WireTests {
         foreign[0] = 0x45
         #expect(MediaHeader.decode(foreign) == .failure(.foreign))
         var future = sampleHeader.encoded
-        future[2] = 3
+        future[2] = Wire.version + 1
         #expect(MediaHeader.decode(future) == .failure(.futureVersion))
         #expect(MediaHeader.decode(sampleReport.encoded) == .failure(.unknownKind))
         var garbled = sampleHeader.encoded
@@ -71,7 +74,7 @@ struct WireTests {
         var tooManyPaths = sampleReport.encoded
         tooManyPaths[20] = 200
         #expect(ReceiverReport.decode(tooManyPaths) == .failure(.garbled))
-        #expect([UInt8]([0x56, 0x4E, 2, 9]).withUnsafeBytes { Wire.kind(of: $0) } == .failure(.unknownKind))
+        #expect([UInt8]([0x56, 0x4E, Wire.version, 9]).withUnsafeBytes { Wire.kind(of: $0) } == .failure(.unknownKind))
     }
 
     /// The fuzz property: a million inputs, random and mutated from valid messages, through
@@ -211,12 +214,12 @@ struct IPv4UDPTests {
     @Test("frames are cut into as few, as equal packets as fit the MTU")
     func packetizer() {
         let packetizer = Packetizer(mtu: 1500)
-        #expect(packetizer.payloadLimit == 1500 - 28 - 36)
+        #expect(packetizer.payloadLimit == 1500 - 28 - 40)
         #expect(packetizer.fragments(ofFrame: 0) == [])
         #expect(packetizer.fragments(ofFrame: 1600) == [800, 800])
-        #expect(packetizer.fragments(ofFrame: 1436) == [1436])
-        #expect(packetizer.fragments(ofFrame: 1437) == [719, 718])
+        #expect(packetizer.fragments(ofFrame: 1432) == [1432])
+        #expect(packetizer.fragments(ofFrame: 1433) == [717, 716])
         let big = packetizer.fragments(ofFrame: 16745)
-        #expect(big.reduce(0, +) == 16745 && big.allSatisfy { $0 <= 1436 } && big.count == 12)
+        #expect(big.reduce(0, +) == 16745 && big.allSatisfy { $0 <= 1432 } && big.count == 12)
     }
 }

@@ -49,13 +49,58 @@ struct SenderCoreTests {
         return written
     }
 
+    @Test("pacing: a probe train waits for a full bucket, leaves whole, and the stream after it waits until the bottleneck drained it")
+    func trainWaitsForAnEmptyQueue() {
+        func packet(_ sequence: UInt32, train: Bool = false, copy: Bool = false) -> OutgoingPacket {
+            let header = MediaHeader(
+                streamID: 1, streamSequence: sequence, pathSequence: 0, frameNumber: sequence, sendTimeNanoseconds: 0, fragmentIndex: 0,
+                fragmentCount: 1, pathID: 0, frameType: UInt8(ascii: "P"), mark: 0, shedBefore: 0, referencesFirst: false)
+            // 1200 B of payload: 1228 B of IPv4, 9936 bits on the link.
+            return OutgoingPacket(header: header, payloadBytes: 1200, vnet: 0, copy: copy, train: train)
+        }
+        let ms: UInt64 = 1_000_000
+        // 115 kbit/s: one 9936-bit packet every 86.4 ms; the bucket is one full-size packet deep.
+        var pacing = VNetPacing(vnets: 1, holdNanoseconds: 500 * ms)
+        pacing.set(rates: [115_000], now: 0)
+        var out: [OutgoingPacket] = []
+        pacing.admit([packet(0)], exempt: { $0.copy }, now: 0, into: &out)
+        #expect(out.count == 1, "a full bucket lets the first packet go")
+        // A train right behind it: the bucket is empty, so the bottleneck still holds a packet.
+        out.removeAll()
+        pacing.admit([packet(1, train: true), packet(2, train: true), packet(3, train: true, copy: true)], exempt: { $0.copy }, now: 10 * ms, into: &out)
+        #expect(out.isEmpty && pacing.waiting(0) == 3, "the train waits, copies included")
+        let release = pacing.nextRelease() ?? 0
+        #expect(release >= 80 * ms && release <= 95 * ms, "when the bucket is full again, one packet time on (\(release / ms) ms)")
+        pacing.due(now: 60 * ms, into: &out)
+        #expect(out.isEmpty)
+        pacing.due(now: release, into: &out)
+        #expect(out.map(\.header.streamSequence) == [1, 2, 3], "whole and in order")
+        // Their held time says how long they waited (since 10 ms), one for the whole train, so
+        // that the receiver does not read the wait as queueing in the network; the send time
+        // stays the frame's.
+        #expect(out.allSatisfy { UInt64($0.header.heldMicroseconds) == (release - 10 * ms) / 1000 && $0.header.sendTimeNanoseconds == 0 })
+        // The stream's next packet owes the train's three packets less the full bucket's one:
+        // (3 - 1 + 1) x 9936 bits at 115 kbit/s, 240 ms after the train.
+        out.removeAll()
+        pacing.admit([packet(4)], exempt: { $0.copy }, now: release + 1 * ms, into: &out)
+        #expect(out.isEmpty)
+        let next = pacing.nextRelease() ?? 0
+        #expect(next >= release + 230 * ms && next <= release + 250 * ms, "\((next - release) / ms) ms after the train")
+        // On an idle VNet a train goes at once.
+        var idle = VNetPacing(vnets: 1, holdNanoseconds: 500 * ms)
+        idle.set(rates: [115_000], now: 0)
+        out.removeAll()
+        idle.admit([packet(1, train: true), packet(2, train: true)], exempt: { $0.copy }, now: 5 * ms, into: &out)
+        #expect(out.count == 2)
+    }
+
     @Test("a static 1:1 split alternates by bytes, path sequences run without gaps per VNet, and a stage sees every packet")
     func staticSplitThroughAStage() throws {
         var core = SenderCore(
             streamID: 7, mark: try TrafficMark(parsing: "EF"), mtu: 1500, vnets: 2, mode: .fixed(SplitRatio(weights: [1, 1])),
             adaptive: .init(), stages: [CountingStage()])
         let written = drive(&core, frames: 100, bytes: 3000)
-        // 3000 B at a 1500 B MTU: 1500 - 28 - 36 = 1436 B of media a packet, so 3 packets a frame.
+        // 3000 B at a 1500 B MTU: 1500 - 28 - 40 = 1432 B of media a packet, so 3 packets a frame.
         #expect(written.count == 300)
         let stage = try #require(core.stages.first as? CountingStage)
         #expect(stage.packets == 300 && stage.batches == 100)
