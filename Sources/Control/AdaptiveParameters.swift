@@ -5,6 +5,9 @@ extension AdaptiveController {
     public struct Parameters: Sendable, Equatable, Codable {
         /// How often each live VNet gets a probe train, seconds.
         public var probeInterval: Double = 1
+        /// How soon a train follows one that disagreed with the estimate (which it confirms or
+        /// overrules), seconds.
+        public var confirmProbeDelay: Double = 0.3
         /// Packets in a probe train, originals and copies.
         public var trainPackets = 3
         /// Trains are built only from packets at least this large (IPv4 bytes): two of them must
@@ -63,6 +66,7 @@ extension AdaptiveController {
         enum CodingKeys: String, CodingKey {
             case hysteresis
             case probeInterval = "probe_interval_s"
+            case confirmProbeDelay = "confirm_probe_delay_s"
             case trainPackets = "train_packets"
             case trainMinimumPacketBytes = "train_minimum_packet_bytes"
             case stallMinimumMs = "stall_minimum_ms"
@@ -90,6 +94,8 @@ extension AdaptiveController {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let d = Parameters()
             probeInterval = try c.decodeIfPresent(Double.self, forKey: .probeInterval) ?? d.probeInterval
+            // Results written before confirming trains: the next one came a probe interval later.
+            confirmProbeDelay = try c.decodeIfPresent(Double.self, forKey: .confirmProbeDelay) ?? probeInterval
             trainPackets = try c.decodeIfPresent(Int.self, forKey: .trainPackets) ?? d.trainPackets
             trainMinimumPacketBytes = try c.decodeIfPresent(Int.self, forKey: .trainMinimumPacketBytes) ?? d.trainMinimumPacketBytes
             stallMinimumMs = try c.decodeIfPresent(Double.self, forKey: .stallMinimumMs) ?? d.stallMinimumMs

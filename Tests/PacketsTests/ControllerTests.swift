@@ -64,6 +64,18 @@ struct ControllerTests {
         controller.received(report(1, at: now, highest: [0, 0], capacity: [(600_000, 2), (200_000, 2)]), over: 0, now: now)
         controller.received(report(2, at: now, highest: [0, 0], capacity: [(50_000, 3), (200_000, 2)]), over: 0, now: now)
         #expect(abs(controller.weights[0] / controller.weights.reduce(0, +) - 0.75) < 0.01)
+        // But the odd train asks for a second one soon (0.3 s), not a probe interval later; when
+        // that one agrees with it, the estimate follows.
+        var confirming: UInt64?
+        var at = now
+        while at < now + 900 * ms, confirming == nil {
+            at += 40 * ms
+            if let train = controller.plan(fragmentBytes: [864, 864], now: at).train, train == 0 { confirming = at }
+        }
+        let soon = confirming.map { $0 - now }
+        #expect(soon.map { $0 >= 280 * ms && $0 <= 360 * ms } == true, "\(String(describing: soon.map { $0 / ms })) ms later")
+        controller.received(report(3, at: at, highest: [0, 0], capacity: [(52_000, 4), (200_000, 2)]), over: 0, now: at)
+        #expect(abs((controller.estimates[0] ?? 0) - 51_000) < 1, "\(controller.estimates)")
     }
 
     @Test("a VNet whose sequence stalls while reports arrive is dead within the threshold, probed with copies, and comes back")
