@@ -1,7 +1,9 @@
 /// Measures a path's bottleneck rate from packet trains, at the receiver.
 ///
-/// A train is three or more packets with consecutive path sequences and the same send time:
-/// one frame's fragments sent back to back, plus copies when the sender probes. A token bucket
+/// A train is three or more packets with consecutive path sequences and the same departure
+/// (send time plus the time held in the sender's pacing, within a microsecond): one frame's
+/// fragments sent back to back, plus copies when the sender probes, or, on a VNet where the
+/// stream waits in the pacing, the stream's own next packets in place of the copies. A token bucket
 /// lets the first packet or two through on its burst allowance; once that is spent, packets
 /// leave the bottleneck one transmission time apart. So the rate is the bytes of packets 3..n
 /// over the receive-time gap between packet 2 and packet n. Trains need no extra bandwidth
@@ -33,7 +35,10 @@ public struct PacketTrains: Sendable {
     /// arrived (nanoseconds on any clock that does not jump: the kernel's receive timestamp is
     /// best, being free of this process's scheduling).
     public mutating func record(pathSequence: Int64, sendTime: UInt64, bytes: Int, stamp: Int64) {
-        if pathSequence == lastSequence + 1 && sendTime == lastSendTime && position > 0 {
+        // One departure, to the microsecond the header says it in: a train's packets that
+        // waited in the sender's pacing share it, rounded up from nanoseconds.
+        let sameDeparture = sendTime >= lastSendTime ? sendTime - lastSendTime < 1000 : lastSendTime - sendTime < 1000
+        if pathSequence == lastSequence + 1 && sameDeparture && position > 0 {
             position += 1
             if position == 2 {
                 secondStamp = stamp

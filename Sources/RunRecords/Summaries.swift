@@ -63,6 +63,8 @@ public struct SenderSummary: Codable, Sendable {
     /// Packets that waited for their VNet's pace (adaptive mode), and the longest wait, ms.
     public var pacedPackets: Int?
     public var pacedLongestMs: Double?
+    /// Probe-train copies that stream packets waiting behind the train replaced.
+    public var trainCopiesSaved: Int?
 
     public struct Shed: Codable, Sendable, Equatable {
         public var frames: Int
@@ -102,6 +104,7 @@ public struct SenderSummary: Codable, Sendable {
         case frames, packets, mtu, mark, vnets, pacing, ignored, offload, shed
         case pacedPackets = "paced_packets"
         case pacedLongestMs = "paced_longest_ms"
+        case trainCopiesSaved = "train_copies_saved"
         case cpuS = "cpu_s"
         case controlEvents = "control_events"
         case streamID = "stream_id"

@@ -257,6 +257,7 @@ public final class Sender {
         if configuration.mode == .adaptive {
             summary.pacedPackets = core.pacing.heldPackets
             summary.pacedLongestMs = rounded(Double(core.pacing.longestHold) / 1e6)
+            summary.trainCopiesSaved = core.pacing.droppedCopies
         }
         return summary
     }

@@ -25,6 +25,18 @@ struct ControllerTests {
         trains.record(pathSequence: 6, sendTime: 80_000_000, bytes: size, stamp: 60_000_000)
         trains.finish()
         #expect(trains.samples == 1)
+        // Departures within a microsecond (a train that waited in the sender's pacing, the
+        // stream's next packets in it) are one train; packets paced 25 ms apart are none.
+        for (index, departure) in [120_000_000, 120_000_400, 120_000_999].enumerated() {
+            trains.record(pathSequence: Int64(10 + index), sendTime: UInt64(departure), bytes: size, stamp: 100_000_000 + Int64(index) * 11_520_000)
+        }
+        trains.finish()
+        #expect(trains.samples == 2 && abs(trains.latestBitsPerSecond - rate) < rate * 0.001)
+        for index in 0..<4 {
+            trains.record(pathSequence: Int64(20 + index), sendTime: 200_000_000 + UInt64(index) * 25_000_000, bytes: size, stamp: 200_000_000 + Int64(index) * 25_000_000)
+        }
+        trains.finish()
+        #expect(trains.samples == 2)
     }
 
     /// A report as the receiver would send it for two paths.

@@ -49,11 +49,11 @@ struct SenderCoreTests {
         return written
     }
 
-    @Test("pacing: a probe train waits for a full bucket, leaves whole, and the stream after it waits until the bottleneck drained it")
+    @Test("pacing: a probe train waits for a full bucket, leaves whole with one departure, takes the stream waiting behind it for its copies, and the stream after it waits until the bottleneck drained it")
     func trainWaitsForAnEmptyQueue() {
-        func packet(_ sequence: UInt32, train: Bool = false, copy: Bool = false) -> OutgoingPacket {
+        func packet(_ sequence: UInt32, train: Bool = false, copy: Bool = false, sentAt: UInt64 = 0) -> OutgoingPacket {
             let header = MediaHeader(
-                streamID: 1, streamSequence: sequence, pathSequence: 0, frameNumber: sequence, sendTimeNanoseconds: 0, fragmentIndex: 0,
+                streamID: 1, streamSequence: sequence, pathSequence: 0, frameNumber: sequence, sendTimeNanoseconds: sentAt, fragmentIndex: 0,
                 fragmentCount: 1, pathID: 0, frameType: UInt8(ascii: "P"), mark: 0, shedBefore: 0, referencesFirst: false)
             // 1200 B of payload: 1228 B of IPv4, 9936 bits on the link.
             return OutgoingPacket(header: header, payloadBytes: 1200, vnet: 0, copy: copy, train: train)
@@ -67,18 +67,25 @@ struct SenderCoreTests {
         #expect(out.count == 1, "a full bucket lets the first packet go")
         // A train right behind it: the bucket is empty, so the bottleneck still holds a packet.
         out.removeAll()
-        pacing.admit([packet(1, train: true), packet(2, train: true), packet(3, train: true, copy: true)], exempt: { $0.copy }, now: 10 * ms, into: &out)
-        #expect(out.isEmpty && pacing.waiting(0) == 3, "the train waits, copies included")
+        pacing.admit([packet(1, train: true), packet(2, train: true), packet(2, train: true, copy: true)], exempt: { $0.copy }, now: 10 * ms, into: &out)
+        #expect(out.isEmpty && pacing.waiting(0) == 3, "the train waits, its copy included")
+        // The next frame's packet waits behind the train.
+        pacing.admit([packet(3, sentAt: 40 * ms)], exempt: { $0.copy }, now: 40 * ms, into: &out)
+        #expect(out.isEmpty && pacing.waiting(0) == 4)
         let release = pacing.nextRelease() ?? 0
         #expect(release >= 80 * ms && release <= 95 * ms, "when the bucket is full again, one packet time on (\(release / ms) ms)")
         pacing.due(now: 60 * ms, into: &out)
         #expect(out.isEmpty)
         pacing.due(now: release, into: &out)
-        #expect(out.map(\.header.streamSequence) == [1, 2, 3], "whole and in order")
-        // Their held time says how long they waited (since 10 ms), one for the whole train, so
-        // that the receiver does not read the wait as queueing in the network; the send time
-        // stays the frame's.
-        #expect(out.allSatisfy { UInt64($0.header.heldMicroseconds) == (release - 10 * ms) / 1000 && $0.header.sendTimeNanoseconds == 0 })
+        // Whole and in order, the waiting stream packet in place of the copy, which is dropped.
+        #expect(out.map(\.header.streamSequence) == [1, 2, 3] && out.allSatisfy { $0.train && !$0.copy }, "\(out.map(\.header.streamSequence))")
+        #expect(pacing.droppedCopies == 1 && pacing.waiting(0) == 0)
+        // One departure (send time plus held time) for the three, to the microsecond, so the
+        // receiver takes them for one train; the send times stay the frames'. The wait does not
+        // read as queueing in the network.
+        let departures = out.map(\.header.departureNanoseconds)
+        #expect(departures.max()! - departures.min()! < 1000 && departures.min()! >= release - 10 * ms, "\(departures)")
+        #expect(out.map(\.header.sendTimeNanoseconds) == [0, 0, 40 * ms])
         // The stream's next packet owes the train's three packets less the full bucket's one:
         // (3 - 1 + 1) x 9936 bits at 115 kbit/s, 240 ms after the train.
         out.removeAll()
@@ -86,12 +93,12 @@ struct SenderCoreTests {
         #expect(out.isEmpty)
         let next = pacing.nextRelease() ?? 0
         #expect(next >= release + 230 * ms && next <= release + 250 * ms, "\((next - release) / ms) ms after the train")
-        // On an idle VNet a train goes at once.
+        // On an idle VNet a train goes at once, copies and all.
         var idle = VNetPacing(vnets: 1, holdNanoseconds: 500 * ms)
         idle.set(rates: [115_000], now: 0)
         out.removeAll()
-        idle.admit([packet(1, train: true), packet(2, train: true)], exempt: { $0.copy }, now: 5 * ms, into: &out)
-        #expect(out.count == 2)
+        idle.admit([packet(1, train: true), packet(2, train: true), packet(2, train: true, copy: true)], exempt: { $0.copy }, now: 5 * ms, into: &out)
+        #expect(out.count == 3 && idle.droppedCopies == 0)
     }
 
     @Test("a static 1:1 split alternates by bytes, path sequences run without gaps per VNet, and a stage sees every packet")
