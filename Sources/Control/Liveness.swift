@@ -12,7 +12,9 @@
 ///   delivers a packet every packet time, however long its queue makes the lag; a dead one
 ///   delivers nothing, and its quiet grows past any packet time.
 /// The stall threshold thus follows the VNet's packet time as the receiver sees it, and the
-/// report period only sets how soon a report shows the stall.
+/// report period only sets how soon a report shows the stall. On a lossy VNet (random loss,
+/// `RandomLoss.swift`) the two oldest uncovered packets must both be overdue: one of them may
+/// just be lost.
 extension AdaptiveController {
     /// The report's time on the sender's clock. The offset (arrival minus report time) is the
     /// smallest seen, allowed to creep up by 100 ppm of the time since it was set (clocks drift).
@@ -50,6 +52,15 @@ extension AdaptiveController {
             let threshold = overdueThresholdMs(path)
             let overdue = Double(reportAt - oldest) / 1e6
             guard overdue > threshold else { continue }
+            // On a lossy VNet a random loss of the last packet sent leaves it uncovered until the
+            // next one, and a lossy VNet carries little (probe trains, overflow), so that may be
+            // long: there the packet after it must be overdue too. (Five false dead declarations
+            // in one random-loss run, each on the lossy VNet between its trains.)
+            if path.lossy {
+                guard path.sent > path.highestReported &+ 1, let next = path.sendTime(of: path.highestReported &+ 1), reportAt > next,
+                    Double(reportAt - next) / 1e6 > threshold
+                else { continue }
+            }
             // Nothing arrived yet, or a report without the figure: overdue alone decides.
             let quiet = path.idle.map { Double($0) / 1e6 }
             let quietThreshold = quietThresholdMs(path)

@@ -99,6 +99,10 @@ struct LossPlacementTests {
         var reportSequence: UInt32 = 0
         var carried: [Int] = [0, 0]
         var trains: [FramePlan] = []
+        /// Send the copies of trains of copies (a lossy VNet's trains) too, and lose the last
+        /// packet of each.
+        var sendTrainsOfCopies = false
+        var loseLastOfTrains = false
 
         mutating func arrive(_ vnet: Int) {
             received[vnet] += 1
@@ -112,6 +116,14 @@ struct LossPlacementTests {
             while now < end {
                 let plan = controller.plan(fragmentBytes: [1000], now: now)
                 if plan.train != nil { trains.append(plan) }
+                if sendTrainsOfCopies, let train = plan.train, plan.trainOfCopies {
+                    for n in 0..<plan.trainPackets {
+                        controller.sent(vnet: train, pathSequence: sent[train], bytes: 1000, now: now)
+                        let last = n == plan.trainPackets - 1
+                        if !drops(train, sent[train]) && !(loseLastOfTrains && last) { arrive(train) }
+                        sent[train] += 1
+                    }
+                }
                 for copy in plan.copiesOn {
                     controller.sent(vnet: copy, pathSequence: sent[copy], bytes: 1000, now: now)
                     if !drops(copy, sent[copy]) { arrive(copy) }
@@ -245,6 +257,33 @@ struct LossPlacementTests {
         #expect(seconds <= 5)
         let estimate = simulation.controller.lossEstimates[0]
         #expect(estimate.rate > 0.01 && estimate.packets < 200, "the estimate starts at the change point: \(estimate)")
+    }
+
+    @Test("a lossy VNet that carries only its trains is not dead when a train's last packet is lost; when it fails, it is")
+    func lossyVNetBetweenTrains() {
+        var simulation = Simulation()
+        simulation.run(seconds: 6, capacity: [400_000, 400_000]) { vnet, sequence in vnet == 0 && sequence % 20 == 7 }
+        #expect(simulation.controller.lossy == [true, false])
+        // Now it carries trains of three copies a second; lose the last packet of every train
+        // (and only that one), so that one packet stays uncovered until the next train.
+        simulation.sendTrainsOfCopies = true
+        simulation.loseLastOfTrains = true
+        var everDead = false
+        let sentBefore = simulation.sent[0]
+        for _ in 0..<20 {
+            simulation.run(seconds: 0.5, capacity: [400_000, 400_000]) { _, _ in false }
+            everDead = everDead || simulation.controller.dead[0]
+        }
+        #expect(simulation.sent[0] - sentBefore >= 27, "trains went on VNet 0: \(simulation.sent[0] - sentBefore) packets")
+        #expect(!everDead, "a lost packet between trains is no failure")
+        simulation.loseLastOfTrains = false
+        // A failure: nothing gets through; the next train's packets are overdue, and it is dead.
+        var dead = false
+        for _ in 0..<6 where !dead {
+            simulation.run(seconds: 0.5, capacity: [400_000, 400_000]) { vnet, _ in vnet == 0 }
+            dead = simulation.controller.dead[0]
+        }
+        #expect(dead)
     }
 
     @Test("what a VNet lost while it was dead is the outage, not random loss: back alive, it is clean")
