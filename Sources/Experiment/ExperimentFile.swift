@@ -100,7 +100,8 @@ public struct ExperimentFile: Decodable, Sendable {
         /// the bound (the bound's share of the target), so that the allowed loss never jumps.
         public var boundMarginPoints: Double = 0.5
         /// The adaptive split must lose no more than this mode (e.g. `static-1:1`) in every
-        /// interval, give or take `notWorseMarginPoints`; nil: no such target.
+        /// interval, give or take `notWorseMarginPoints` (or one packet of the interval, where
+        /// that is more); nil: no such target.
         public var notWorseThan: String?
         public var notWorseMarginPoints: Double = 0.1
         /// Where the VNets together fall short of the stream, a run that sheds must deliver
