@@ -288,23 +288,7 @@ public struct AdaptiveController: SplitController {
             }
         }
         // Trains: a new sample moves the estimate.
-        if figures.capacitySamples > path.trainSamplesSeen, figures.capacityBitsPerSecond > 0 {
-            path.trainSamplesSeen = figures.capacitySamples
-            let sample = Double(figures.capacityBitsPerSecond)
-            path.samples.append(sample)
-            if path.samples.count > 3 { path.samples.removeFirst() }
-            path.estimate = Self.estimate(from: path.samples)
-            // A train that disagrees with the estimate waits for a second to confirm it; that
-            // second one goes soon, not a probe interval later: after the shortfall's 115 kbit/s
-            // went back to 400, the first train read 400 at once and the split waited a second
-            // more for the next (the sender shed frames all that time).
-            if let estimate = path.estimate, abs(sample - estimate) > 0.15 * max(sample, estimate) {
-                path.nextProbe = min(path.nextProbe, now + nanoseconds(parameters.confirmProbeDelay))
-            }
-            path.trainEstimate = path.estimate
-            events.append(ControlEvent(kind: .capacity, vnet: index, bitsPerSecond: path.estimate, detail: "train"))
-            changed = true
-        }
+        if takeTrainSample(&path, index, figures, now: now) { changed = true }
         // Saturation: the queue grew, so what arrived is what the VNet can carry.
         let bytes = figures.bytesReceived + UInt64(figures.packetsReceived) * UInt64(IPv4UDP.headerSize)
         path.history.append((reportTime, bytes, figures.packetsLost, figures.packetsReceived, figures.delayMicroseconds))
