@@ -34,13 +34,13 @@ extension ExperimentReport {
                     // to leave. What it sent there meanwhile and lost is counted apart, so the
                     // two targets do not contradict (at 320 kbit/s split 1:1, 150 ms on a failed
                     // VNet is 0.5 % of a 15 s interval); the leave target checks the time itself.
-                    let leaving = bound < 0.005 && interval.lostLeaving > 0
+                    let leaving = bound < 0.005 && (interval.lostLeaving ?? 0) > 0
                     let measured = leaving ? interval.lossAfterLeavingPct : interval.lossPct
                     var note: String?
                     if allowed > limit {
                         note = "the fluid bound is \(decimal(bound, 2)) %: checked against \(decimal(allowed, 2)) %, the bound plus up to \(decimal(goals.boundMarginPoints)) points"
                     } else if leaving {
-                        note = "\(decimal(interval.lossPct, 2)) % less \(interval.lostLeaving) packets lost on a failed VNet in the \(decimal(goals.leaveMs)) ms allowed to leave it"
+                        note = "\(decimal(interval.lossPct, 2)) % less \(interval.lostLeaving ?? 0) packets lost on a failed VNet in the \(decimal(goals.leaveMs)) ms allowed to leave it"
                     }
                     checks.append(
                         TargetCheck(

@@ -41,9 +41,9 @@ public struct RunResult: Codable, Sendable {
         public var fluidBoundPct: Double
         public var perVNet: [VNetFigures]
         /// Of the lost, those sent onto a failed VNet within the leave allowance of its failure
-        /// (the targets' `leave_ms`): what a sender that leaves in time still loses. 0 in results
-        /// from before it was counted.
-        public var lostLeaving: Int = 0
+        /// (the targets' `leave_ms`): what a sender that leaves in time still loses. nil in
+        /// results from before it was counted.
+        public var lostLeaving: Int?
         /// The interval's frames: decodable, lost, shed, against the capacity share (traces
         /// with frame types only).
         public var frames: FrameFigures?
@@ -58,36 +58,8 @@ public struct RunResult: Codable, Sendable {
             case lostLeaving = "lost_leaving"
         }
 
-        public init(
-            startS: Double, endS: Double, sent: Int, lost: Int, lossPct: Double, fluidBoundPct: Double, perVNet: [VNetFigures],
-            lostLeaving: Int = 0, frames: FrameFigures? = nil
-        ) {
-            self.startS = startS
-            self.endS = endS
-            self.sent = sent
-            self.lost = lost
-            self.lossPct = lossPct
-            self.fluidBoundPct = fluidBoundPct
-            self.perVNet = perVNet
-            self.lostLeaving = lostLeaving
-            self.frames = frames
-        }
-
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            startS = try c.decode(Double.self, forKey: .startS)
-            endS = try c.decode(Double.self, forKey: .endS)
-            sent = try c.decode(Int.self, forKey: .sent)
-            lost = try c.decode(Int.self, forKey: .lost)
-            lossPct = try c.decode(Double.self, forKey: .lossPct)
-            fluidBoundPct = try c.decode(Double.self, forKey: .fluidBoundPct)
-            perVNet = try c.decode([VNetFigures].self, forKey: .perVNet)
-            lostLeaving = try c.decodeIfPresent(Int.self, forKey: .lostLeaving) ?? 0
-            frames = try c.decodeIfPresent(FrameFigures.self, forKey: .frames)
-        }
-
         /// The loss less what was lost leaving failed VNets within the allowance, percent.
-        public var lossAfterLeavingPct: Double { percent(Double(lost - lostLeaving), Double(sent)) }
+        public var lossAfterLeavingPct: Double { percent(Double(lost - (lostLeaving ?? 0)), Double(sent)) }
     }
 
     /// How the split followed a change of capacity.

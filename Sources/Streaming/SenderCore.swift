@@ -196,7 +196,7 @@ public struct SenderCore {
         guard paced else { return }
         let batch = Array(out[start...])
         out.removeSubrange(start...)
-        pacing.admit(batch, exempt: { $0.copy || $0.train }, now: now, into: &out)
+        pacing.admit(batch, exempt: { $0.copy }, now: now, into: &out)
     }
 
     /// Packets whose wait is over (the pacing's, or moved off a VNet that died), appended to `out`.
@@ -207,7 +207,7 @@ public struct SenderCore {
             moved.removeAll()
             for var packet in again {
                 packet.vnet = splitter.next(bytes: packet.ipv4Bytes, now: now)
-                pacing.admit([packet], exempt: { $0.copy || $0.train }, now: now, into: &out)
+                pacing.admit([packet], exempt: { $0.copy }, now: now, into: &out)
             }
         }
         pacing.due(now: now, into: &out)
