@@ -188,9 +188,13 @@ struct ExperimentRunTests {
         let ofCapacity = with.decodable / with.allowed * 100
         recordTiming(
             "shortened shortfall, decodable of what the capacity allows", ofCapacity, "%",
-            bound: "60, and 1.3 x without shedding (\(Int((without / with.allowed * 100).rounded())) %)")
+            bound: "60, and more than without shedding (\(Int((without / with.allowed * 100).rounded())) %)")
         #expect(ofCapacity >= 60, "\(with)")
-        #expect(with.decodable >= 1.3 * without, "with shedding \(with.decodable) decodable bytes, without \(without)")
+        // More than the same run without shedding. (It was 1.3 times as much; once the pacing's
+        // wait stopped reading as queueing and trains stopped overflowing a full VNet, the run
+        // without shedding decoded up to 74 % of what the capacity allowed, against 86 % with
+        // it, and a fresh-clone CI run failed on the ratio, not on shedding.)
+        #expect(with.decodable > without, "with shedding \(with.decodable) decodable bytes, without \(without)")
         #expect(Double(with.i) >= 0.8 * Double(with.iFrames), "\(with.i) of \(with.iFrames) I frames whole")
         // The receiver counts as shed what the sender shed (the header's run before each frame sent).
         let sender = try JSONFile.read(SenderSummary.self, from: out + "/" + (try #require(shedding.logs["sender_summary"])))
