@@ -1,4 +1,5 @@
 import Foundation
+import Units
 
 /// What a batch of schedule events changes, as commands: pure, so that `lab play --dry-run`
 /// prints exactly what a lab would run.
@@ -10,6 +11,8 @@ extension LabPlan {
         public var commands: [(argv: [String], input: String?)]
         public var conditions: [String: LinkConditions]
         public var blackholes: [String: String]
+        /// Reservations on the access link by VNet name, after the events.
+        public var reservations: [String: BitRate]
     }
 
     /// The transit links an event names.
@@ -31,13 +34,19 @@ extension LabPlan {
     }
 
     public func change(
-        _ events: [Schedule.Event], conditions: [String: LinkConditions], blackholes: [String: String]
+        _ events: [Schedule.Event], conditions: [String: LinkConditions], blackholes: [String: String],
+        reservations: [String: BitRate] = [:]
     ) throws -> ConditionChange {
         var tcByNode: [String: [String]] = [:]
         var nftByNode: [String: [String]] = [:]
         var next = conditions
         var changed: [String: (link: LabPlan.PlannedLink, before: LinkConditions)] = [:]
+        var nextReservations = reservations
         for event in events {
+            if case .reserve(let rate) = event.change {
+                nextReservations[event.target.description] = rate
+                continue
+            }
             for link in try self.links(for: event) {
                 let before = next[link.name] ?? link.initial
                 if changed[link.name] == nil { changed[link.name] = (link, before) }
@@ -78,6 +87,7 @@ extension LabPlan {
         for (node, lines) in nftByNode.sorted(by: { $0.key < $1.key }) where !lines.isEmpty {
             commands.append((["ip", "netns", "exec", namespace(node), "nft", "-f", "-"], lines.joined(separator: "\n") + "\n"))
         }
-        return ConditionChange(commands: commands, conditions: next, blackholes: blackholes)
+        if nextReservations != reservations { commands += try reservationCommands(from: reservations, to: nextReservations) }
+        return ConditionChange(commands: commands, conditions: next, blackholes: blackholes, reservations: nextReservations)
     }
 }

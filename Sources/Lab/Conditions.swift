@@ -17,12 +17,13 @@ extension Lab {
     public func apply(_ events: [Schedule.Event]) throws -> [String] {
         lock.lock()
         defer { lock.unlock() }
-        let change = try plan.change(events, conditions: state.conditions, blackholes: state.blackholes)
+        let change = try plan.change(events, conditions: state.conditions, blackholes: state.blackholes, reservations: state.reservations)
         let commands = change.commands
         try host.runConcurrently(commands)
         lastEffective = Date()
         state.conditions = change.conditions
         state.blackholes = change.blackholes
+        state.reservations = change.reservations
         try save()
         return commands.map { ($0.argv.joined(separator: " ")) + ": " + ($0.input ?? "").replacingOccurrences(of: "\n", with: "; ") }
     }

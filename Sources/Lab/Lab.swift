@@ -104,6 +104,7 @@ public final class Lab: @unchecked Sendable {
                 try lab.host.run(["ip", "netns", "exec", plan.namespace(topology.sender), "nft", "-f", "-"], input: rules)
             }
             try built.setUpShaping()
+            try built.setUpAccess()
             try built.startBirds()
             try built.save()
             return built

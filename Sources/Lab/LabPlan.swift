@@ -32,6 +32,9 @@ public struct LabPlan: Sendable {
     }
 
     public let links: [PlannedLink]
+    /// With `[access]`: the access link (sender `acc` to the access router's `host`) and the
+    /// legacy link (the access router's `legacy` to the receiver's), not part of any VNet.
+    public let extraLinks: [PlannedLink]
 
     public static let ingressInterface = "snd"
     public static let egressInterface = "rcv"
@@ -59,9 +62,11 @@ public struct LabPlan: Sendable {
                         access: false, initial: try link.conditions()))
             }
             let (s, i) = allocate()
+            // With [access], the access router stands between the sender and every VNet.
+            let upstream = topology.access.map { Topology.Endpoint(node: $0.routerName, interface: "vnet\(index + 1)") }
             links.append(
                 PlannedLink(
-                    vnet: index, a: .init(node: topology.sender, interface: "vnet\(index + 1)"),
+                    vnet: index, a: upstream ?? .init(node: topology.sender, interface: "vnet\(index + 1)"),
                     b: .init(node: vnet.ingress, interface: Self.ingressInterface), aAddress: s, bAddress: i, cost: 1,
                     path: nil, access: true, initial: LinkConditions()))
             let (e, r) = allocate()
@@ -72,11 +77,31 @@ public struct LabPlan: Sendable {
                     path: nil, access: true, initial: LinkConditions()))
         }
         self.links = links
+        var extra: [PlannedLink] = []
+        if let access = topology.access {
+            // Allocated after every VNet's links, so that a topology's VNet addresses do not
+            // depend on whether it has [access].
+            let (s, h) = allocate()
+            extra.append(
+                PlannedLink(
+                    vnet: -1, a: .init(node: topology.sender, interface: Self.accessSenderInterface),
+                    b: .init(node: access.routerName, interface: Self.accessHostInterface), aAddress: s, bAddress: h, cost: 1,
+                    path: nil, access: true, initial: LinkConditions()))
+            let (l, r) = allocate()
+            extra.append(
+                PlannedLink(
+                    vnet: -1, a: .init(node: access.routerName, interface: Self.legacyInterface),
+                    b: .init(node: topology.receiver, interface: Self.legacyInterface), aAddress: l, bAddress: r, cost: 1,
+                    path: nil, access: true, initial: LinkConditions()))
+        }
+        self.extraLinks = extra
     }
 
     public func namespace(_ node: String) -> String { "vl\(runID)-\(node)" }
 
-    public var nodes: [String] { [topology.sender] + topology.vnets.flatMap(\.routers) + [topology.receiver] }
+    public var nodes: [String] {
+        [topology.sender] + (accessRouter.map { [$0] } ?? []) + topology.vnets.flatMap(\.routers) + [topology.receiver]
+    }
 
     public var receiverAddress: IPv4Address { IPv4Address(topology.receiverAddress)! }
     public func tunAddress(vnet: Int) -> IPv4Address { IPv4Address(IPv4Address("198.18.0.1")!.value + UInt32(vnet + 1) << 8) }
@@ -97,7 +122,7 @@ public struct LabPlan: Sendable {
                 ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
                  "net.ipv4.conf.default.rp_filter=0"])
         }
-        for link in links {
+        for link in links + extraLinks {
             commands.append(
                 ["ip", "-n", namespace(link.a.node), "link", "add", "name", link.a.interface, "type", "veth", "peer", "name",
                  link.b.interface, "netns", namespace(link.b.node)])
@@ -111,17 +136,16 @@ public struct LabPlan: Sendable {
         commands.append(["ip", "-n", receiver, "addr", "add", "\(receiverAddress)/32", "dev", "lo"])
         for (index, vnet) in topology.vnets.enumerated() {
             let table = String(100 + index + 1)
-            let ingressLink = links.first { $0.access && $0.vnet == index && $0.a.node == topology.sender }!
             let egressLink = links.first { $0.access && $0.vnet == index && $0.b.node == topology.receiver }!
             commands.append(["ip", "-n", sender, "tuntap", "add", "dev", vnet.tun, "mode", "tun"])
             commands.append(["ip", "-n", sender, "addr", "add", "\(tunAddress(vnet: index))/30", "dev", vnet.tun])
             commands.append(["ip", "-n", sender, "link", "set", "dev", vnet.tun, "up"])
             commands.append(["ip", "-n", sender, "rule", "add", "iif", vnet.tun, "lookup", table, "pref", String(1000 + index)])
             commands.append(
-                ["ip", "-n", sender, "route", "add", receiverAddress.description, "via", ingressLink.bAddress.description, "table", table])
+                ["ip", "-n", sender, "route", "add", receiverAddress.description, "via", senderNextHop(vnet: index).description, "table", table])
             commands.append(["ip", "-n", receiver, "route", "add", senderPrefix(vnet: index), "via", egressLink.aAddress.description])
         }
-        return commands
+        return commands + accessRoutingCommands
     }
 
     /// How one end of a transit link is shaped under `conditions`: the shaper, and the queue
@@ -166,8 +190,9 @@ public struct LabPlan: Sendable {
         guard !topology.classes.isEmpty else { return [] }
         let sender = namespace(topology.sender)
         let fallback = topology.defaultVNet.flatMap { name in topology.vnets.firstIndex { $0.name == name } } ?? 0
-        let access = links.first { $0.access && $0.vnet == fallback && $0.a.node == topology.sender }!
-        var commands = [["ip", "-n", sender, "route", "add", receiverAddress.description, "via", access.bAddress.description]]
+        // With [access] the main table already routes the receiver (over the legacy link).
+        var commands =
+            topology.access != nil ? [] : [["ip", "-n", sender, "route", "add", receiverAddress.description, "via", senderNextHop(vnet: fallback).description]]
         for (index, vnet) in topology.vnets.enumerated() where topology.classes.contains(where: { $0.vnet == vnet.name }) {
             commands.append(
                 ["ip", "-n", sender, "rule", "add", "fwmark", String(Self.classMark(vnet: index)), "lookup", String(100 + index + 1), "pref",

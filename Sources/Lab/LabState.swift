@@ -1,4 +1,5 @@
 import Foundation
+import Units
 
 /// What a lab run made, kept on disk as it is made, so that `lab down` (in this process or
 /// another, after a crash) removes exactly that: its namespaces (with their links, qdiscs and
@@ -21,13 +22,15 @@ public struct LabState: Codable, Sendable {
     public var conditions: [String: LinkConditions] = [:]
     /// For each blackholed link, the end (node:interface) whose `down` set holds it.
     public var blackholes: [String: String] = [:]
+    /// Each VNet's reservation on the access link now, by VNet name (`[access]` only).
+    public var reservations: [String: BitRate] = [:]
     /// The process whose lifetime the lab belongs to (an experiment's: it removes its labs when
     /// it ends), with its start time so a reused pid is not taken for it; nil for `lab up`,
     /// whose labs stay up until `lab down`.
     public var owner: ProcessIdentity?
 
     enum CodingKeys: String, CodingKey {
-        case topology, shaper, namespaces, birds, conditions, blackholes, red, owner
+        case topology, shaper, namespaces, birds, conditions, blackholes, red, owner, reservations
         case runID = "run_id"
         case topologyFile = "topology_file"
         case shaperReason = "shaper_reason"
@@ -56,6 +59,7 @@ public struct LabState: Codable, Sendable {
         conditions = try c.decodeIfPresent([String: LinkConditions].self, forKey: .conditions) ?? [:]
         blackholes = try c.decodeIfPresent([String: String].self, forKey: .blackholes) ?? [:]
         owner = try c.decodeIfPresent(ProcessIdentity.self, forKey: .owner)
+        reservations = try c.decodeIfPresent([String: BitRate].self, forKey: .reservations) ?? [:]
     }
 }
 

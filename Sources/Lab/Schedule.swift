@@ -39,12 +39,14 @@ public struct Schedule: Codable, Sendable, Equatable {
             }
         }
 
-        /// How it changes: new conditions (each one given replaces the link's), or a blackhole
-        /// in both directions (`down`) and its end (`up`).
+        /// How it changes: new conditions (each one given replaces the link's), a blackhole
+        /// in both directions (`down`) and its end (`up`), or a VNet's new reservation on the
+        /// access link (`reserve = RATE`, with `vnet`).
         public enum Change: Sendable, Equatable {
             case shape(Shape)
             case down
             case up
+            case reserve(BitRate)
         }
 
         /// The conditions an event sets; nil leaves one as it is.
@@ -69,7 +71,7 @@ public struct Schedule: Codable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case vnet, path, link, rate, action
+            case vnet, path, link, rate, action, reserve
             case atS = "at_s"
             case delayMs = "delay_ms"
             case jitterMs = "jitter_ms"
@@ -105,9 +107,18 @@ public struct Schedule: Codable, Sendable, Equatable {
                 throw fail("delay_ms and jitter_ms are zero or more")
             }
             let reshapes = shape != Shape()
+            if let text = try c.decodeIfPresent(String.self, forKey: .reserve) {
+                guard case .vnet = target else { throw fail("reserve changes a VNet's reservation: name the vnet") }
+                guard !reshapes, !c.contains(.action) else { throw fail("an event either changes a reservation or a link, not both: make two events") }
+                let rate: BitRate
+                do { rate = try BitRate(parsing: text) } catch { throw fail("reserve: \(error)") }
+                guard rate.bitsPerSecond > 0 else { throw fail("reserve must be positive") }
+                change = .reserve(rate)
+                return
+            }
             switch try c.decodeIfPresent(String.self, forKey: .action) {
             case nil:
-                guard reshapes else { throw fail("says nothing to change (rate, delay_ms, jitter_ms, loss_pct or action)") }
+                guard reshapes else { throw fail("says nothing to change (rate, delay_ms, jitter_ms, loss_pct, action or reserve)") }
                 change = .shape(shape)
             case let action? where reshapes && (action == "down" || action == "up"):
                 throw fail("an event either changes conditions or takes the target down or up, not both: make two events")
@@ -133,6 +144,7 @@ public struct Schedule: Codable, Sendable, Equatable {
                 try c.encodeIfPresent(shape.lossPct, forKey: .lossPct)
             case .down: try c.encode("down", forKey: .action)
             case .up: try c.encode("up", forKey: .action)
+            case .reserve(let rate): try c.encode(rate.description, forKey: .reserve)
             }
         }
 
@@ -147,6 +159,7 @@ public struct Schedule: Codable, Sendable, Equatable {
                 if let lossPct = shape.lossPct { parts.append("loss \(number(lossPct)) %") }
             case .down: parts.append("down")
             case .up: parts.append("up")
+            case .reserve(let rate): parts.append("reserve \(rate)")
             }
             return parts.joined(separator: " ")
         }
@@ -162,6 +175,7 @@ public struct Schedule: Codable, Sendable, Equatable {
                 if let lossPct = shape.lossPct { next.lossPct = lossPct }
             case .down: next.down = true
             case .up: next.down = false
+            case .reserve: break
             }
             return next
         }

@@ -21,9 +21,12 @@ public struct Topology: Codable, Sendable, Equatable {
     /// Where the edge sends the receiver's traffic that matches no class (ordinary sockets in
     /// the sender node); nil: the first VNet.
     public var defaultVNet: String?
+    /// Provisioned access (`Access.swift`): one access link from the sender to an access router
+    /// in front of every VNet, with a reservation per VNet; nil: a link per VNet, unshaped.
+    public var access: Access?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, description, sender, receiver
+        case name, description, sender, receiver, access
         case receiverAddress = "receiver_address"
         case vnets = "vnet"
         case classes = "class"
@@ -40,6 +43,7 @@ public struct Topology: Codable, Sendable, Equatable {
         vnets = try c.decode([VNet].self, forKey: .vnets)
         classes = try c.decodeIfPresent([TrafficClass].self, forKey: .classes) ?? []
         defaultVNet = try c.decodeIfPresent(String.self, forKey: .defaultVNet)
+        access = try c.decodeIfPresent(Access.self, forKey: .access)
     }
 
     /// A traffic class: packets whose TT field carries `tt` (its DSCP: the TOS byte's top six
@@ -119,9 +123,12 @@ public struct Topology: Codable, Sendable, Equatable {
         public var links: [Link]
         /// Queue management on its links (nil: the shaper's plain queue).
         public var queue: QueuePolicy?
+        /// Its reservation on the access link (`reserve = "15mbit"`; needs `[access]`); nil: its
+        /// traffic shares the legacy class there.
+        public var reserve: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, tun, routers, ingress, egress, queue
+            case name, tun, routers, ingress, egress, queue, reserve
             case helloS = "hello_s"
             case deadS = "dead_s"
             case links = "link"
@@ -208,6 +215,9 @@ public struct Topology: Codable, Sendable, Equatable {
         func fail(_ message: String) -> LabError { LabError("\(file): \(message)") }
         var nodes: Set<String> = [sender, receiver]
         guard sender != receiver else { throw fail("sender and receiver must be different nodes") }
+        if let access {
+            guard nodes.insert(access.routerName).inserted else { throw fail("[access]: router '\(access.routerName)' is named twice") }
+        }
         guard IPv4Address(receiverAddress) != nil else { throw fail("receiver_address '\(receiverAddress)' is not an IPv4 address") }
         guard !vnets.isEmpty, vnets.count <= 32 else { throw fail("a topology has 1 to 32 VNets") }
         var tuns: Set<String> = []
@@ -274,6 +284,11 @@ public struct Topology: Codable, Sendable, Equatable {
             }
         }
         guard Set(classes.map(\.name)).count == classes.count else { throw fail("class names must be unique") }
+        if let access {
+            do { try access.validate(vnets: vnets, classes: classes, defaultVNet: defaultVNet) } catch { throw fail("\(error)") }
+        } else if let vnet = vnets.first(where: { $0.reserve != nil }) {
+            throw fail("VNet \(vnet.name): reserve needs an [access] section (the access link it reserves on)")
+        }
     }
 
     static func isNodeName(_ name: String) -> Bool {
@@ -346,6 +361,8 @@ extension Topology: KnownKeys {
         let link = KeySchema(Link.CodingKeys.self)
         let queue = KeySchema(QueuePolicy.CodingKeys.self)
         let vnet = KeySchema(VNet.CodingKeys.self, sections: ["link": link, "queue": queue])
-        return KeySchema(CodingKeys.self, sections: ["vnet": vnet, "class": KeySchema(keys: ["name", "tt", "vnet"])])
+        return KeySchema(
+            CodingKeys.self,
+            sections: ["vnet": vnet, "class": KeySchema(keys: ["name", "tt", "vnet"]), "access": KeySchema(Access.CodingKeys.self)])
     }
 }

@@ -31,7 +31,7 @@ struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Build VNet topologies from namespaces, route them with OSPF, shape their links, replay schedules.",
-        subcommands: [Up.self, Down.self, Status.self, Play.self, Exec.self, VM.self])
+        subcommands: [Up.self, Down.self, Status.self, Play.self, Reserve.self, Exec.self, VM.self])
 }
 
 extension LabCommand {
@@ -83,6 +83,14 @@ extension LabCommand {
                 for node in plan.nodes { print("ip netns add \(plan.namespace(node))") }
                 for argv in plan.buildCommands + plan.classifierCommands { print(argv.joined(separator: " ")) }
                 if let rules = plan.classifierRules { print("ip netns exec \(plan.namespace(model.sender)) nft -f - <<EOF\n\(rules)EOF") }
+                if let router = plan.accessRouter {
+                    for (node, atSender) in [(model.sender, true), (router, false)] {
+                        if let rules = plan.accessRules(atSender: atSender) { print("ip netns exec \(plan.namespace(node)) nft -f - <<EOF\n\(rules)EOF") }
+                        if let shaping = plan.accessShaping(atSender: atSender, reservations: model.reservations) {
+                            print("tc -n \(plan.namespace(node)) -batch - <<EOF\n\(shaping.tcLines.joined(separator: "\n"))\nEOF")
+                        }
+                    }
+                }
                 for router in plan.routers {
                     print("ip netns exec \(plan.namespace(router)) nft -f - <<EOF\n\(plan.initialRules(router: router).joined(separator: "\n"))\nEOF")
                     let tc = plan.initialQdiscs(router: router)
@@ -246,20 +254,23 @@ extension LabCommand {
         func printDryRun(_ schedule: Schedule) throws {
             var conditions: [String: LinkConditions] = [:]
             var blackholes: [String: String] = [:]
+            var reservations: [String: BitRate] = [:]
             let plan: LabPlan
             if let topology {
                 plan = try LabPlan(topology: try Topology.load(topology), runID: id ?? "ID", shaper: shaper.shaper ?? .tbf)
+                reservations = plan.topology.reservations
             } else {
                 let lab = try Lab.open(runID: id)
                 plan = lab.plan
                 conditions = lab.state.conditions
                 blackholes = lab.state.blackholes
+                reservations = lab.state.reservations
             }
             var index = 0
             while index < schedule.events.count {
                 let at = schedule.events[index].atS
                 let batch = Array(schedule.events[index...].prefix { $0.atS == at })
-                let change = try plan.change(batch, conditions: conditions, blackholes: blackholes)
+                let change = try plan.change(batch, conditions: conditions, blackholes: blackholes, reservations: reservations)
                 print("at \(number(at)) s: " + batch.map(\.summary).joined(separator: "; "))
                 for command in change.commands {
                     print("  " + command.argv.joined(separator: " ") + (command.input == nil ? "" : " <<EOF"))
@@ -267,8 +278,41 @@ extension LabCommand {
                 }
                 conditions = change.conditions
                 blackholes = change.blackholes
+                reservations = change.reservations
                 index += batch.count
             }
+        }
+    }
+
+    struct Reserve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a VNet's reservation on a lab's access link, live.",
+            discussion: """
+                Both ends of the access link (the sender's egress and the access router's) change \
+                the VNet's HTB class in place with `tc class change`: no qdisc is deleted and \
+                nothing queued is lost. The reservations must stay within the access link's \
+                assignable capacity, or nothing changes. Example: vnetstream lab reserve video 20mbit
+                """)
+
+        @Option(help: ArgumentHelp("The lab's run id (default: the only lab that is up).", valueName: "id"))
+        var id: String?
+
+        @Argument(help: "The VNet.")
+        var vnet: String
+
+        @Argument(help: ArgumentHelp("Its new reservation, e.g. 20mbit.", valueName: "rate"), transform: { try BitRate(parsing: $0) })
+        var rate: BitRate
+
+        @OptionGroup(title: "Output (the change: before, after, how long it took, the commands)") var output: OutputOptions
+
+        func validate() throws {
+            guard rate.bitsPerSecond > 0 else { throw ValidationError("the rate must be positive.") }
+        }
+
+        func run() throws {
+            let change = try Lab.open(runID: id).reserve(vnet: vnet, rate: rate)
+            try output.emit(change)
+            output.say("VNet \(change.vnet): reservation \(change.before?.description ?? "none") -> \(change.after), in place in \(number(change.tookMs)) ms")
         }
     }
 
