@@ -188,15 +188,7 @@ public struct ExperimentReport {
         let plots = "\(folder)/plots"
         try FileManager.default.createDirectory(atPath: plots, withIntermediateDirectories: true)
         written += try writePlots(into: plots)
-        if let copy = plotsCopy {
-            try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
-            for file in try FileManager.default.contentsOfDirectory(atPath: plots) where file.hasSuffix(".png") || file.hasSuffix(".svg") {
-                let target = "\(copy)/\(file)"
-                try? FileManager.default.removeItem(atPath: target)
-                try FileManager.default.copyItem(atPath: "\(plots)/\(file)", toPath: target)
-            }
-            written.append(copy)
-        }
+        if let copy = plotsCopy { written.append(try copyPlots(from: plots, to: copy)) }
         return written
     }
 
@@ -274,15 +266,32 @@ public struct ExperimentReport {
                 unset style data
                 """)
         }
-        let script = scripts.joined(separator: "\nreset\n") + "\n"
-        try Data(script.utf8).write(to: URL(fileURLWithPath: "\(plots)/plots.gp"))
-        let gnuplot = try Command.locate("gnuplot")
-        let directory = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(plots)
-        defer { FileManager.default.changeCurrentDirectoryPath(directory) }
-        try Command.run([gnuplot, "plots.gp"])
-        return ["\(plots)/*.png", "\(plots)/*.svg"]
+        return try runGnuplot(scripts, in: plots)
     }
+}
+
+/// Copies the PNG and SVG plots in `plots` into `copy` (the committed reference run's folder).
+func copyPlots(from plots: String, to copy: String) throws -> String {
+    try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+    for file in try FileManager.default.contentsOfDirectory(atPath: plots) where file.hasSuffix(".png") || file.hasSuffix(".svg") {
+        let target = "\(copy)/\(file)"
+        try? FileManager.default.removeItem(atPath: target)
+        try FileManager.default.copyItem(atPath: "\(plots)/\(file)", toPath: target)
+    }
+    return copy
+}
+
+/// Writes `scripts` (each after a `reset`) as `plots.gp` into `plots` and runs gnuplot there,
+/// where the scripts' data files are; returns the PNG and SVG files' patterns.
+func runGnuplot(_ scripts: [String], in plots: String) throws -> [String] {
+    let script = scripts.joined(separator: "\nreset\n") + "\n"
+    try Data(script.utf8).write(to: URL(fileURLWithPath: "\(plots)/plots.gp"))
+    let gnuplot = try Command.locate("gnuplot")
+    let directory = FileManager.default.currentDirectoryPath
+    FileManager.default.changeCurrentDirectoryPath(plots)
+    defer { FileManager.default.changeCurrentDirectoryPath(directory) }
+    try Command.run([gnuplot, "plots.gp"])
+    return ["\(plots)/*.png", "\(plots)/*.svg"]
 }
 
 extension ExperimentReport: ExperimentReporting {}

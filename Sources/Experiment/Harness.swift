@@ -107,17 +107,35 @@ public struct RunProcess: Sendable {
 
     public var name: String
     public var node: String
-    /// The vnetstream arguments (the binary is the harness's).
+    /// The program's arguments.
     public var arguments: [String]
     public var role: Role
     public var ending: Ending
+    /// The program: nil for the harness's vnetstream binary, else a tool (`iperf3`) on PATH.
+    public var program: String?
+    /// Seconds after the run's time zero at which it starts (nil: with the others of its role).
+    public var startAtS: Double?
 
-    public init(name: String, node: String, arguments: [String], role: Role, ending: Ending = .byItself) {
+    public init(
+        name: String, node: String, arguments: [String], role: Role, ending: Ending = .byItself, program: String? = nil,
+        startAtS: Double? = nil
+    ) {
         self.name = name
         self.node = node
         self.arguments = arguments
         self.role = role
         self.ending = ending
+        self.program = program
+        self.startAtS = startAtS
+    }
+
+    /// What runs inside the node's namespace: a late start waits in `sleep`, then becomes the
+    /// program (one process throughout, so that the harness waits for and stops it as any other).
+    func argv(binary: String, timeZero: UInt64) throws -> [String] {
+        let program = try self.program.map { try Command.locate($0) } ?? binary
+        guard let startAtS else { return [program] + arguments }
+        let delay = max(0, (Double(timeZero) - Double(MonotonicClock.now())) / 1e9 + startAtS)
+        return ["/bin/sh", "-c", "sleep \(decimal(delay, 3)) && exec \"$0\" \"$@\"", program] + arguments
     }
 }
 
@@ -199,7 +217,8 @@ public enum Harness {
                 for process in processes where process.role == role {
                     let folder = runs[index].folder
                     let child = try Command.Child(
-                        ["ip", "netns", "exec", up[index].plan.namespace(process.node), context.binary] + process.arguments,
+                        ["ip", "netns", "exec", up[index].plan.namespace(process.node)]
+                            + (try process.argv(binary: context.binary, timeZero: starts[index])),
                         stdout: "\(folder)/\(process.name).out", stderr: "\(folder)/\(process.name).err")
                     children.append((index, process, child))
                 }

@@ -156,13 +156,28 @@ public struct CaptureInvocation: Codable, Sendable, Equatable {
     public var pcap: String
     public var filter: String
     public var seconds: Int
+    /// Bytes kept of each packet (nil: whole packets).
+    public var snaplen: Int?
+    /// Packets from the kernel in blocks rather than one by one (`--buffered`).
+    public var buffered: Bool?
+    /// Timestamps on CLOCK_MONOTONIC (`--monotonic-timestamps`).
+    public var monotonic: Bool?
 
-    public init(interface: String, pcap: String, filter: String, seconds: Int) {
+    public init(
+        interface: String, pcap: String, filter: String, seconds: Int, snaplen: Int? = nil, buffered: Bool? = nil, monotonic: Bool? = nil
+    ) {
         self.interface = interface
         self.pcap = pcap
         self.filter = filter
         self.seconds = seconds
+        self.snaplen = snaplen
+        self.buffered = buffered
+        self.monotonic = monotonic
     }
 
-    public var arguments: [String] { ["capture", "--interface", interface, "--pcap", pcap, "--filter", filter, "--seconds", String(seconds)] }
+    public var arguments: [String] {
+        ["capture", "--interface", interface, "--pcap", pcap, "--filter", filter, "--seconds", String(seconds)]
+            + (snaplen.map { ["--snaplen", String($0)] } ?? []) + (buffered == true ? ["--buffered"] : [])
+            + (monotonic == true ? ["--monotonic-timestamps"] : [])
+    }
 }

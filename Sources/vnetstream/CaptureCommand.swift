@@ -28,15 +28,25 @@ struct CaptureCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Stop after this many packets (0: no limit).", valueName: "n"))
     var packets: Int = 0
 
+    @Option(help: ArgumentHelp("Bytes kept of each packet (its length is always recorded).", valueName: "bytes"))
+    var snaplen: Int = 65535
+
+    @Flag(help: "Take packets from the kernel in blocks (every 50 ms at most) instead of one by one: far less CPU at high packet rates.")
+    var buffered = false
+
+    @Flag(help: "Timestamps on CLOCK_MONOTONIC (seconds since boot), not the wall clock: for measurements on a machine whose wall clock is stepped.")
+    var monotonicTimestamps = false
+
     @OptionGroup(title: "Output (the summary)") var output: OutputOptions
 
     func validate() throws {
         if !(seconds > 0) || seconds > 86400 { throw ValidationError("--seconds must be above 0 and at most 86400.") }
         if packets < 0 { throw ValidationError("--packets must not be negative.") }
+        if !(34...65535).contains(snaplen) { throw ValidationError("--snaplen must be 34-65535 (an Ethernet and an IPv4 header at least).") }
     }
 
     func run() throws {
-        let capture = try InterfaceCapture(interface: interface, file: pcap, filter: filter)
+        let capture = try InterfaceCapture(interface: interface, file: pcap, filter: filter, snaplen: snaplen, immediate: !buffered, monotonic: monotonicTimestamps)
         let stop = DispatchSemaphore(value: 0)
         let guards = [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)

@@ -203,4 +203,34 @@ struct ExperimentRunTests {
         #expect(shedBySender > 0 && abs(shedBySender - shedByReceiver) <= 2, "sender shed \(shedBySender), receiver counted \(shedByReceiver)")
         #expect(plain.total.frames?.shed == 0)
     }
+
+    @Test("shortened access isolation (Fig. 3a, 5 s phases): each provisioned flow gets its reservation within 2 % in every 1 s bin, legacy the balance and then the slack")
+    func shortenedAccessIsolation() throws {
+        let directory = try makeTemporaryDirectory("vnetstream-access")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let full = try String(contentsOfFile: repositoryRoot + "/Experiments/access-isolation.toml", encoding: .utf8)
+        let short = full.replacingOccurrences(of: "topologies/access-fig3.toml", with: repositoryRoot + "/Experiments/topologies/access-fig3.toml")
+            .replacingOccurrences(of: "duration_s = 30", with: "duration_s = 15").replacingOccurrences(of: "start_s = 10", with: "start_s = 5")
+            .replacingOccurrences(of: "start_s = 20", with: "start_s = 10")
+        let file = try writeFile(directory, "short.toml", short)
+        let out = directory + "/out"
+        let run = try runProcess([vnetstreamBinary, "run", file, "--out", out, "--check"])
+        #expect(!(try runProcess(["ip", "netns", "list"]).stdout.contains("-sw ")), "the lab is gone")
+        try #require(run.status == 0, "\(run.summary)")
+        let results = try AccessResults.load(out + "/results.json")
+        #expect(results.flows.map(\.name) == ["meta15", "meta30", "legacy"])
+        for flow in results.flows {
+            let worst = try #require(flow.worst, "\(flow.name) has checked bins")
+            #expect(worst.bins >= 8, "\(flow.name): \(worst.bins) bins checked")
+            #expect(abs(worst.deviation) <= (flow.vnet == nil ? 0.05 : 0.02), "\(flow.name): \(worst)")
+            #expect(flow.iperf != nil, "iperf3's own JSON is in the results")
+        }
+        // Legacy got the balance while both metalinks ran, then the slack as each ended.
+        let legacy = results.flows[2]
+        #expect(Set(legacy.expectedMbitS.compactMap { $0 }) == [55, 70, 100], "\(legacy.expectedMbitS)")
+        // Nothing was dropped at the access link: the flows' own TCP found their rates.
+        #expect(results.classes.values.allSatisfy { $0.values.allSatisfy { $0.drops == 0 } }, "\(results.classes)")
+        #expect(FileManager.default.fileExists(atPath: out + "/plots/access-access-isolation.png"))
+    }
 }
+

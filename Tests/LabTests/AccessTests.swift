@@ -4,6 +4,7 @@ import TestSupport
 import Testing
 import Units
 
+@testable import Experiment
 @testable import Lab
 
 let accessTopology = repositoryRoot + "/Experiments/topologies/access-fig3.toml"
@@ -29,10 +30,10 @@ struct AccessPlanTests {
         #expect(up.interface == "acc")
         #expect(up.tcLines == [
             "qdisc replace dev acc root handle 1: htb default ff",
-            "class replace dev acc parent 1: classid 1:1 htb rate 100000000bit ceil 100000000bit quantum 200000",
-            "class replace dev acc parent 1:1 classid 1:10 htb rate 15000000bit ceil 15000000bit prio 0 quantum 187500",
-            "class replace dev acc parent 1:1 classid 1:11 htb rate 30000000bit ceil 30000000bit prio 0 quantum 200000",
-            "class replace dev acc parent 1:1 classid 1:ff htb rate 55000000bit ceil 100000000bit prio 1 quantum 200000",
+            "class replace dev acc parent 1: classid 1:1 htb rate 100000000bit ceil 100000000bit burst 2500000 cburst 2500000 quantum 200000",
+            "class replace dev acc parent 1:1 classid 1:10 htb rate 15000000bit ceil 15000000bit burst 375000 cburst 375000 prio 0 quantum 187500",
+            "class replace dev acc parent 1:1 classid 1:11 htb rate 30000000bit ceil 30000000bit burst 750000 cburst 750000 prio 0 quantum 200000",
+            "class replace dev acc parent 1:1 classid 1:ff htb rate 55000000bit ceil 100000000bit burst 1375000 cburst 2500000 prio 1 quantum 200000",
         ])
         #expect(plan.accessShaping(atSender: false, reservations: topology.reservations)?.interface == "host")
         // The sender classifies a tun's packets by the tun and its sockets' by their class mark;
@@ -204,5 +205,42 @@ struct AccessLabTests {
         #expect(lab.state.reservations == ["meta15": .mbit(12), "meta30": .mbit(30)])
         lab.down()
         #expect(try leftovers(id).isEmpty)
+    }
+}
+
+@Suite("The access experiment's analysis as pure units")
+struct AccessAnalysisTests {
+    @Test("bins on the wire from time zero; expected: a reservation from 1 s after the start and after a change, legacy the balance away from every change")
+    func expectedBins() throws {
+        // A reserved flow at 12 Mbit/s from 0 to 6 s (1500 B every 1 ms), a legacy one from 2 to 6 s.
+        var packets: [(t: Double, port: Int, bytes: Int)] = []
+        for i in 0..<6000 { packets.append((Double(i) / 1000, 1, 1500)) }
+        for i in 2000..<6000 { packets.append((Double(i) / 1000, 2, 1000)) }
+        var flows = [
+            AccessResults.FlowFigures.measure(
+                name: "r", vnet: "v", port: 1, plannedStartS: 0, plannedEndS: 6, packets: packets, binS: 1, paperMbitS: 12, iperf: nil),
+            AccessResults.FlowFigures.measure(
+                name: "l", vnet: nil, port: 2, plannedStartS: 2, plannedEndS: 6, packets: packets, binS: 1, paperMbitS: nil, iperf: nil),
+        ]
+        #expect(flows[0].mbitS.prefix(6) == [12, 12, 12, 12, 12, 12])
+        #expect(flows[1].mbitS.prefix(6) == [0, 0, 8, 8, 8, 8])
+        // The reservation goes 12 -> 20 Mbit/s at 3.5 s.
+        let timeline = AccessResults.ReservationTimeline(initial: ["v": .mbit(12)], changes: [(3.5, "v", .mbit(20))])
+        AccessResults.FlowFigures.expect(&flows, link: .mbit(100), timeline: timeline)
+        // Bins 1-2 and 2-3 at 12; 3-4 spans the change and 4-5 is within 1 s of it; 5-6 ends
+        // after the last packet (5.999 s).
+        let expected: [Double?] = [nil, 12, 12, nil, nil, nil]
+        #expect(Array(flows[0].expectedMbitS.prefix(6)) == expected)
+        // Legacy: bins 3-4 and 4-5 are the ones 1 s after its start, and both are within 1 s of the change.
+        #expect(flows[1].expectedMbitS.prefix(6).allSatisfy { $0 == nil })
+        let steady = AccessResults.ReservationTimeline(initial: ["v": .mbit(12)], changes: [])
+        var again = flows
+        for index in again.indices { again[index].expectedMbitS = again[index].expectedMbitS.map { _ in nil } }
+        AccessResults.FlowFigures.expect(&again, link: .mbit(100), timeline: steady)
+        let balance: [Double?] = [nil, nil, nil, 88, 88, nil]
+        #expect(Array(again[1].expectedMbitS.prefix(6)) == balance, "the link less the reserved flow's 12")
+        #expect(again[0].worst?.deviation == 0 && again[0].worst?.bins == 4)
+        let legacyWorst = try #require(again[1].worst)
+        #expect(abs(legacyWorst.deviation - (8.0 / 88 - 1)) < 1e-9, "8 of 88 Mbit/s")
     }
 }
