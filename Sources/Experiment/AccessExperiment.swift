@@ -24,13 +24,17 @@ public struct AccessExperimentFile: Decodable, Sendable {
         public var name: String
         /// A `[[class]]` of the topology; nil: legacy traffic.
         public var `class`: String?
+        /// The node it is sent from: the sender (default) or one of `[access]`'s `legacy_hosts`.
+        public var from: String?
+        /// Send UDP at this rate (`iperf3 -u -b`) instead of greedy TCP.
+        public var udp: String?
         public var startS: Double
         public var durationS: Double
         /// What the paper's Fig. 3a shows for it (nil: legacy, "the balance").
         public var paperMbitS: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, `class`
+            case name, `class`, from, udp
             case startS = "start_s"
             case durationS = "duration_s"
             case paperMbitS = "paper_mbit_s"
@@ -40,6 +44,8 @@ public struct AccessExperimentFile: Decodable, Sendable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             name = try c.decode(String.self, forKey: .name)
             `class` = try c.decodeIfPresent(String.self, forKey: .class)
+            from = try c.decodeIfPresent(String.self, forKey: .from)
+            udp = try c.decodeIfPresent(String.self, forKey: .udp)
             startS = try c.number(.startS) ?? 0
             durationS = try c.number(.durationS) ?? 30
             paperMbitS = try c.number(.paperMbitS)
@@ -92,6 +98,16 @@ public struct AccessExperiment: ExperimentKind {
             if let name = flow.class, !topology.classes.contains(where: { $0.name == name }) {
                 throw fail("flow \(flow.name): class '\(name)' is not in \(file.topology) (it has: \(topology.classes.map(\.name).joined(separator: ", ")))")
             }
+            let hosts = topology.access?.legacyHosts ?? []
+            if let from = flow.from, from != topology.sender, !hosts.contains(from) {
+                throw fail("flow \(flow.name): from '\(from)' is neither the sender (\(topology.sender)) nor a legacy host (\(hosts.joined(separator: ", ")))")
+            }
+            if let from = flow.from, from != topology.sender, flow.class != nil {
+                throw fail("flow \(flow.name): a legacy host has no VNet: only the sender's flows have a class")
+            }
+            if let udp = flow.udp {
+                do { _ = try BitRate(parsing: udp) } catch { throw fail("flow \(flow.name): udp: \(error)") }
+            }
         }
         let schedule = try file.schedule.map { try Schedule.load(ExperimentFile.resolve($0, relativeTo: path)) }
         if let schedule, let name = file.schedule {
@@ -113,8 +129,12 @@ public struct AccessExperiment: ExperimentKind {
     public var streamS: Double { file.flows.map { $0.startS + $0.durationS }.max() ?? 0 }
     public func timeLimitS(runs: Int) -> Double { streamS + 60 }
 
-    /// The receiver's interfaces a flow can arrive on: one per VNet, and the legacy link.
-    var captureInterfaces: [String] { topology.vnets.indices.map { "vnet\($0 + 1)" } + [LabPlan.legacyInterface] }
+    /// The receiver's interfaces a flow can arrive on: one per VNet and the legacy link, or
+    /// the one from the bottleneck switch.
+    var captureInterfaces: [String] {
+        let plan = try? LabPlan(topology: topology, runID: "x", shaper: .tbf)
+        return (plan.map { $0.links + $0.extraLinks } ?? []).compactMap { $0.b.node == topology.receiver ? $0.b.interface : nil }
+    }
 
     public func runs(_ context: HarnessContext) throws -> [LabRun] {
         let out = context.out
@@ -126,7 +146,7 @@ public struct AccessExperiment: ExperimentKind {
                     RunProcess(
                         name: "capture-\(interface)", node: topology.receiver,
                         arguments: CaptureInvocation(
-                            interface: interface, pcap: "\(out)/captures/\(interface).pcap", filter: "tcp and dst host \(receiver)",
+                            interface: interface, pcap: "\(out)/captures/\(interface).pcap", filter: "(tcp or udp) and dst host \(receiver)",
                             seconds: Int(streamS + file.startLeadS + 60), snaplen: 64, buffered: true, monotonic: true
                         ).arguments, role: .listener, ending: .whenOthersEnd)
                 }
@@ -137,13 +157,19 @@ public struct AccessExperiment: ExperimentKind {
                             name: "iperf3-server-\(flow.name)", node: topology.receiver, arguments: ["-s", "-1", "-B", receiver, "-p", port, "-J"],
                             role: .listener, program: "iperf3"))
                     var client = ["-c", receiver, "-p", port, "-t", decimal(flow.durationS), "-J"]
+                    if let udp = flow.udp { client += ["-u", "-b", String(Int(try BitRate(parsing: udp).bitsPerSecond))] }
                     if let name = flow.class, let mark = try topology.classes.first(where: { $0.name == name })?.mark {
                         client += ["-S", String(mark.tos)]
                     }
                     processes.append(
-                        RunProcess(name: "iperf3-\(flow.name)", node: topology.sender, arguments: client, role: .stream, program: "iperf3", startAtS: flow.startS))
+                        RunProcess(
+                            name: "iperf3-\(flow.name)", node: flow.from ?? topology.sender, arguments: client, role: .stream, program: "iperf3",
+                            startAtS: flow.startS))
                 }
-                context.print("\(file.flows.count) iperf3 TCP flows: " + file.flows.map { "\($0.name) \(decimal($0.startS))-\(decimal($0.startS + $0.durationS)) s" }.joined(separator: ", "))
+                context.print(
+                    "\(file.flows.count) iperf3 flows: "
+                        + file.flows.map { "\($0.name) \($0.udp.map { "UDP \($0)" } ?? "TCP") \(decimal($0.startS))-\(decimal($0.startS + $0.durationS)) s" }
+                        .joined(separator: ", "))
                 return processes
             }
         ]
@@ -157,7 +183,7 @@ public struct AccessExperiment: ExperimentKind {
         let zero = Double(run.start) / 1e9
         var packets: [(t: Double, port: Int, bytes: Int)] = []
         for interface in captureInterfaces {
-            for packet in try PcapFile.ipv4Packets("\(out)/captures/\(interface).pcap") where packet.ipProtocol == 6 {
+            for packet in try PcapFile.ipv4Packets("\(out)/captures/\(interface).pcap") where packet.ipProtocol == 6 || packet.ipProtocol == 17 {
                 // On the wire: the IPv4 packet and its 14 B Ethernet header, as HTB counts it.
                 packets.append((packet.time - zero, Int(packet.destinationPort), packet.length + 14))
             }
@@ -173,11 +199,14 @@ public struct AccessExperiment: ExperimentKind {
                     name: flow.name, vnet: vnet, port: Self.port(index), plannedStartS: flow.startS, plannedEndS: flow.startS + flow.durationS,
                     packets: packets, binS: 1, paperMbitS: flow.paperMbitS, iperf: iperf))
         }
+        // Legacy flows share what the reservations leave: with more than one, their sum is
+        // what is checked.
+        let legacy = flows.filter { $0.vnet == nil }
+        if legacy.count > 1 { flows.append(AccessResults.FlowFigures.aggregate(legacy, name: "all legacy")) }
         AccessResults.FlowFigures.expect(&flows, link: link, timeline: timeline)
         var classes: [String: [String: AccessClass]] = [:]
-        for atSender in [true, false] {
-            classes[atSender ? "sender \(LabPlan.accessSenderInterface)" : "\(run.lab.plan.accessRouter!) \(LabPlan.accessHostInterface)"] =
-                try run.lab.accessClasses(atSender: atSender)
+        for end in run.lab.plan.accessEnds {
+            classes["\(end.rawValue) \(run.lab.plan.node(end)):\(run.lab.plan.interface(end))"] = try run.lab.accessClasses(at: end)
         }
         return AccessResults(
             experiment: file.name, description: file.description, provenance: context.provenance, linkRate: link,

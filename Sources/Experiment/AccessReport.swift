@@ -61,10 +61,10 @@ public struct AccessReport: ExperimentReporting {
 
     public var targets: [TargetCheck] {
         var checks: [TargetCheck] = []
-        for flow in results.flows {
+        for flow in results.flows where flow.inAggregate != true {
             let tolerance = flow.vnet == nil ? Self.legacyTolerance : Self.provisionedTolerance
             let target = flow.vnet == nil
-                ? "legacy gets the balance within 5 % in every 1 s bin, and the slack within 1 s"
+                ? "legacy gets the balance within 5 % in every 1 s bin, and the slack within 1 s" + (flow.sums.map { " (\($0.joined(separator: " + ")))" } ?? "")
                 : "a provisioned flow gets its reservation within 2 % in every 1 s bin from 1 s after its start"
             guard let worst = flow.worst else {
                 checks.append(TargetCheck(target: target, run: flow.name, measured: "no bin to check (did it send?)", pass: false, note: nil))

@@ -112,9 +112,14 @@ public struct AccessResults: Codable, Sendable, ResultsDocument {
         public var expectedMbitS: [Double?]
         public var paperMbitS: Double?
         public var iperf: IperfSummary?
+        /// Legacy flows that share the balance with others: their sum is checked, not each.
+        public var inAggregate: Bool?
+        /// The flows this one sums (an aggregate of legacy flows).
+        public var sums: [String]?
 
         enum CodingKeys: String, CodingKey {
-            case name, vnet, port, iperf
+            case name, vnet, port, iperf, sums
+            case inAggregate = "in_aggregate"
             case plannedStartS = "planned_start_s"
             case plannedEndS = "planned_end_s"
             case firstS = "first_s"
@@ -125,19 +130,34 @@ public struct AccessResults: Codable, Sendable, ResultsDocument {
             case paperMbitS = "paper_mbit_s"
         }
 
-        /// Bins the packets of this flow (by destination port) from time zero.
+        /// Bins the packets of this flow (by destination port) from time zero. It ends
+        /// `plannedEndS - plannedStartS` after its first packet, however late a straggler
+        /// (a FIN's retransmission) comes.
         static func measure(
             name: String, vnet: String?, port: Int, plannedStartS: Double, plannedEndS: Double, packets: [(t: Double, port: Int, bytes: Int)],
             binS: Double, paperMbitS: Double?, iperf: IperfSummary?
         ) -> FlowFigures {
             let own = packets.filter { $0.port == port && $0.t >= 0 }
+            let first = own.map(\.t).min()
+            let last = first.flatMap { first in own.map(\.t).max().map { min($0, first + plannedEndS - plannedStartS) } }
             let end = max(plannedEndS, own.map(\.t).max() ?? 0)
             var bytes = Array(repeating: 0.0, count: Int((end / binS).rounded(.up)) + 1)
             for packet in own { bytes[min(bytes.count - 1, Int(packet.t / binS))] += Double(packet.bytes) }
             return FlowFigures(
-                name: name, vnet: vnet, port: port, plannedStartS: plannedStartS, plannedEndS: plannedEndS, firstS: own.map(\.t).min(),
-                lastS: own.map(\.t).max(), binS: binS, mbitS: bytes.map { ($0 * 8 / binS / 1e4).rounded() / 100 },
+                name: name, vnet: vnet, port: port, plannedStartS: plannedStartS, plannedEndS: plannedEndS, firstS: first, lastS: last, binS: binS, mbitS: bytes.map { ($0 * 8 / binS / 1e4).rounded() / 100 },
                 expectedMbitS: Array(repeating: nil, count: bytes.count), paperMbitS: paperMbitS, iperf: iperf)
+        }
+
+        /// The sum of `flows` (legacy ones) bin by bin, from the first's first packet to the last's last.
+        static func aggregate(_ flows: [FlowFigures], name: String) -> FlowFigures {
+            let bins = flows.map(\.mbitS.count).max() ?? 0
+            var sum = Array(repeating: 0.0, count: bins)
+            for flow in flows { for (bin, value) in flow.mbitS.enumerated() { sum[bin] += value } }
+            return FlowFigures(
+                name: name, vnet: nil, port: 0, plannedStartS: flows.map(\.plannedStartS).min() ?? 0, plannedEndS: flows.map(\.plannedEndS).max() ?? 0,
+                firstS: flows.compactMap(\.firstS).min(), lastS: flows.compactMap(\.lastS).max(), binS: flows.first?.binS ?? 1,
+                mbitS: sum.map { ($0 * 100).rounded() / 100 }, expectedMbitS: Array(repeating: nil, count: bins), paperMbitS: nil, iperf: nil,
+                sums: flows.map(\.name))
         }
 
         /// Fills each flow's expected rate in the bins that count: a flow in a VNet with a
@@ -148,7 +168,9 @@ public struct AccessResults: Codable, Sendable, ResultsDocument {
             let settle = 1.0
             var moments = timeline.changes.map(\.atS)
             for flow in flows { moments += [flow.firstS, flow.lastS].compactMap { $0 } }
-            for index in flows.indices {
+            let summed = Set(flows.flatMap { $0.sums ?? [] })
+            for index in flows.indices where summed.contains(flows[index].name) { flows[index].inAggregate = true }
+            for index in flows.indices where flows[index].inAggregate != true {
                 let flow = flows[index]
                 guard let first = flow.firstS, let last = flow.lastS else { continue }
                 for bin in flow.mbitS.indices {

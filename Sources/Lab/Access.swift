@@ -20,16 +20,37 @@ extension Topology {
         public var assignable: String?
         /// The access router's node name.
         public var router: String?
+        /// A switch in front of the receiver whose link to it every VNet and legacy traffic
+        /// share (the paper's Fig. 3b): its rate. nil: each VNet reaches the receiver on its own.
+        public var bottleneck: String?
+        /// The switch's node name.
+        public var bottleneckRouter: String?
+        /// Other hosts, each with a link into the switch, for legacy traffic from elsewhere.
+        public var legacyHosts: [String]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case rate, assignable, router
+            case rate, assignable, router, bottleneck
+            case bottleneckRouter = "bottleneck_router"
+            case legacyHosts = "legacy_hosts"
         }
 
-        public init(rate: String, assignable: String? = nil, router: String? = nil) {
+        public init(
+            rate: String, assignable: String? = nil, router: String? = nil, bottleneck: String? = nil, bottleneckRouter: String? = nil,
+            legacyHosts: [String]? = nil
+        ) {
             self.rate = rate
             self.assignable = assignable
             self.router = router
+            self.bottleneck = bottleneck
+            self.bottleneckRouter = bottleneckRouter
+            self.legacyHosts = legacyHosts
         }
+
+        public var bottleneckRate: BitRate? { get throws { try bottleneck.map(BitRate.init(parsing:)) } }
+        /// The switch's node name, if there is a bottleneck.
+        public var switchName: String? { bottleneck == nil ? nil : bottleneckRouter ?? "switch" }
+        /// Every node `[access]` adds, in the order they are built.
+        public var nodes: [String] { [routerName] + (switchName.map { [$0] } ?? []) + (legacyHosts ?? []) }
 
         public var linkRate: BitRate { get throws { try BitRate(parsing: rate) } }
         public var assignableRate: BitRate {
@@ -59,7 +80,18 @@ extension Topology {
             guard assignable.bitsPerSecond > 0, assignable < link else {
                 throw LabError("[access]: assignable (\(assignable)) must be positive and below the link's rate (\(link)): legacy traffic keeps the rest")
             }
-            guard Topology.isNodeName(routerName) else { throw LabError("[access]: router name '\(routerName)' must be 1-8 letters, digits or '-'") }
+            for node in nodes where !Topology.isNodeName(node) {
+                throw LabError("[access]: node name '\(node)' must be 1-8 letters, digits or '-'")
+            }
+            if let text = bottleneck {
+                let rate: BitRate
+                do { rate = try BitRate(parsing: text) } catch { throw LabError("[access]: bottleneck: \(error)") }
+                guard assignable < rate else {
+                    throw LabError("[access]: assignable (\(assignable)) must be below the bottleneck's rate (\(rate)): legacy traffic keeps the rest")
+                }
+            } else if !(legacyHosts ?? []).isEmpty {
+                throw LabError("[access]: legacy_hosts send into the bottleneck switch: give the bottleneck's rate")
+            }
             if defaultVNet != nil {
                 throw LabError("[access]: traffic that matches no class is legacy traffic and takes the legacy link; leave out default_vnet")
             }
@@ -164,135 +196,5 @@ public struct AccessShaping: Equatable, Sendable {
         after.reservations = next
         lines.append(after.classLine("change", id: Self.legacyClassID, rate: after.legacyRate, ceil: linkRate, prio: 1))
         return lines
-    }
-}
-
-extension LabPlan {
-    /// The interfaces of the access link and the legacy link.
-    public static let accessSenderInterface = "acc"
-    public static let accessHostInterface = "host"
-    public static let legacyInterface = "legacy"
-
-    /// The access router's node, if the topology has `[access]`.
-    public var accessRouter: String? { topology.access?.routerName }
-
-    /// The link from the sender to the access router, and the legacy link from the access
-    /// router to the receiver (nil without `[access]`).
-    public var accessLink: PlannedLink? { extraLinks.first { $0.a.interface == Self.accessSenderInterface } }
-    public var legacyLink: PlannedLink? { extraLinks.first { $0.a.interface == Self.legacyInterface } }
-
-    /// Where the sender sends VNet `vnet`'s packets: its ingress, or with `[access]` the access router.
-    public func senderNextHop(vnet: Int) -> IPv4Address {
-        if let accessLink { return accessLink.bAddress }
-        return links.first { $0.access && $0.vnet == vnet && $0.b.interface == Self.ingressInterface }!.bAddress
-    }
-
-    /// The access link's shaping at the sender (upstream) or at the access router (downstream)
-    /// under `reservations` (by VNet name).
-    public func accessShaping(atSender: Bool, reservations: [String: BitRate]) -> AccessShaping? {
-        guard let access = topology.access, let rate = try? access.linkRate else { return nil }
-        var byIndex: [Int: BitRate] = [:]
-        for (index, vnet) in topology.vnets.enumerated() { if let r = reservations[vnet.name] { byIndex[index] = r } }
-        return AccessShaping(
-            interface: atSender ? Self.accessSenderInterface : Self.accessHostInterface, linkRate: rate, reservations: byIndex)
-    }
-
-    /// Routing at the access router: a VNet's packets, by their source (the sender's address
-    /// in that VNet, which the tuns' packets carry) or by their class's DSCP (the sender's
-    /// sockets), go to the VNet's ingress; the rest takes the legacy link. Empty without `[access]`.
-    var accessRoutingCommands: [[String]] {
-        guard let router = accessRouter, let accessLink, let legacyLink else { return [] }
-        let ns = namespace(router)
-        let sender = namespace(topology.sender)
-        let receiver = namespace(topology.receiver)
-        var commands: [[String]] = [
-            // Wire-sized packets on the access link, as on a physical one: a socket's TCP sends
-            // no 64 KB GSO packets, so a capture anywhere beyond counts what HTB counted.
-            ["ip", "-n", sender, "link", "set", "dev", Self.accessSenderInterface, "gso_max_segs", "1"],
-            ["ip", "-n", ns, "link", "set", "dev", Self.accessHostInterface, "gso_max_segs", "1"],
-            ["ip", "-n", sender, "route", "add", receiverAddress.description, "via", accessLink.bAddress.description],
-            ["ip", "-n", ns, "route", "add", receiverAddress.description, "via", legacyLink.bAddress.description],
-            ["ip", "-n", receiver, "route", "add", "\(accessLink.aAddress)/32", "via", legacyLink.aAddress.description],
-        ]
-        for (index, _) in topology.vnets.enumerated() {
-            let table = String(100 + index + 1)
-            let ingress = links.first { $0.access && $0.vnet == index && $0.b.interface == Self.ingressInterface }!
-            commands.append(["ip", "-n", ns, "route", "add", senderPrefix(vnet: index), "via", accessLink.aAddress.description])
-            commands.append(["ip", "-n", ns, "route", "add", receiverAddress.description, "via", ingress.bAddress.description, "table", table])
-            // The source first: a tun's packet stays on the VNet the sender chose, whatever its DSCP.
-            commands.append(["ip", "-n", ns, "rule", "add", "from", senderPrefix(vnet: index), "lookup", table, "pref", String(800 + index)])
-            if topology.classes.contains(where: { $0.vnet == topology.vnets[index].name }) {
-                commands.append(
-                    ["ip", "-n", ns, "rule", "add", "fwmark", String(Self.classMark(vnet: index)), "lookup", table, "pref",
-                     String(Self.classRulePreference(vnet: index))])
-            }
-        }
-        return commands
-    }
-
-    /// nftables (`nft -f` input) for one end of the access link: the HTB class of each packet
-    /// by its VNet (`meta priority`, which HTB reads before any filter), with a counter each.
-    /// At the sender: a tun's packets by the tun; its sockets' packets by their class's mark.
-    /// At the access router: packets toward the sender by the VNet they come from, and the
-    /// classes' marks by DSCP for the routing above. Unmatched packets are legacy.
-    public func accessRules(atSender: Bool) -> String? {
-        guard topology.access != nil else { return nil }
-        let out = atSender ? Self.accessSenderInterface : Self.accessHostInterface
-        var forward: [String] = []
-        var post: [String] = []
-        var counted: [String] = []
-        var pre: [String] = []
-        let reserved = topology.reservations
-        for (index, vnet) in topology.vnets.enumerated() where reserved[vnet.name] != nil {
-            let id = AccessShaping.classID(vnet: index)
-            let input = atSender ? vnet.tun : "vnet\(index + 1)"
-            forward.append(#"iifname "\#(input)" oifname "\#(out)" meta priority set \#(id)"#)
-            if atSender, topology.classes.contains(where: { $0.vnet == vnet.name }) {
-                post.append(#"oifname "\#(out)" meta mark \#(Self.classMark(vnet: index)) meta priority set \#(id)"#)
-            }
-            counted.append(#"oifname "\#(out)" meta priority \#(id) counter accept comment "VNet \#(vnet.name)""#)
-        }
-        // What no rule put into a reservation's class is legacy traffic.
-        counted.append(#"oifname "\#(out)" counter comment "legacy""#)
-        if !atSender {
-            for cls in topology.classes {
-                guard let index = topology.vnets.firstIndex(where: { $0.name == cls.vnet }), let mark = try? cls.mark else { continue }
-                pre.append(#"iifname "\#(Self.accessHostInterface)" ip daddr \#(receiverAddress) ip dscp \#(mark.dscp) counter meta mark set \#(Self.classMark(vnet: index)) comment "\#(cls.name)""#)
-            }
-        }
-        // One rule per line, no semicolons: nft 1.0.6 cannot parse a class id (`1:10`) before a `;`.
-        func chain(_ name: String, _ hook: String, _ rules: [String]) -> String {
-            "  chain \(name) {\n    type filter hook \(hook);\n" + rules.map { "    " + $0 + "\n" }.joined() + "  }\n"
-        }
-        var text = "table ip vnetaccess {\n"
-        if !forward.isEmpty { text += chain("through", "forward priority 0", forward) }
-        text += chain("post", "postrouting priority 0", post + counted)
-        if !pre.isEmpty { text += chain("pre", "prerouting priority mangle", pre) }
-        return text + "}\n"
-    }
-}
-
-extension LabPlan {
-    /// The commands that take the access link from `current` reservations (by VNet name) to
-    /// `next`, at both ends at once, after admission: one `tc -batch` per end, classes changed
-    /// in place.
-    public func reservationCommands(from current: [String: BitRate], to next: [String: BitRate]) throws -> [(argv: [String], input: String?)] {
-        guard let access = topology.access, let router = accessRouter else {
-            throw LabError("\(topology.name) has no [access] section: there is no access link to reserve on")
-        }
-        let names = topology.vnets.map(\.name)
-        for vnet in next.keys where !names.contains(vnet) {
-            throw LabError("no VNet '\(vnet)' in \(topology.name) (\(names.joined(separator: ", ")))")
-        }
-        try access.admit(names.compactMap { name in next[name].map { (name, $0) } })
-        var commands: [(argv: [String], input: String?)] = []
-        for (node, atSender) in [(topology.sender, true), (router, false)] {
-            guard let before = accessShaping(atSender: atSender, reservations: current),
-                let after = accessShaping(atSender: atSender, reservations: next)
-            else { continue }
-            let lines = before.changeLines(to: after.reservations)
-            commands.append((["tc", "-n", namespace(node), "-batch", "-"], lines.joined(separator: "\n") + "\n"))
-        }
-        return commands
     }
 }

@@ -70,37 +70,24 @@ public struct LabPlan: Sendable {
                     b: .init(node: vnet.ingress, interface: Self.ingressInterface), aAddress: s, bAddress: i, cost: 1,
                     path: nil, access: true, initial: LinkConditions()))
             let (e, r) = allocate()
+            // With a bottleneck, the switch stands between every VNet and the receiver.
+            let downstream = topology.access?.switchName ?? topology.receiver
             links.append(
                 PlannedLink(
                     vnet: index, a: .init(node: vnet.egress, interface: Self.egressInterface),
-                    b: .init(node: topology.receiver, interface: "vnet\(index + 1)"), aAddress: e, bAddress: r, cost: 1,
+                    b: .init(node: downstream, interface: "vnet\(index + 1)"), aAddress: e, bAddress: r, cost: 1,
                     path: nil, access: true, initial: LinkConditions()))
         }
         self.links = links
-        var extra: [PlannedLink] = []
-        if let access = topology.access {
-            // Allocated after every VNet's links, so that a topology's VNet addresses do not
-            // depend on whether it has [access].
-            let (s, h) = allocate()
-            extra.append(
-                PlannedLink(
-                    vnet: -1, a: .init(node: topology.sender, interface: Self.accessSenderInterface),
-                    b: .init(node: access.routerName, interface: Self.accessHostInterface), aAddress: s, bAddress: h, cost: 1,
-                    path: nil, access: true, initial: LinkConditions()))
-            let (l, r) = allocate()
-            extra.append(
-                PlannedLink(
-                    vnet: -1, a: .init(node: access.routerName, interface: Self.legacyInterface),
-                    b: .init(node: topology.receiver, interface: Self.legacyInterface), aAddress: l, bAddress: r, cost: 1,
-                    path: nil, access: true, initial: LinkConditions()))
-        }
-        self.extraLinks = extra
+        // Allocated after every VNet's links, so that a topology's VNet addresses do not
+        // depend on whether it has [access].
+        self.extraLinks = topology.access.map { Self.accessLinks($0, sender: topology.sender, receiver: topology.receiver, allocate: allocate) } ?? []
     }
 
     public func namespace(_ node: String) -> String { "vl\(runID)-\(node)" }
 
     public var nodes: [String] {
-        [topology.sender] + (accessRouter.map { [$0] } ?? []) + topology.vnets.flatMap(\.routers) + [topology.receiver]
+        [topology.sender] + (topology.access?.nodes ?? []) + topology.vnets.flatMap(\.routers) + [topology.receiver]
     }
 
     public var receiverAddress: IPv4Address { IPv4Address(topology.receiverAddress)! }
@@ -136,14 +123,15 @@ public struct LabPlan: Sendable {
         commands.append(["ip", "-n", receiver, "addr", "add", "\(receiverAddress)/32", "dev", "lo"])
         for (index, vnet) in topology.vnets.enumerated() {
             let table = String(100 + index + 1)
-            let egressLink = links.first { $0.access && $0.vnet == index && $0.b.node == topology.receiver }!
+            let egressLink = links.first { $0.access && $0.vnet == index && $0.a.interface == Self.egressInterface }!
             commands.append(["ip", "-n", sender, "tuntap", "add", "dev", vnet.tun, "mode", "tun"])
             commands.append(["ip", "-n", sender, "addr", "add", "\(tunAddress(vnet: index))/30", "dev", vnet.tun])
             commands.append(["ip", "-n", sender, "link", "set", "dev", vnet.tun, "up"])
             commands.append(["ip", "-n", sender, "rule", "add", "iif", vnet.tun, "lookup", table, "pref", String(1000 + index)])
             commands.append(
                 ["ip", "-n", sender, "route", "add", receiverAddress.description, "via", senderNextHop(vnet: index).description, "table", table])
-            commands.append(["ip", "-n", receiver, "route", "add", senderPrefix(vnet: index), "via", egressLink.aAddress.description])
+            // The receiver's way back into the VNet (through the switch, with a bottleneck).
+            commands.append(["ip", "-n", namespace(egressLink.b.node), "route", "add", senderPrefix(vnet: index), "via", egressLink.aAddress.description])
         }
         return commands + accessRoutingCommands
     }

@@ -4,14 +4,13 @@ import Units
 /// The access link of a running lab: its HTB classes at lab up, and reservations changed live.
 extension Lab {
     func setUpAccess() throws {
-        guard let router = plan.accessRouter else { return }
+        guard plan.accessRouter != nil else { return }
         state.reservations = plan.topology.reservations
-        for (node, atSender) in [(plan.topology.sender, true), (router, false)] {
-            if let rules = plan.accessRules(atSender: atSender) {
-                try host.run(["ip", "netns", "exec", plan.namespace(node), "nft", "-f", "-"], input: rules)
-            }
-            if let shaping = plan.accessShaping(atSender: atSender, reservations: state.reservations) {
-                try host.run(["tc", "-n", plan.namespace(node), "-batch", "-"], input: shaping.tcLines.joined(separator: "\n") + "\n")
+        for end in plan.accessEnds {
+            let ns = plan.namespace(plan.node(end))
+            if let rules = plan.accessRules(at: end) { try host.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input: rules) }
+            if let shaping = plan.accessShaping(at: end, reservations: state.reservations) {
+                try host.run(["tc", "-n", ns, "-batch", "-"], input: shaping.tcLines.joined(separator: "\n") + "\n")
             }
         }
     }
@@ -94,11 +93,9 @@ public struct AccessClass: Codable, Sendable, Equatable {
 }
 
 extension Lab {
-    /// The access link's HTB classes now, at the sender (upstream) or at the access router.
-    public func accessClasses(atSender: Bool) throws -> [String: AccessClass] {
-        guard let router = plan.accessRouter else { return [:] }
-        let node = atSender ? plan.topology.sender : router
-        let interface = atSender ? LabPlan.accessSenderInterface : LabPlan.accessHostInterface
-        return AccessClass.parse(try host.run(["tc", "-s", "-n", plan.namespace(node), "class", "show", "dev", interface]))
+    /// One end's HTB classes now (empty where the topology has no such end).
+    public func accessClasses(at end: AccessEnd) throws -> [String: AccessClass] {
+        guard plan.accessEnds.contains(end) else { return [:] }
+        return AccessClass.parse(try host.run(["tc", "-s", "-n", plan.namespace(plan.node(end)), "class", "show", "dev", plan.interface(end)]))
     }
 }

@@ -215,8 +215,8 @@ public struct Topology: Codable, Sendable, Equatable {
         func fail(_ message: String) -> LabError { LabError("\(file): \(message)") }
         var nodes: Set<String> = [sender, receiver]
         guard sender != receiver else { throw fail("sender and receiver must be different nodes") }
-        if let access {
-            guard nodes.insert(access.routerName).inserted else { throw fail("[access]: router '\(access.routerName)' is named twice") }
+        for node in access?.nodes ?? [] {
+            guard nodes.insert(node).inserted else { throw fail("[access]: node '\(node)' is named twice") }
         }
         guard IPv4Address(receiverAddress) != nil else { throw fail("receiver_address '\(receiverAddress)' is not an IPv4 address") }
         guard !vnets.isEmpty, vnets.count <= 32 else { throw fail("a topology has 1 to 32 VNets") }

@@ -83,12 +83,11 @@ extension LabCommand {
                 for node in plan.nodes { print("ip netns add \(plan.namespace(node))") }
                 for argv in plan.buildCommands + plan.classifierCommands { print(argv.joined(separator: " ")) }
                 if let rules = plan.classifierRules { print("ip netns exec \(plan.namespace(model.sender)) nft -f - <<EOF\n\(rules)EOF") }
-                if let router = plan.accessRouter {
-                    for (node, atSender) in [(model.sender, true), (router, false)] {
-                        if let rules = plan.accessRules(atSender: atSender) { print("ip netns exec \(plan.namespace(node)) nft -f - <<EOF\n\(rules)EOF") }
-                        if let shaping = plan.accessShaping(atSender: atSender, reservations: model.reservations) {
-                            print("tc -n \(plan.namespace(node)) -batch - <<EOF\n\(shaping.tcLines.joined(separator: "\n"))\nEOF")
-                        }
+                for end in plan.accessEnds {
+                    let ns = plan.namespace(plan.node(end))
+                    if let rules = plan.accessRules(at: end) { print("ip netns exec \(ns) nft -f - <<EOF\n\(rules)EOF") }
+                    if let shaping = plan.accessShaping(at: end, reservations: model.reservations) {
+                        print("tc -n \(ns) -batch - <<EOF\n\(shaping.tcLines.joined(separator: "\n"))\nEOF")
                     }
                 }
                 for router in plan.routers {

@@ -8,6 +8,7 @@ import Units
 @testable import Lab
 
 let accessTopology = repositoryRoot + "/Experiments/topologies/access-fig3.toml"
+let bottleneckTopology = repositoryRoot + "/Experiments/topologies/access-fig3b.toml"
 
 @Suite("Provisioned access as plans (no root needed)")
 struct AccessPlanTests {
@@ -26,7 +27,7 @@ struct AccessPlanTests {
         #expect(plan.senderNextHop(vnet: 1) == access.bAddress)
         let addresses = (plan.links + plan.extraLinks).flatMap { [$0.aAddress, $0.bAddress] }
         #expect(Set(addresses).count == addresses.count)
-        let up = try #require(plan.accessShaping(atSender: true, reservations: topology.reservations))
+        let up = try #require(plan.accessShaping(at: .sender, reservations: topology.reservations))
         #expect(up.interface == "acc")
         #expect(up.tcLines == [
             "qdisc replace dev acc root handle 1: htb default ff",
@@ -35,14 +36,14 @@ struct AccessPlanTests {
             "class replace dev acc parent 1:1 classid 1:11 htb rate 30000000bit ceil 30000000bit burst 750000 cburst 750000 prio 0 quantum 200000",
             "class replace dev acc parent 1:1 classid 1:ff htb rate 55000000bit ceil 100000000bit burst 1375000 cburst 2500000 prio 1 quantum 200000",
         ])
-        #expect(plan.accessShaping(atSender: false, reservations: topology.reservations)?.interface == "host")
+        #expect(plan.accessShaping(at: .router, reservations: topology.reservations)?.interface == "host")
         // The sender classifies a tun's packets by the tun and its sockets' by their class mark;
         // the access router classifies what comes back by the VNet it comes from.
-        let sender = try #require(plan.accessRules(atSender: true))
+        let sender = try #require(plan.accessRules(at: .sender))
         #expect(sender.contains(#"iifname "tun0" oifname "acc" meta priority set 1:10"#))
         #expect(sender.contains(#"oifname "acc" meta mark 17 meta priority set 1:11"#))
         #expect(sender.contains(#"oifname "acc" counter comment "legacy""#))
-        let router = try #require(plan.accessRules(atSender: false))
+        let router = try #require(plan.accessRules(at: .router))
         #expect(router.contains(#"iifname "vnet2" oifname "host" meta priority set 1:11"#))
         #expect(router.contains(#"ip dscp 34 counter meta mark set 16"#))
         #expect(!router.split(separator: "\n").contains { $0.contains("1:1") && $0.hasSuffix(";") }, "nft 1.0.6 cannot parse a class id before a semicolon")
@@ -53,7 +54,32 @@ struct AccessPlanTests {
         #expect(commands.contains("ip -n vlT-sw route add 198.18.100.1 via \(legacy.bAddress)"), "legacy takes the legacy link")
         // Without [access] nothing of it is planned, and the VNets' addresses stay as they were.
         let plain = try LabPlan(topology: try Topology.load(paperTopology), runID: "T", shaper: .tbf)
-        #expect(plain.extraLinks.isEmpty && plain.accessRules(atSender: true) == nil && plain.accessRouter == nil)
+        #expect(plain.extraLinks.isEmpty && plain.accessRules(at: .sender) == nil && plain.accessRouter == nil)
+    }
+
+    @Test("access-fig3b: every VNet, the legacy link and a second host reach the receiver through the switch, whose egress has the same classes")
+    func bottleneckPlan() throws {
+        let topology = try Topology.load(bottleneckTopology)
+        let plan = try LabPlan(topology: topology, runID: "T", shaper: .tbf)
+        #expect(plan.nodes.contains("bsw") && plan.nodes.contains("far"))
+        #expect(plan.accessEnds == [.sender, .router, .bottleneck])
+        #expect(plan.links.filter { $0.a.interface == "rcv" }.map(\.b.node) == ["bsw", "bsw"], "the VNets' egresses end at the switch")
+        #expect(plan.legacyLink?.b.description == "bsw:legacy")
+        let bottleneck = try #require(plan.bottleneckLink)
+        #expect(bottleneck.a.description == "bsw:rcv" && bottleneck.b.description == "dst:switch")
+        #expect(plan.legacyHostLink("far")?.b.description == "bsw:far")
+        let commands = plan.buildCommands.map { $0.joined(separator: " ") }
+        #expect(commands.contains("ip -n vlT-dst route add default via \(bottleneck.aAddress)"))
+        let egress = try #require(plan.links.first { $0.a.interface == "rcv" && $0.vnet == 0 })
+        #expect(commands.contains("ip -n vlT-bsw route add 198.18.1.0/30 via \(egress.aAddress)"))
+        let shaping = try #require(plan.accessShaping(at: .bottleneck, reservations: topology.reservations))
+        #expect(shaping.interface == "rcv" && shaping.linkRate == .mbit(100) && shaping.reservations == [0: .mbit(15), 1: .mbit(30)])
+        #expect(try #require(plan.accessRules(at: .bottleneck)).contains(#"iifname "vnet1" oifname "rcv" meta priority set 1:10"#))
+        let live = try plan.reservationCommands(from: topology.reservations, to: ["meta15": .mbit(20), "meta30": .mbit(30)])
+        #expect(live.map { $0.argv[2] } == ["vlT-src", "vlT-sw", "vlT-bsw"], "a reservation holds at every end")
+        // Without the bottleneck, nothing of it is planned.
+        let plain = try LabPlan(topology: try Topology.load(accessTopology), runID: "T", shaper: .tbf)
+        #expect(plain.bottleneckLink == nil && plain.accessRules(at: .bottleneck) == nil && plain.accessEnds == [.sender, .router])
     }
 
     @Test("a live change: the shrinking class first, then the growing, then legacy; a new one is added; all in place")
@@ -89,6 +115,8 @@ struct AccessPlanTests {
             (#"router = "sw""#, #"router = "inA""#, "named twice"),
             (#"receiver_address = "198.18.100.1""#, "receiver_address = \"198.18.100.1\"\ndefault_vnet = \"meta15\"", "leave out default_vnet"),
             (#"reserve = "15mbit""#, #"reserve = "fast""#, "VNet meta15: reserve:"),
+            (#"router = "sw""#, "router = \"sw\"\nlegacy_hosts = [\"far\"]", "give the bottleneck's rate"),
+            (#"router = "sw""#, "router = \"sw\"\nbottleneck = \"40mbit\"", "below the bottleneck's rate"),
         ]
         for (index, (from, to, message)) in cases.enumerated() {
             let path = try writeFile(directory, "t\(index).toml", text.replacingOccurrences(of: from, with: to))
@@ -143,8 +171,8 @@ struct AccessLabTests {
         try lab.waitForRouting(timeout: 60)
         let plan = lab.plan
         let src = plan.namespace("src")
-        for atSender in [true, false] {
-            let classes = try lab.accessClasses(atSender: atSender)
+        for end in [AccessEnd.sender, .router] {
+            let classes = try lab.accessClasses(at: end)
             #expect(classes["1:10"]?.rate == .mbit(15) && classes["1:10"]?.ceil == .mbit(15), "\(classes)")
             #expect(classes["1:11"]?.rate == .mbit(30))
             #expect(classes["1:ff"]?.rate == .mbit(55) && classes["1:ff"]?.ceil == .mbit(100))
@@ -164,12 +192,12 @@ struct AccessLabTests {
         #expect(sent.status == 0, "\(sent.summary)")
         #expect(receiver.wait(timeout: 20).status == 0)
         let tunPackets = try JSONDecoder().decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/s.json"))).packets
-        #expect(try lab.accessClasses(atSender: true)["1:11"]!.packets >= tunPackets, "the tun's packets are in VNet meta30's class")
-        #expect(try lab.accessClasses(atSender: false)["1:11"]!.packets > 0, "the reports came back in VNet meta30's class")
+        #expect(try lab.accessClasses(at: .sender)["1:11"]!.packets >= tunPackets, "the tun's packets are in VNet meta30's class")
+        #expect(try lab.accessClasses(at: .router)["1:11"]!.packets > 0, "the reports came back in VNet meta30's class")
 
         // A UDP flow marked AF41 (class meta15) at 10 Mbit/s for 4 s; its reservation goes
         // 15 -> 20 -> 12 Mbit/s while it runs, and meta30's 30 -> 35 -> 38 is refused.
-        let before = try lab.accessClasses(atSender: true)["1:10"]!
+        let before = try lab.accessClasses(at: .sender)["1:10"]!
         let server = try BackgroundProcess(
             ["ip", "netns", "exec", plan.namespace("dst"), "iperf3", "-s", "-1", "-B", "198.18.100.1", "-p", "5301", "-J"])
         defer { server.stop() }
@@ -193,16 +221,55 @@ struct AccessLabTests {
         let packets = (sum?["packets"] as? NSNumber)?.intValue ?? 0
         #expect(packets > 3000, "the flow ran: \(served.stdout.suffix(400))")
         #expect((sum?["lost_packets"] as? NSNumber)?.intValue == 0, "no packet lost to the changes: \(sum ?? [:])")
-        for atSender in [true, false] {
-            let classes = try lab.accessClasses(atSender: atSender)
+        for end in [AccessEnd.sender, .router] {
+            let classes = try lab.accessClasses(at: end)
             #expect(classes["1:10"]?.rate == .mbit(12), "the new reservation is in place")
             #expect(classes["1:11"]?.rate == .mbit(30), "the refused change changed nothing")
             #expect(classes["1:ff"]?.rate == .mbit(58), "legacy gets the new balance")
             #expect(classes.values.allSatisfy { $0.drops == 0 }, "no class dropped anything: \(classes)")
         }
-        let after = try lab.accessClasses(atSender: true)["1:10"]!
+        let after = try lab.accessClasses(at: .sender)["1:10"]!
         #expect(after.packets - before.packets >= packets, "the flow went through VNet meta15's class")
         #expect(lab.state.reservations == ["meta15": .mbit(12), "meta30": .mbit(30)])
+        lab.down()
+        #expect(try leftovers(id).isEmpty)
+    }
+}
+
+extension AccessLabTests {
+    @Test("isolation in the network: a 150 Mbit/s UDP flood from a second host into the 100 Mbit/s bottleneck drops only legacy packets; a reserved flow through it loses none")
+    func bottleneckIsolation() throws {
+        let id = freshRunID()
+        let lab = try Lab.up(topology: try Topology.load(bottleneckTopology), file: bottleneckTopology, runID: id, shaper: .tbf)
+        defer { lab.down() }
+        try lab.waitForRouting(timeout: 60)
+        let plan = lab.plan
+        let dst = plan.namespace("dst")
+        let servers = try [5401, 5402].map { port in
+            try BackgroundProcess(["ip", "netns", "exec", dst, "iperf3", "-s", "-1", "-B", "198.18.100.1", "-p", String(port), "-J"])
+        }
+        defer { for server in servers { server.stop() } }
+        usleep(500_000)
+        // 10 Mbit/s marked AF41 (VNet meta15, 15 Mbit/s reserved) through the bottleneck, and
+        // the flood while it runs. iperf3's control connection is unmarked, i.e. legacy: it is
+        // set up before the flood and done after it, or the flood would starve it too.
+        let reserved = try BackgroundProcess(
+            ["ip", "netns", "exec", plan.namespace("src"), "iperf3", "-c", "198.18.100.1", "-p", "5401", "-u", "-b", "10M", "-l", "1200", "-t", "4",
+             "-S", "0x88", "-J"])
+        defer { reserved.stop() }
+        usleep(500_000)
+        let flood = try runProcess(
+            ["ip", "netns", "exec", plan.namespace("far"), "iperf3", "-c", "198.18.100.1", "-p", "5402", "-u", "-b", "150M", "-t", "3", "-J"])
+        #expect(flood.status == 0, "\(flood.summary)")
+        #expect(reserved.wait(timeout: 20).status == 0)
+        let served = servers[0].wait(timeout: 10)
+        let report = try JSONSerialization.jsonObject(with: Data(served.stdout.utf8)) as? [String: Any]
+        let sum = (report?["end"] as? [String: Any])?["sum"] as? [String: Any]
+        #expect(((sum?["packets"] as? NSNumber)?.intValue ?? 0) > 2500, "the reserved flow ran: \(served.stdout.suffix(300))")
+        #expect((sum?["lost_packets"] as? NSNumber)?.intValue == 0, "the reserved flow lost nothing: \(sum ?? [:])")
+        let classes = try lab.accessClasses(at: .bottleneck)
+        #expect((classes["1:10"]?.packets ?? 0) > 2500 && classes["1:10"]?.drops == 0, "\(classes)")
+        #expect((classes[AccessShaping.legacyClassID]?.drops ?? 0) > 100, "the flood overflowed the legacy class: \(classes)")
         lab.down()
         #expect(try leftovers(id).isEmpty)
     }
