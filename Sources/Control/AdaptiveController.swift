@@ -66,6 +66,9 @@ public struct AdaptiveController: SplitController {
         var trainDrainUntil: UInt64 = 0
         /// The estimate the trains gave last (a saturation cut does not change it).
         var trainEstimate: Double?
+        /// The most the VNet can carry whatever a train says: its reservation on a shaped
+        /// access link, whose burst lets a short train through at line rate.
+        var ceiling: Double?
 
         /// What the VNet can carry, for pacing and shedding: the trains' estimate, unless a
         /// saturation cut put the estimate more than 30 % below it (a real drop). Smaller cuts
@@ -74,9 +77,11 @@ public struct AdaptiveController: SplitController {
         /// nothing until the next train.
         var carryingRate: Double? {
             guard let estimate else { return nil }
-            if let train = trainEstimate, estimate >= 0.7 * train { return max(estimate, train) }
-            return estimate
+            if let train = trainEstimate, estimate >= 0.7 * train { return capped(max(estimate, train)) }
+            return capped(estimate)
         }
+
+        func capped(_ rate: Double) -> Double { ceiling.map { min(rate, $0) } ?? rate }
 
         /// The random loss rate the saturation test allows for: the upper end of its interval
         /// once it rests on enough packets (100), the point estimate before (0 with none), so
@@ -109,7 +114,8 @@ public struct AdaptiveController: SplitController {
     var events: [ControlEvent] = []
     var appliedLossy: [Bool]
 
-    public init(vnets: Int, parameters: Parameters = Parameters()) {
+    /// `ceilings`: each VNet's most (its reservation, bits per second; nil or missing: none).
+    public init(vnets: Int, parameters: Parameters = Parameters(), ceilings: [Double?] = []) {
         precondition(vnets > 0)
         self.parameters = parameters
         weights = Array(repeating: 1, count: vnets)
@@ -118,6 +124,7 @@ public struct AdaptiveController: SplitController {
         path.lossTest = LossChangeTest(
             cleanRate: parameters.cleanBelowPct / 100, lossyRate: parameters.lossyAbovePct / 100, threshold: parameters.lossEvidence)
         paths = Array(repeating: path, count: vnets)
+        for (index, ceiling) in ceilings.prefix(vnets).enumerated() { paths[index].ceiling = ceiling }
         appliedEstimates = Array(repeating: nil, count: vnets)
         appliedLossy = Array(repeating: false, count: vnets)
     }
@@ -339,7 +346,7 @@ public struct AdaptiveController: SplitController {
         {
             let delivered = Double(bytes - first.bytes) * 8e9 / Double(reportTime - first.time)
             if delivered > 0, delivered < (path.estimate ?? .infinity) * 0.95 {
-                path.estimate = delivered
+                path.estimate = path.capped(delivered)
                 path.samples = [delivered]
                 events.append(ControlEvent(kind: .capacity, vnet: index, bitsPerSecond: delivered, detail: "saturated"))
                 changed = true

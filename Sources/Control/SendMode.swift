@@ -77,11 +77,12 @@ public enum SendMode: Sendable, Equatable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The controller for `vnets` VNets; `adaptive` is used by the adaptive mode only.
-    public func controller(vnets: Int, adaptive: AdaptiveController.Parameters = .init()) -> any SplitController {
+    /// The controller for `vnets` VNets; `adaptive` and `ceilings` (each VNet's reservation,
+    /// bits per second) are used by the adaptive mode only.
+    public func controller(vnets: Int, adaptive: AdaptiveController.Parameters = .init(), ceilings: [Double?] = []) -> any SplitController {
         switch self {
         case .uni(let n): StaticSplit(weights: (0..<vnets).map { $0 == n - 1 ? 1 : 0 })
-        case .adaptive: AdaptiveController(vnets: vnets, parameters: adaptive)
+        case .adaptive: AdaptiveController(vnets: vnets, parameters: adaptive, ceilings: ceilings)
         case .fixed(let ratio): StaticSplit(weights: ratio.weights)
         case .duplicate: DuplicateSplit(vnets: vnets)
         }

@@ -10,7 +10,7 @@ extension AdaptiveController {
         let sample = Double(figures.capacityBitsPerSecond)
         path.samples.append(sample)
         if path.samples.count > 3 { path.samples.removeFirst() }
-        path.estimate = Self.estimate(from: path.samples)
+        path.estimate = path.capped(Self.estimate(from: path.samples))
         // A train that disagrees with the estimate waits for a second to confirm it; that
         // second one goes soon, not a probe interval later: after the shortfall's 115 kbit/s
         // went back to 400, the first train read 400 at once and the split waited a second

@@ -61,10 +61,16 @@ public struct MultiNetExperiment: ExperimentKind {
                         name: "\(source.name)-\(mode.name)", folder: folder, topology: topology, topologyFile: topologyFile, schedule: schedule,
                         liveLog: "\(folder)/sender.jsonl"
                     ) { [topology, file] _, start in
-                        let sender = SendInvocation(
+                        var sender = SendInvocation(
                             trace: trace, to: "\(topology.receiverAddress):\(Self.port)", startAt: start, mode: mode,
                             tuns: topology.vnets.map(\.tun), probeIntervalS: file.probeIntervalS, log: "\(folder)/sender.jsonl",
                             packetLog: "\(folder)/sender-packets.csv", json: "\(folder)/sender.json", shed: source.shed)
+                        // A VNet's reservation on a provisioned access link caps what the controller believes it carries.
+                        let reserved = topology.reservations
+                        if !reserved.isEmpty {
+                            sender.ceilings = Dictionary(
+                                uniqueKeysWithValues: topology.vnets.compactMap { vnet in reserved[vnet.name].map { (vnet.tun, $0.description) } })
+                        }
                         return [
                             RunProcess(name: "receiver", node: topology.receiver, arguments: receiver.arguments, role: .listener),
                             RunProcess(name: "sender", node: topology.sender, arguments: sender.arguments, role: .stream),

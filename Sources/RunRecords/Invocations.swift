@@ -18,6 +18,8 @@ public struct SendInvocation: Codable, Sendable, Equatable {
     public var json: String
     /// `--shed`: shed frames by priority when the VNets fall short (nil: no).
     public var shed: Bool?
+    /// `--ceiling TUN=RATE`: each VNet's reservation on the access link, by tun (nil: none).
+    public var ceilings: [String: String]?
 
     public init(
         trace: String, to: String, startAt: UInt64, mode: SendMode, tuns: [String], probeIntervalS: Double, log: String, packetLog: String,
@@ -43,11 +45,12 @@ public struct SendInvocation: Codable, Sendable, Equatable {
         ]
         for tun in tuns { argv += ["--vnet", tun] }
         if shed == true { argv.append("--shed") }
+        for (tun, rate) in (ceilings ?? [:]).sorted(by: { $0.key < $1.key }) { argv += ["--ceiling", "\(tun)=\(rate)"] }
         return argv + mode.sendArguments
     }
 
     enum CodingKeys: String, CodingKey {
-        case trace, to, mode, tuns, log, json, shed
+        case trace, to, mode, tuns, log, json, shed, ceilings
         case startAt = "start_at"
         case probeIntervalS = "probe_interval_s"
         case packetLog = "packet_log"

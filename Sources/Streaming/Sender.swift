@@ -44,7 +44,8 @@ public final class Sender {
         self.mtu = mtu
         core = SenderCore(
             streamID: configuration.streamID, mark: configuration.mark, mtu: mtu, vnets: configuration.routes.count,
-            mode: configuration.mode, adaptive: configuration.adaptive, stages: configuration.stages)
+            mode: configuration.mode, adaptive: configuration.adaptive, stages: configuration.stages,
+            ceilings: configuration.routes.map(\.ceiling))
         let trace = configuration.trace
         core.referencesFirst = trace.isReordered
         if configuration.shedding {

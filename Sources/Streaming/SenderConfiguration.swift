@@ -8,10 +8,14 @@ import Traces
 public struct VNetRoute: Sendable, Equatable {
     public var tun: String
     public var source: IPv4Address
+    /// Its reservation on a provisioned access link, bits per second: the adaptive
+    /// controller's capacity estimate never goes above it. nil: none.
+    public var ceiling: Double?
 
-    public init(tun: String, source: IPv4Address) {
+    public init(tun: String, source: IPv4Address, ceiling: Double? = nil) {
         self.tun = tun
         self.source = source
+        self.ceiling = ceiling
     }
 }
 

@@ -87,11 +87,16 @@ public struct SenderCore {
         public var intervalReports = 0
     }
 
-    public init(streamID: UInt32, mark: TrafficMark, mtu: Int, vnets: Int, mode: SendMode, adaptive: AdaptiveController.Parameters, stages: [any SenderStage] = []) {
+    /// `ceilings`: each VNet's reservation, bits per second (nil: none), which caps the
+    /// adaptive controller's capacity estimate.
+    public init(
+        streamID: UInt32, mark: TrafficMark, mtu: Int, vnets: Int, mode: SendMode, adaptive: AdaptiveController.Parameters,
+        stages: [any SenderStage] = [], ceilings: [Double?] = []
+    ) {
         self.streamID = streamID
         self.mark = mark
         packetizer = Packetizer(mtu: mtu)
-        controller = mode.controller(vnets: vnets, adaptive: adaptive)
+        controller = mode.controller(vnets: vnets, adaptive: adaptive, ceilings: ceilings)
         splitter = TieredSplitter(weights: mode.initialWeights(vnets: vnets))
         self.stages = stages
         self.vnets = Array(repeating: VNetTally(), count: vnets)

@@ -72,6 +72,12 @@ struct Send: ParsableCommand {
             valueName: "tun[=address]"))
     var vnets: [VNetArgument] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "A VNet's reservation on a provisioned access link: --mode adaptive never estimates its capacity above it (e.g. tun0=15mbit). Repeat per VNet.",
+            valueName: "tun=rate"))
+    var ceiling: [String] = []
+
     @Option(help: ArgumentHelp("The receiver's address and port (e.g. 198.18.100.1:5004).", valueName: "address:port"))
     var to: UDPEndpoint
 
@@ -171,10 +177,24 @@ struct Send: ParsableCommand {
             throw ValidationError("--shed goes with --mode adaptive (it sheds by the VNets' measured capacity), not --mode \(resolvedMode.rawValue).")
         }
         if shed && cbr == .max { throw ValidationError("--shed needs frames: give a trace or --cbr RATE, not --cbr max.") }
+        _ = try ceilings()
         if let startAt, startAt < MonotonicClock.now() {
             throw ValidationError("--start-at \(startAt) has passed (the monotonic clock reads \(MonotonicClock.now())).")
         }
         _ = try mark()
+    }
+
+    /// `--ceiling TUN=RATE`s, by tun.
+    func ceilings() throws -> [String: Double] {
+        var rates: [String: Double] = [:]
+        for text in ceiling {
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, vnets.contains(where: { $0.tun == parts[0] }) else {
+                throw ValidationError("--ceiling takes TUN=RATE for a tun given with --vnet (\(vnets.map(\.tun).joined(separator: ", "))), not '\(text)'.")
+            }
+            do { rates[parts[0]] = try BitRate(parsing: parts[1]).bitsPerSecond } catch { throw ValidationError("--ceiling \(text): \(error)") }
+        }
+        return rates
     }
 
     func mark() throws -> TrafficMark {
@@ -190,15 +210,16 @@ struct Send: ParsableCommand {
             case .max: FrameTrace(frames: [], framesPerSecond: 25)
             case nil: try input.read(trace!, default: shed ? .mpeg4 : nil)
             }
+        let ceilings = try ceilings()
         let routes = try vnets.map { vnet -> VNetRoute in
-            if let source = vnet.source { return VNetRoute(tun: vnet.tun, source: source) }
+            if let source = vnet.source { return VNetRoute(tun: vnet.tun, source: source, ceiling: ceilings[vnet.tun]) }
             guard let address = InterfaceAddress.of(vnet.tun) else {
                 throw SenderError("\(vnet.tun) has no IPv4 address: give the sender's address with --vnet \(vnet.tun)=ADDRESS")
             }
             guard let far = address.farEnd else {
                 throw SenderError("cannot tell the sender's address behind \(vnet.tun) (\(address.local)/\(address.prefixLength)): give it with --vnet \(vnet.tun)=ADDRESS")
             }
-            return VNetRoute(tun: vnet.tun, source: far)
+            return VNetRoute(tun: vnet.tun, source: far, ceiling: ceilings[vnet.tun])
         }
         var configuration = SenderConfiguration(trace: frames, routes: routes, destination: to, mode: sendMode)
         configuration.adaptive.probeInterval = probeInterval

@@ -90,6 +90,20 @@ struct ControllerTests {
         #expect(abs((controller.estimates[0] ?? 0) - 51_000) < 1, "\(controller.estimates)")
     }
 
+    @Test("a reservation caps the capacity estimate: trains through a shaped access link's burst read more than it carries")
+    func reservationCeiling() {
+        var controller = AdaptiveController(vnets: 2, ceilings: [300_000, nil])
+        let now: UInt64 = 2_000_000_000
+        controller.received(report(0, at: now, highest: [0, 0], capacity: [(600_000, 1), (200_000, 1)]), over: 0, now: now)
+        #expect(controller.estimates[0] == 300_000 && controller.estimates[1] == 200_000, "\(controller.estimates)")
+        #expect(abs(controller.weights[0] / controller.weights.reduce(0, +) - 0.6) < 0.01, "3:2, not 3:1")
+        #expect(controller.deliverableRate == 500_000)
+        // Below the ceiling, a train's estimate stands.
+        controller.received(report(1, at: now, highest: [0, 0], capacity: [(250_000, 2), (200_000, 1)]), over: 0, now: now)
+        controller.received(report(2, at: now, highest: [0, 0], capacity: [(250_000, 3), (200_000, 1)]), over: 0, now: now)
+        #expect(controller.estimates[0] == 250_000, "\(controller.estimates)")
+    }
+
     @Test("a VNet whose sequence stalls while reports arrive is dead within the threshold, probed with copies, and comes back")
     func deadAndBack() throws {
         var controller = AdaptiveController(vnets: 2)
