@@ -16,68 +16,107 @@ struct ThroughputFigures {
     var megabitsPerSecond: Double
     var lossPct: Double
     var cpuSecondsPerGigabit: Double
+    /// CPU seconds per second of the run, in % of one core.
+    var cpuPercent: Double
     var note: String
 }
 
-func throughputSuite(seconds: Double) throws {
-    print("== throughput: ours (tun per VNet) against iperf3 -u on the same paths, \(Int(seconds)) s per run")
-    guard getuid() == 0 else {
-        print("   skipped: needs root (namespaces, tun)")
-        return
-    }
-    guard let iperf = try? Command.locate("iperf3") else {
-        print("   skipped: iperf3 is missing (apt-get install iperf3; scripts/install-deps does)")
-        return
-    }
-    let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("throughput.toml").path
-    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vnetstream").path
-    let topology = try Topology.load(file)
-    let lab = try Lab.up(topology: topology, file: file, runID: String(format: "bt%03x", UInt16.random(in: 0...0xfff)), shaper: .tbf)
-    defer { lab.down() }
-    try lab.waitForRouting(timeout: 60)
-    let plan = lab.plan
-    let sender = plan.namespace(topology.sender)
-    let receiver = plan.namespace(topology.receiver)
-    let destination = topology.receiverAddress
-    // iperf3's client binds to the sender's address on VNet i's tun (198.18.i.1): its packets
-    // take VNet i's table, and the answers come back through VNet i like ours do.
-    for index in topology.vnets.indices {
-        try Command.run(
-            ["ip", "-n", sender, "rule", "add", "from", plan.tunAddress(vnet: index).description, "lookup", String(101 + index), "pref",
-             String(800 + index)])
-    }
-    let work = NSTemporaryDirectory() + "vnetstream-throughput-\(getpid())"
-    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: work) }
+/// The benchmarks' lab of two unshaped VNets (`Benchmarks/throughput.toml`), with the runs
+/// they make on it: ours through the sender's tuns, and iperf3 on the same paths.
+final class ThroughputLab {
+    let lab: Lab
+    let topology: Topology
+    let sender: String
+    let receiver: String
+    let destination: String
+    let binary: String
+    let iperf: String
+    let work: String
 
-    func ours(payload: Int, vnets: Int, segmentation: Bool = true) throws -> ThroughputFigures {
+    /// nil (and a line saying why) where the benchmark cannot run here.
+    static func make() throws -> ThroughputLab? {
+        guard getuid() == 0 else {
+            print("   skipped: needs root (namespaces, tun)")
+            return nil
+        }
+        guard let iperf = try? Command.locate("iperf3") else {
+            print("   skipped: iperf3 is missing (apt-get install iperf3; scripts/install-deps does)")
+            return nil
+        }
+        return try ThroughputLab(iperf: iperf)
+    }
+
+    private init(iperf: String) throws {
+        self.iperf = iperf
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("throughput.toml").path
+        binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vnetstream").path
+        topology = try Topology.load(file)
+        lab = try Lab.up(topology: topology, file: file, runID: String(format: "bt%03x", UInt16.random(in: 0...0xfff)), shaper: .tbf)
+        do {
+            try lab.waitForRouting(timeout: 60)
+            sender = lab.plan.namespace(topology.sender)
+            receiver = lab.plan.namespace(topology.receiver)
+            destination = topology.receiverAddress
+            // iperf3's client binds to the sender's address on VNet i's tun (198.18.i.1): its packets
+            // take VNet i's table, and the answers come back through VNet i like ours do.
+            for index in topology.vnets.indices {
+                try Command.run(
+                    ["ip", "-n", sender, "rule", "add", "from", lab.plan.tunAddress(vnet: index).description, "lookup", String(101 + index), "pref",
+                     String(800 + index)])
+            }
+            work = NSTemporaryDirectory() + "vnetstream-throughput-\(getpid())"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        } catch {
+            lab.down()
+            throw error
+        }
+    }
+
+    func down() {
+        lab.down()
+        try? FileManager.default.removeItem(atPath: work)
+    }
+
+    /// Ours: `send --cbr max` (unpaced, packets of `payload`) or `--cbr RATE` (paced frames of
+    /// MTU-sized packets), split 1:1 over `vnets`, to `recv`. Delivered: UDP payload bits the
+    /// receiver counted; CPU: both ends (`senderOnly`: the sender's).
+    /// `segmentation`: unpaced, segmented writes (the default; `--no-segmentation` without);
+    /// paced, `--segmentation`.
+    func ours(payload: Int, vnets: Int, seconds: Double, segmentation: Bool = true, rate: String? = nil, senderOnly: Bool = false) throws -> ThroughputFigures {
         let recv = try Command.Child(
-            ["ip", "netns", "exec", receiver, binary, "recv", "--listen", "\(destination):5004", "--json", "\(work)/r.json", "--idle-timeout",
+            ["ip", "netns", "exec", receiver, binary, "recv", "--listen", "\(destination):5004", "--json-file", "\(work)/r.json", "--idle-timeout",
              "2", "--linger", "0.5", "--interval", "3600", "--start-timeout", "30"],
             stdout: "\(work)/r.out", stderr: "\(work)/r.err")
         defer { recv.terminate() }
         Thread.sleep(forTimeInterval: 0.4)
         var argv = [
-            "ip", "netns", "exec", sender, binary, "send", "--cbr", "max", "--payload-bytes", String(payload), "--duration",
-            String(seconds), "--to", "\(destination):5004", "--json", "\(work)/s.json", "--mode", "static", "--split",
-            Array(repeating: "1", count: vnets).joined(separator: ":"),
+            "ip", "netns", "exec", sender, binary, "send", "--cbr", rate ?? "max", "--duration", String(seconds), "--to", "\(destination):5004",
+            "--json-file", "\(work)/s.json", "--mode", "static", "--split", Array(repeating: "1", count: vnets).joined(separator: ":"),
         ]
+        if rate == nil { argv += ["--payload-bytes", String(payload)] }
         for vnet in topology.vnets.prefix(vnets) { argv += ["--vnet", vnet.tun] }
-        if !segmentation { argv.append("--no-segmentation") }
+        if rate == nil && !segmentation { argv.append("--no-segmentation") }
+        if rate != nil && segmentation { argv.append("--segmentation") }
         try Command.run(argv)
         try recv.check()
         let sent = try JSONDecoder().decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: "\(work)/s.json")))
         let got = try JSONDecoder().decode(ReceiverResult.self, from: Data(contentsOf: URL(fileURLWithPath: "\(work)/r.json")))
         guard let total = got.report?.total else { throw LabError("the receiver saw no stream") }
         let delivered = Double(total.received)
-        let bits = delivered * Double(payload) * 8
+        let sentPackets = Double(sent.vnets.map(\.packets).reduce(0, +))
+        // UDP payload bytes per packet on average (IPv4 bytes less the 28 B of headers).
+        let perPacket = rate == nil ? Double(payload) : (Double(sent.vnets.map(\.bytes).reduce(0, +)) - 28 * sentPackets) / max(1, sentPackets)
+        let bits = delivered * perPacket * 8
+        let cpu = (sent.cpuS ?? 0) + (senderOnly ? 0 : (got.cpuS ?? 0))
         return ThroughputFigures(
             packetsPerSecond: delivered / sent.durationS, megabitsPerSecond: bits / sent.durationS / 1e6,
-            lossPct: 100 * Double(total.lost) / Double(max(1, total.sent)),
-            cpuSecondsPerGigabit: ((sent.cpuS ?? 0) + (got.cpuS ?? 0)) / (bits / 1e9), note: sent.offload ?? "")
+            lossPct: 100 * Double(total.lost) / Double(max(1, total.sent)), cpuSecondsPerGigabit: cpu / (bits / 1e9),
+            cpuPercent: 100 * cpu / sent.durationS, note: sent.offload ?? "")
     }
 
-    func iperf3(payload: Int, vnets: Int) throws -> ThroughputFigures {
+    /// iperf3 `-u -b BANDWIDTH -l PAYLOAD` on the same paths, a client and a one-off server
+    /// per VNet. CPU: both ends as iperf3 reports them (`senderOnly`: the client's).
+    func iperf3(payload: Int, vnets: Int, seconds: Double, bandwidth: String = "0", senderOnly: Bool = false) throws -> ThroughputFigures {
         var servers: [Command.Child] = []
         defer { for server in servers { server.terminate() } }
         for index in 0..<vnets {
@@ -100,7 +139,7 @@ func throughputSuite(seconds: Double) throws {
             clients.append(
                 try Command.Child(
                     ["ip", "netns", "exec", sender, iperf, "-c", destination, "-p", String(5201 + index), "-B",
-                     plan.tunAddress(vnet: index).description, "-u", "-b", "0", "-l", String(payload), "-t", String(seconds), "-J"],
+                     lab.plan.tunAddress(vnet: index).description, "-u", "-b", bandwidth, "-l", String(payload), "-t", String(seconds), "-J"],
                     stdout: "\(work)/ic\(index).json", stderr: "\(work)/ic\(index).err"))
         }
         var delivered = 0.0
@@ -123,14 +162,25 @@ func throughputSuite(seconds: Double) throws {
             sentPackets += packets
             lost += lostPackets
             delivered += packets - lostPackets
-            cpu += (host + remote) / 100 * secondsRun
+            cpu += (host + (senderOnly ? 0 : remote)) / 100 * secondsRun
             duration = max(duration, secondsRun)
         }
         let bits = delivered * Double(payload) * 8
         return ThroughputFigures(
             packetsPerSecond: delivered / duration, megabitsPerSecond: bits / duration / 1e6, lossPct: 100 * lost / max(1, sentPackets),
-            cpuSecondsPerGigabit: cpu / (bits / 1e9), note: "iperf3 \(vnets > 1 ? "x\(vnets) " : "")-u -b 0 -l \(payload)")
+            cpuSecondsPerGigabit: cpu / (bits / 1e9), cpuPercent: 100 * cpu / duration,
+            note: "iperf3 \(vnets > 1 ? "x\(vnets) " : "")-u -b \(bandwidth) -l \(payload)")
     }
+}
+
+func throughputSuite(seconds: Double) throws {
+    print("== throughput: ours (tun per VNet) against iperf3 -u on the same paths, \(Int(seconds)) s per run")
+    guard let bench = try ThroughputLab.make() else { return }
+    defer { bench.down() }
+    func ours(payload: Int, vnets: Int, segmentation: Bool = true) throws -> ThroughputFigures {
+        try bench.ours(payload: payload, vnets: vnets, seconds: seconds, segmentation: segmentation)
+    }
+    func iperf3(payload: Int, vnets: Int) throws -> ThroughputFigures { try bench.iperf3(payload: payload, vnets: vnets, seconds: seconds) }
 
     func row(_ who: String, _ f: ThroughputFigures) -> String {
         who.padding(toLength: 8, withPad: " ", startingAt: 0)

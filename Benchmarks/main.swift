@@ -1,6 +1,6 @@
 // vnetstream-bench: speed and memory figures, printed, never asserted (machines here are shared
 // and noisy; tests keep their timing margins wide, the tight numbers live here).
-// Run with scripts/bench (release build). Usage: vnetstream-bench [traces] [accounting] [pacing [--seconds N]] [throughput]
+// Run with scripts/bench (release build). Usage: vnetstream-bench [traces] [accounting] [pacing [--seconds N]] [throughput] [cpu-vs-rate]
 // The throughput suite runs last, so that its headline is the last line printed.
 import Accounting
 import Foundation
@@ -14,7 +14,7 @@ let pacingSeconds: Double = {
     return Double(arguments[flag + 1]) ?? 150
 }()
 if let flag = arguments.firstIndex(of: "--seconds") { arguments.removeSubrange(flag...min(flag + 1, arguments.count - 1)) }
-let suites = arguments.isEmpty ? ["traces", "accounting", "pacing", "throughput"] : arguments
+let suites = arguments.isEmpty ? ["traces", "accounting", "pacing", "cpu-vs-rate", "throughput"] : arguments
 let shared = ProcessInfo.processInfo.environment["VNETSTREAM_SHARED"] ?? "../shared"
 let jurassic = shared + "/traces/Terse_Jurassic.dat"
 
@@ -169,7 +169,7 @@ func pacingSuite(seconds pacingSeconds: Double) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         let json = "\(work)/\(tun).json"
-        process.arguments = ["netns", "exec", namespace, binary, "send", trace, "--vnet", tun, "--to", "198.18.100.1:5004", "--json", json]
+        process.arguments = ["netns", "exec", namespace, binary, "send", trace, "--vnet", tun, "--to", "198.18.100.1:5004", "--json-file", json]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         return (name, process, json)
@@ -194,8 +194,9 @@ for suite in suites {
         case "accounting": accountingSuite()
         case "pacing": try pacingSuite(seconds: pacingSeconds)
         case "throughput": try throughputSuite(seconds: 5)
+        case "cpu-vs-rate": try cpuVsRateSuite(seconds: 5)
         default:
-            FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, pacing, throughput\n".utf8))
+            FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, pacing, throughput, cpu-vs-rate\n".utf8))
             exit(2)
         }
     } catch {

@@ -73,13 +73,20 @@ public final class Sender {
         let trace = configuration.trace
         let schedule = FrameSchedule(sendTimesSeconds: trace.sendTimes).offsets
         start = configuration.startAt ?? MonotonicClock.now() + 20_000_000
+        if configuration.segmentationOffload {
+            segmenting = true
+            offload = "udp-segmentation (runs of a frame's packets on one VNet, up to 64 per write)"
+            segmentBuffer = [UInt8](repeating: 0, count: 65535)
+        }
         var number = 0
         let result = try stream(pacing: true) { [start] _ in
             guard number < trace.frames.count else { return nil }
             defer { number += 1 }
             return .frame(number: number, due: start + schedule[number])
         }
-        return summary(frames: trace.frames.count, lastSendTime: result.lastSendTime, lateness: result.lateness)
+        var summary = summary(frames: trace.frames.count, lastSendTime: result.lastSendTime, lateness: result.lateness)
+        if configuration.segmentationOffload { summary.offload = offload }
+        return summary
     }
 
     /// Sends packets of `payloadBytes` (UDP payload, header included) back to back, as fast as
@@ -165,17 +172,38 @@ public final class Sender {
         return (lastSendTime, lateness)
     }
 
-    /// The device writer: each packet into its VNet's tun, a bundle in one segmented write
-    /// where the kernel takes those.
+    /// The device writer: each packet into its VNet's tun; with segmentation, each run of one
+    /// VNet's packets of one size in one segmented write where the kernel takes those.
     private func write(_ packets: [OutgoingPacket]) throws {
-        if segmenting, packets.count > 1, let first = packets.first,
-            packets.allSatisfy({ $0.vnet == first.vnet && !$0.copy && $0.payloadBytes == first.payloadBytes })
-        {
-            if try writeSegmented(packets) { return }
+        var rest = packets[...]
+        while segmenting, rest.count > 1 {
+            // The longest run from here of one VNet's packets of one size, no copies, that fits
+            // one segmented write; a run of one goes as a packet.
+            let first = rest.first!
+            let most = min(64, (65535 - IPv4UDP.headerSize) / max(1, first.payloadBytes))
+            var run = 1
+            while run < min(most, rest.count) {
+                let next = rest[rest.startIndex + run]
+                guard next.vnet == first.vnet, !next.copy, !first.copy, next.payloadBytes == first.payloadBytes else { break }
+                run += 1
+            }
+            guard run > 1 else {
+                try writeEach(rest.prefix(1))
+                rest = rest.dropFirst()
+                continue
+            }
+            if try writeSegmented(Array(rest.prefix(run))) {
+                rest = rest.dropFirst(run)
+                continue
+            }
             // This kernel takes no segmented writes: a packet per write from here on.
             segmenting = false
             offload = "packet-per-write (the kernel refused UDP segmentation through the tun: Linux 6.2 or later has it)"
         }
+        try writeEach(rest)
+    }
+
+    private func writeEach(_ packets: ArraySlice<OutgoingPacket>) throws {
         for packet in packets {
             let header = core.stamp(packet)
             let length = packet.payloadBytes

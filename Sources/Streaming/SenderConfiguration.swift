@@ -45,9 +45,11 @@ public struct SenderConfiguration {
     /// so that another process (the lab's schedule) can share the stream's time zero; nil
     /// starts 20 ms after `run()` is called.
     public var startAt: UInt64?
-    /// Unpaced mode: hand the kernel up to 64 packets per write and let it cut them apart (UDP
-    /// segmentation offload through the tun's virtio-net header), where the kernel can; falls
-    /// back to a write per packet where it cannot.
+    /// Hand the kernel up to 64 packets per write and let it cut them apart (UDP segmentation
+    /// offload through the tun's virtio-net header), where the kernel can; falls back to a
+    /// write per packet where it cannot. Unpaced: every bundle. Paced: each run of a frame's
+    /// packets on one VNet of one size (on an unshaped path such a run arrives at once, so
+    /// probe trains read wrong: not for the adaptive mode).
     public var segmentationOffload = false
     /// Stages between the split and the tuns (parity, retransmission), in order.
     public var stages: [any SenderStage] = []

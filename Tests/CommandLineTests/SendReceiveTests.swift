@@ -163,6 +163,22 @@ struct SendReceiveTests {
         }
     }
 
+    @Test("paced with --segmentation: a frame's packets go in segmented writes and arrive whole, every one; the adaptive mode refuses it")
+    func pacedSegmentation() throws {
+        let network = try TwoVNetNetwork()
+        defer { network.teardown() }
+        // 20 Mbit/s at 25 frames/s: 100 kB frames, 67 full packets and a short one each.
+        let run = try stream(network, send: ["--cbr", "20mbit", "--duration", "1", "--split", "1:1", "--mode", "static", "--segmentation"])
+        let report = run.report
+        #expect(run.summary.offload?.hasPrefix("udp-segmentation (runs of a frame's packets") == true, "\(run.summary.offload ?? "nil")")
+        #expect(report.endReceived && report.total.sent == run.summary.packets && run.summary.packets > 1500)
+        #expect(report.total.lost == 0 && report.total.received == report.total.sent, "\(report.markdown)")
+        #expect(report.paths.allSatisfy { $0.received > 700 }, "both VNets carried runs")
+        let refused = try runProcess(
+            [vnetstreamBinary, "send", "--cbr", "1mbit", "--vnet", "tun0", "--to", "198.18.100.1:5004", "--mode", "adaptive", "--segmentation"])
+        #expect(refused.status != 0 && refused.stderr.contains("probe trains need packets written one by one"), "\(refused.summary)")
+    }
+
     @Test("reports reach the sender while one VNet drops everything")
     func feedbackWithDeadVNet() throws {
         let network = try TwoVNetNetwork()
