@@ -1,4 +1,5 @@
 import Foundation
+import Units
 
 extension Lab {
     /// What a running lab is, from the kernel and bird, as data (`lab status --json`).
@@ -44,9 +45,13 @@ extension Lab {
         public var vnets: [VNetRoute]
         /// Each router's OSPF neighbours as bird sees them.
         public var ospf: [String: [OSPFNeighbour]]
+        /// With `[access]`: each VNet's reservation now, and each shaping end's HTB classes
+        /// (`sender src:acc` -> class id -> rate, ceil, counters).
+        public var reservations: [String: BitRate]?
+        public var access: [String: [String: AccessClass]]?
 
         enum CodingKeys: String, CodingKey {
-            case topology, shaper, namespaces, links, vnets, ospf
+            case topology, shaper, namespaces, links, vnets, ospf, reservations, access
             case runID = "run_id"
             case shaperReason = "shaper_reason"
         }
@@ -74,9 +79,15 @@ extension Lab {
             let text = (try? host.run(["birdc", "-s", file(router, "ctl"), "show", "ospf", "neighbors"])) ?? ""
             ospf[router] = OSPFNeighbour.parse(text)
         }
+        var access: [String: [String: AccessClass]]?
+        for end in plan.accessEnds {
+            access = access ?? [:]
+            access!["\(end.rawValue) \(plan.node(end)):\(plan.interface(end))"] = (try? accessClasses(at: end)) ?? [:]
+        }
         return Status(
             runID: runID, topology: plan.topology.name, shaper: shaper, shaperReason: state.shaperReason,
-            namespaces: state.namespaces, links: links, vnets: routes, ospf: ospf)
+            namespaces: state.namespaces, links: links, vnets: routes, ospf: ospf,
+            reservations: plan.topology.access == nil ? nil : state.reservations, access: access)
     }
 
     /// The qdiscs on an interface with their counters (`tc -s -j qdisc show`); empty when tc

@@ -195,6 +195,14 @@ extension LabCommand {
             for route in status.vnets {
                 print("VNet \(route.vnet): \(route.ingress) routes the receiver via \(route.nextHop ?? "nothing")\(route.nextRouter.map { " (\($0))" } ?? "")")
             }
+            if let reservations = status.reservations {
+                print("reservations: " + (reservations.isEmpty ? "none" : reservations.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+            }
+            for (end, classes) in (status.access ?? [:]).sorted(by: { $0.key < $1.key }) {
+                for (id, c) in classes.sorted(by: { $0.key < $1.key }) {
+                    print("  access \(end) class \(id) rate \(c.rate) ceil \(c.ceil): \(c.packets) packets, \(c.bytes) bytes, \(c.drops) dropped")
+                }
+            }
             for (router, neighbours) in status.ospf.sorted(by: { $0.key < $1.key }) {
                 let list = neighbours.map { "\($0.routerID) \($0.state) on \($0.interface)" }.joined(separator: ", ")
                 print("OSPF \(router): \(list.isEmpty ? "no neighbours" : list)")
