@@ -32,6 +32,10 @@ public final class InterfaceCapture: @unchecked Sendable {
     private final class Writer {
         let dumper: OpaquePointer
         var realtimeAheadUs: Int64?
+        /// CLOCK_MONOTONIC (µs) when this read began and when the one before began: a packet
+        /// handed over now arrived after the one before began, whatever the wall clock did.
+        var readUs: Int64 = 0
+        var previousReadUs: Int64 = 0
         init(dumper: OpaquePointer, monotonic: Bool) {
             self.dumper = dumper
             realtimeAheadUs = monotonic ? 0 : nil
@@ -61,8 +65,9 @@ public final class InterfaceCapture: @unchecked Sendable {
     /// `monotonic`: timestamps on CLOCK_MONOTONIC (seconds since boot) instead of the wall
     /// clock, which some machines step many times a second (this one: +0.5 ms every 0.1-0.3 s,
     /// 0.5 % fast against CLOCK_MONOTONIC); each block of packets is moved by the clocks'
-    /// difference when it is read, so only a step between a packet's arrival and its read
-    /// (at most 50 ms) is left in it.
+    /// difference when it is read (within 5 ms of arrival when buffered), and kept within the
+    /// span since the read before, so a step between arrival and read misplaces a packet by
+    /// that little at most.
     public init(interface: String, file: String, filter: String, snaplen: Int = 65535, immediate: Bool = true, monotonic: Bool = false) throws {
         self.interface = interface
         self.file = file
@@ -73,7 +78,9 @@ public final class InterfaceCapture: @unchecked Sendable {
         pcap_set_snaplen(handle, Int32(snaplen))
         pcap_set_promisc(handle, 0)
         pcap_set_immediate_mode(handle, immediate ? 1 : 0)
-        pcap_set_timeout(handle, 50)
+        // In blocks with monotonic timestamps, a block is read within 5 ms of its first packet,
+        // so that a wall-clock step can misplace little (this VM's clock stepped by up to ~1 s).
+        pcap_set_timeout(handle, monotonic && !immediate ? 5 : 50)
         pcap_set_buffer_size(handle, 8 << 20)
         let status = pcap_activate(handle)
         guard status >= 0 else {
@@ -105,21 +112,34 @@ public final class InterfaceCapture: @unchecked Sendable {
         guard let user, let header, let bytes else { return }
         let writer = Unmanaged<Writer>.fromOpaque(user).takeUnretainedValue()
         var copy = header.pointee
-        if let ahead = writer.realtimeAheadUs {
-            let us = Int64(copy.ts.tv_sec) * 1_000_000 + Int64(copy.ts.tv_usec) - ahead
+        if writer.realtimeAheadUs != nil {
+            // The clocks' difference now, a few ms at most after the packet's arrival; and a
+            // wall-clock step in between would move it by the step, so it is kept within the
+            // span it can have arrived in: after the read before this one began, and by now.
+            let (ahead, now) = InterfaceCapture.realtimeAhead()
+            let us = min(now, max(writer.previousReadUs - 10_000, Int64(copy.ts.tv_sec) * 1_000_000 + Int64(copy.ts.tv_usec) - ahead))
             copy.ts.tv_sec = Int(us / 1_000_000)
             copy.ts.tv_usec = Int(us % 1_000_000)
         }
         pcap_dump(UnsafeMutablePointer<UInt8>(writer.dumper), &copy, bytes)
     }
 
+    /// How far CLOCK_REALTIME is ahead of CLOCK_MONOTONIC now, and CLOCK_MONOTONIC now, µs.
+    private static func realtimeAhead() -> (ahead: Int64, monotonic: Int64) {
+        var real = timespec()
+        var monotonic = timespec()
+        clock_gettime(CLOCK_REALTIME, &real)
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        let mono = Int64(monotonic.tv_sec) * 1_000_000 + Int64(monotonic.tv_nsec) / 1000
+        return (Int64(real.tv_sec) * 1_000_000 + Int64(real.tv_nsec) / 1000 - mono, mono)
+    }
+
     private func dispatch() -> Int32 {
         if writer.realtimeAheadUs != nil {
-            var real = timespec()
-            var monotonic = timespec()
-            clock_gettime(CLOCK_REALTIME, &real)
-            clock_gettime(CLOCK_MONOTONIC, &monotonic)
-            writer.realtimeAheadUs = (Int64(real.tv_sec) - Int64(monotonic.tv_sec)) * 1_000_000 + (Int64(real.tv_nsec) - Int64(monotonic.tv_nsec)) / 1000
+            let (ahead, now) = Self.realtimeAhead()
+            writer.realtimeAheadUs = ahead
+            writer.previousReadUs = writer.readUs == 0 ? Int64.min / 2 : writer.readUs
+            writer.readUs = now
         }
         return pcap_dispatch(handle, -1, Self.write, Unmanaged.passUnretained(writer).toOpaque().assumingMemoryBound(to: UInt8.self))
     }

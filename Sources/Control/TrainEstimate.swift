@@ -25,13 +25,15 @@ extension AdaptiveController {
 
     /// The estimate from the last few train samples: the mean of the last two when they agree
     /// (a real shift shows in two trains in a row), otherwise the median, so one odd train
-    /// does not move the split.
-    static func estimate(from samples: [Double]) -> Double {
+    /// does not move the split. With only two that disagree, the first stands until a third
+    /// decides (the confirming train goes soon): the second taking over let one odd train
+    /// (348 kbit/s on a 200 kbit/s VNet, 2.5 s into a CI run) hold the split off for 1.3 s.
+    public static func estimate(from samples: [Double]) -> Double {
         let n = samples.count
         if n >= 2, abs(samples[n - 1] - samples[n - 2]) <= 0.15 * max(samples[n - 1], samples[n - 2]) {
             return (samples[n - 1] + samples[n - 2]) / 2
         }
         if n >= 3 { return samples.sorted()[1] }
-        return samples[n - 1]
+        return samples[0]
     }
 }

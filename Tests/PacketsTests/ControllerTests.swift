@@ -90,6 +90,15 @@ struct ControllerTests {
         #expect(abs((controller.estimates[0] ?? 0) - 51_000) < 1, "\(controller.estimates)")
     }
 
+    @Test("the estimate from train samples: one, two that agree (their mean), two that disagree (the first stands), three (the median)")
+    func trainSampleEstimate() {
+        #expect(AdaptiveController.estimate(from: [200_000]) == 200_000)
+        #expect(AdaptiveController.estimate(from: [200_000, 210_000]) == 205_000)
+        #expect(AdaptiveController.estimate(from: [197_000, 348_000]) == 197_000, "one odd train moves nothing")
+        #expect(AdaptiveController.estimate(from: [197_000, 348_000, 201_000]) == 201_000)
+        #expect(AdaptiveController.estimate(from: [600_000, 400_000, 390_000]) == 395_000, "a shift seen twice")
+    }
+
     @Test("a reservation caps the capacity estimate: trains through a shaped access link's burst read more than it carries")
     func reservationCeiling() {
         var controller = AdaptiveController(vnets: 2, ceilings: [300_000, nil])
