@@ -9,6 +9,9 @@ import Units
 
 let accessTopology = repositoryRoot + "/Experiments/topologies/access-fig3.toml"
 let bottleneckTopology = repositoryRoot + "/Experiments/topologies/access-fig3b.toml"
+/// access-fig3b at a tenth of its rates: the lab tests run beside other suites, and a 150 Mbit/s
+/// flood starved a TBF rate test running at the same time (it read 13.5 % low).
+let smallAccessTopology = repositoryRoot + "/Tests/LabTests/Fixtures/access-small.toml"
 
 @Suite("Provisioned access as plans (no root needed)")
 struct AccessPlanTests {
@@ -163,24 +166,25 @@ struct AccessPlanTests {
 
 @Suite("Provisioned access, for real (root, namespaces, HTB, nftables, iperf3)", .serialized, .timeLimit(.minutes(5)))
 struct AccessLabTests {
-    @Test("HTB per VNet at both ends; a tun's packets and a DSCP socket's land in their VNet's class; a live reservation change under traffic loses nothing")
+    @Test("HTB per VNet at every end; a tun's packets and a DSCP socket's land in their VNet's class; a live reservation change under traffic loses nothing")
     func liveReservation() throws {
         let id = freshRunID()
-        let lab = try Lab.up(topology: try Topology.load(accessTopology), file: accessTopology, runID: id, shaper: .tbf)
+        let lab = try Lab.up(topology: try Topology.load(smallAccessTopology), file: smallAccessTopology, runID: id, shaper: .tbf)
         defer { lab.down() }
         try lab.waitForRouting(timeout: 60)
         let plan = lab.plan
         let src = plan.namespace("src")
-        for end in [AccessEnd.sender, .router] {
+        #expect(plan.accessEnds == [.sender, .router, .bottleneck])
+        for end in plan.accessEnds {
             let classes = try lab.accessClasses(at: end)
-            #expect(classes["1:10"]?.rate == .mbit(15) && classes["1:10"]?.ceil == .mbit(15), "\(classes)")
-            #expect(classes["1:11"]?.rate == .mbit(30))
-            #expect(classes["1:ff"]?.rate == .mbit(55) && classes["1:ff"]?.ceil == .mbit(100))
+            #expect(classes["1:10"]?.rate == .kbit(1500) && classes["1:10"]?.ceil == .kbit(1500), "\(end): \(classes)")
+            #expect(classes["1:11"]?.rate == .kbit(3000))
+            #expect(classes["1:ff"]?.rate == .kbit(5500) && classes["1:ff"]?.ceil == .kbit(10_000))
         }
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        // The multi-net sender into tun1 (VNet meta30): its packets go into class 1:11 upstream,
-        // and the receiver's reports come back into 1:11 at the access router.
+        // The multi-net sender into tun1 (VNet meta30): its packets go into class 1:11 upstream
+        // and at the switch, and the receiver's reports come back into 1:11 at the access router.
         let receiver = try BackgroundProcess(
             ["ip", "netns", "exec", plan.namespace("dst"), vnetstreamBinary, "recv", "--listen", "198.18.100.1:5004", "--idle-timeout", "3",
              "--linger", "1", "--json-file", directory + "/r.json"])
@@ -193,23 +197,24 @@ struct AccessLabTests {
         #expect(receiver.wait(timeout: 20).status == 0)
         let tunPackets = try JSONDecoder().decode(SenderSummary.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/s.json"))).packets
         #expect(try lab.accessClasses(at: .sender)["1:11"]!.packets >= tunPackets, "the tun's packets are in VNet meta30's class")
+        #expect(try lab.accessClasses(at: .bottleneck)["1:11"]!.packets >= tunPackets, "and in it at the switch")
         #expect(try lab.accessClasses(at: .router)["1:11"]!.packets > 0, "the reports came back in VNet meta30's class")
 
-        // A UDP flow marked AF41 (class meta15) at 10 Mbit/s for 4 s; its reservation goes
-        // 15 -> 20 -> 12 Mbit/s while it runs, and meta30's 30 -> 35 -> 38 is refused.
+        // A UDP flow marked AF41 (class meta15) at 1 Mbit/s for 4 s; its reservation goes
+        // 1.5 -> 2 -> 1.2 Mbit/s while it runs, and meta30's 3 -> 3.9 is refused.
         let before = try lab.accessClasses(at: .sender)["1:10"]!
         let server = try BackgroundProcess(
             ["ip", "netns", "exec", plan.namespace("dst"), "iperf3", "-s", "-1", "-B", "198.18.100.1", "-p", "5301", "-J"])
         defer { server.stop() }
         usleep(500_000)
         let client = try BackgroundProcess(
-            ["ip", "netns", "exec", src, "iperf3", "-c", "198.18.100.1", "-p", "5301", "-u", "-b", "10M", "-l", "1200", "-t", "4", "-S", "0x88", "-J"])
+            ["ip", "netns", "exec", src, "iperf3", "-c", "198.18.100.1", "-p", "5301", "-u", "-b", "1M", "-l", "1200", "-t", "4", "-S", "0x88", "-J"])
         defer { client.stop() }
         usleep(1_500_000)
-        let up = try lab.reserve(vnet: "meta15", rate: .mbit(20))
+        let up = try lab.reserve(vnet: "meta15", rate: .kbit(2000))
         usleep(500_000)
-        let down = try lab.reserve(vnet: "meta15", rate: .mbit(12))
-        #expect(throws: LabError.self) { try lab.reserve(vnet: "meta30", rate: .mbit(39)) }
+        let down = try lab.reserve(vnet: "meta15", rate: .kbit(1200))
+        #expect(throws: LabError.self) { try lab.reserve(vnet: "meta30", rate: .kbit(3900)) }
         print("live reservation changes took \(up.tookMs) and \(down.tookMs) ms")
         // Generous: a loaded machine's tc start-up, not the 50 ms target (the experiment measures that).
         #expect(up.tookMs < 2000 && down.tookMs < 2000)
@@ -219,28 +224,28 @@ struct AccessLabTests {
         let report = try JSONSerialization.jsonObject(with: Data(served.stdout.utf8)) as? [String: Any]
         let sum = (report?["end"] as? [String: Any])?["sum"] as? [String: Any]
         let packets = (sum?["packets"] as? NSNumber)?.intValue ?? 0
-        #expect(packets > 3000, "the flow ran: \(served.stdout.suffix(400))")
+        #expect(packets > 300, "the flow ran: \(served.stdout.suffix(400))")
         #expect((sum?["lost_packets"] as? NSNumber)?.intValue == 0, "no packet lost to the changes: \(sum ?? [:])")
-        for end in [AccessEnd.sender, .router] {
+        for end in plan.accessEnds {
             let classes = try lab.accessClasses(at: end)
-            #expect(classes["1:10"]?.rate == .mbit(12), "the new reservation is in place")
-            #expect(classes["1:11"]?.rate == .mbit(30), "the refused change changed nothing")
-            #expect(classes["1:ff"]?.rate == .mbit(58), "legacy gets the new balance")
-            #expect(classes.values.allSatisfy { $0.drops == 0 }, "no class dropped anything: \(classes)")
+            #expect(classes["1:10"]?.rate == .kbit(1200), "\(end): the new reservation is in place")
+            #expect(classes["1:11"]?.rate == .kbit(3000), "\(end): the refused change changed nothing")
+            #expect(classes["1:ff"]?.rate == .kbit(5800), "\(end): legacy gets the new balance")
+            #expect(classes.values.allSatisfy { $0.drops == 0 }, "\(end): no class dropped anything: \(classes)")
         }
         let after = try lab.accessClasses(at: .sender)["1:10"]!
         #expect(after.packets - before.packets >= packets, "the flow went through VNet meta15's class")
-        #expect(lab.state.reservations == ["meta15": .mbit(12), "meta30": .mbit(30)])
+        #expect(lab.state.reservations == ["meta15": .kbit(1200), "meta30": .kbit(3000)])
         lab.down()
         #expect(try leftovers(id).isEmpty)
     }
 }
 
 extension AccessLabTests {
-    @Test("isolation in the network: a 150 Mbit/s UDP flood from a second host into the 100 Mbit/s bottleneck drops only legacy packets; a reserved flow through it loses none")
+    @Test("isolation in the network: a 15 Mbit/s UDP flood from a second host into the 10 Mbit/s bottleneck drops only legacy packets; a reserved flow through it loses none")
     func bottleneckIsolation() throws {
         let id = freshRunID()
-        let lab = try Lab.up(topology: try Topology.load(bottleneckTopology), file: bottleneckTopology, runID: id, shaper: .tbf)
+        let lab = try Lab.up(topology: try Topology.load(smallAccessTopology), file: smallAccessTopology, runID: id, shaper: .tbf)
         defer { lab.down() }
         try lab.waitForRouting(timeout: 60)
         let plan = lab.plan
@@ -250,25 +255,25 @@ extension AccessLabTests {
         }
         defer { for server in servers { server.stop() } }
         usleep(500_000)
-        // 10 Mbit/s marked AF41 (VNet meta15, 15 Mbit/s reserved) through the bottleneck, and
+        // 1 Mbit/s marked AF41 (VNet meta15, 1.5 Mbit/s reserved) through the bottleneck, and
         // the flood while it runs. iperf3's control connection is unmarked, i.e. legacy: it is
         // set up before the flood and done after it, or the flood would starve it too.
         let reserved = try BackgroundProcess(
-            ["ip", "netns", "exec", plan.namespace("src"), "iperf3", "-c", "198.18.100.1", "-p", "5401", "-u", "-b", "10M", "-l", "1200", "-t", "4",
+            ["ip", "netns", "exec", plan.namespace("src"), "iperf3", "-c", "198.18.100.1", "-p", "5401", "-u", "-b", "1M", "-l", "1200", "-t", "4",
              "-S", "0x88", "-J"])
         defer { reserved.stop() }
         usleep(500_000)
         let flood = try runProcess(
-            ["ip", "netns", "exec", plan.namespace("far"), "iperf3", "-c", "198.18.100.1", "-p", "5402", "-u", "-b", "150M", "-t", "3", "-J"])
+            ["ip", "netns", "exec", plan.namespace("far"), "iperf3", "-c", "198.18.100.1", "-p", "5402", "-u", "-b", "15M", "-t", "3", "-J"])
         #expect(flood.status == 0, "\(flood.summary)")
         #expect(reserved.wait(timeout: 20).status == 0)
         let served = servers[0].wait(timeout: 10)
         let report = try JSONSerialization.jsonObject(with: Data(served.stdout.utf8)) as? [String: Any]
         let sum = (report?["end"] as? [String: Any])?["sum"] as? [String: Any]
-        #expect(((sum?["packets"] as? NSNumber)?.intValue ?? 0) > 2500, "the reserved flow ran: \(served.stdout.suffix(300))")
+        #expect(((sum?["packets"] as? NSNumber)?.intValue ?? 0) > 300, "the reserved flow ran: \(served.stdout.suffix(300))")
         #expect((sum?["lost_packets"] as? NSNumber)?.intValue == 0, "the reserved flow lost nothing: \(sum ?? [:])")
         let classes = try lab.accessClasses(at: .bottleneck)
-        #expect((classes["1:10"]?.packets ?? 0) > 2500 && classes["1:10"]?.drops == 0, "\(classes)")
+        #expect((classes["1:10"]?.packets ?? 0) > 300 && classes["1:10"]?.drops == 0, "\(classes)")
         #expect((classes[AccessShaping.legacyClassID]?.drops ?? 0) > 100, "the flood overflowed the legacy class: \(classes)")
         lab.down()
         #expect(try leftovers(id).isEmpty)
@@ -283,6 +288,8 @@ struct AccessAnalysisTests {
         var packets: [(t: Double, port: Int, bytes: Int)] = []
         for i in 0..<6000 { packets.append((Double(i) / 1000, 1, 1500)) }
         for i in 2000..<6000 { packets.append((Double(i) / 1000, 2, 1000)) }
+        // The legacy flow's control connection, on its port, a second before its data.
+        packets.append((1.0, 2, 74))
         var flows = [
             AccessResults.FlowFigures.measure(
                 name: "r", vnet: "v", port: 1, plannedStartS: 0, plannedEndS: 6, packets: packets, binS: 1, paperMbitS: 12, iperf: nil),
@@ -291,6 +298,7 @@ struct AccessAnalysisTests {
         ]
         #expect(flows[0].mbitS.prefix(6) == [12, 12, 12, 12, 12, 12])
         #expect(flows[1].mbitS.prefix(6) == [0, 0, 8, 8, 8, 8])
+        #expect(flows[1].firstS == 2, "the flow begins with its data, not its control packets")
         // The reservation goes 12 -> 20 Mbit/s at 3.5 s.
         let timeline = AccessResults.ReservationTimeline(initial: ["v": .mbit(12)], changes: [(3.5, "v", .mbit(20))])
         AccessResults.FlowFigures.expect(&flows, link: .mbit(100), timeline: timeline)
@@ -310,4 +318,16 @@ struct AccessAnalysisTests {
         let legacyWorst = try #require(again[1].worst)
         #expect(abs(legacyWorst.deviation - (8.0 / 88 - 1)) < 1e-9, "8 of 88 Mbit/s")
     }
+
+    @Test("a bin off by more than the tolerance passes when the bin beside it makes it up (packets late across a bin's edge), not when none does")
+    func madeUpBins() {
+        var flow = AccessResults.FlowFigures.measure(
+            name: "r", vnet: "v", port: 1, plannedStartS: 0, plannedEndS: 6, packets: [], binS: 1, paperMbitS: nil, iperf: nil)
+        flow.mbitS = [0, 15, 14.6, 15.4, 15, 14.5, 15]
+        flow.expectedMbitS = [nil, 15, 15, 15, 15, 15, 15]
+        let off = flow.offBins(tolerance: 0.02)
+        #expect(off.madeUp == [2, 3], "14.6 and 15.4 together are 15")
+        #expect(off.not == [5], "14.5 beside 15 and 15 is a real shortfall")
+    }
 }
+
