@@ -43,6 +43,9 @@ let package = Package(
         .target(name: "Accounting", dependencies: ["Packets", "Units", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Per-interface captures with libpcap.
         .target(name: "Capture", dependencies: ["CPcap"]),
+        // Monitoring VNets: what a monitoring node makes of its mirrored copies, its summaries,
+        // the collector, and where along a path each lost packet was lost.
+        .target(name: "Monitoring", dependencies: ["Packets", "Capture", "Devices", "Pacing"]),
         // The run records: what senders and receivers are started with (their arguments), what
         // they log (CSV packet logs, the sender's JSON lines) and what they sum up, with one
         // writer and one reader each. Shared by Streaming (which writes) and Experiment (which reads).
@@ -57,7 +60,7 @@ let package = Package(
             name: "Lab",
             dependencies: ["Units", "Packets", "CNetShims", .product(name: "TOMLKit", package: "TOMLKit")]),
         // Experiments: many runs side by side, each in its own lab, and their results and reports.
-        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Packets", "Capture", "Control", "RunRecords"]),
+        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Packets", "Capture", "Control", "RunRecords", "Monitoring"]),
         // Frame traces from real video files through libavformat / libavcodec's parsers.
         .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
         .systemLibrary(
@@ -71,7 +74,7 @@ let package = Package(
             name: "vnetstream",
             dependencies: [
                 "Traces", "VideoTraces", "Units", "CPcap", "Capture", "Streaming", "Packets", "Splitting", "Control", "Pacing", "Lab", "Experiment",
-                "RunRecords", "Accounting", "Devices",
+                "RunRecords", "Accounting", "Devices", "Monitoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).
@@ -84,7 +87,7 @@ let package = Package(
         .testTarget(name: "SheddingTests", dependencies: ["Shedding", "Traces", "Accounting", "Packets"]),
         .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing", "Control", "Units", "RunRecords"]),
         .testTarget(
-            name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control", "Traces"],
+            name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control", "Traces", "Monitoring"],
             exclude: ["Fixtures"]),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming", "Control", "Packets", "Splitting", "RunRecords"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),

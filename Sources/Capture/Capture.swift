@@ -17,32 +17,71 @@ public struct CaptureError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Records what arrives on one interface into a pcap file (readable by tcpdump and Wireshark),
-/// on a thread of its own, from `init` (capture is active when it returns) until `stop()`.
+/// or hands every packet to a function (a monitor), or both, on a thread of its own, from
+/// `init` (capture is active when it returns) until `stop()`.
 public final class InterfaceCapture: @unchecked Sendable {
     public let interface: String
     public let file: String
     private let handle: OpaquePointer
-    private let dumper: OpaquePointer
     private let lock = NSLock()
     private var stopping = false
     private var captured = 0
+    private var dropped = 0
     private let finished = DispatchSemaphore(value: 0)
-    /// What the packet callback needs: the file, and how far CLOCK_REALTIME is ahead of
-    /// CLOCK_MONOTONIC now (nil: keep the kernel's wall-clock timestamps).
+    /// A packet as a handler sees it: its time (CLOCK_MONOTONIC seconds when monotonic, else
+    /// the wall clock's), the bytes captured (from the link-layer header) and its length on the wire.
+    public typealias Handler = (_ time: Double, _ bytes: UnsafeRawBufferPointer, _ length: Int) -> Void
+
+    /// Where packets go: the file (one, or a ring of files), the handler.
     private final class Writer {
-        let dumper: OpaquePointer
+        let handle: OpaquePointer
+        var dumper: OpaquePointer?
+        let ring: PcapRing?
+        let handler: Handler?
         var realtimeAheadUs: Int64?
         /// CLOCK_MONOTONIC (µs) when this read began and when the one before began: a packet
         /// handed over now arrived after the one before began, whatever the wall clock did.
         var readUs: Int64 = 0
         var previousReadUs: Int64 = 0
-        init(dumper: OpaquePointer, monotonic: Bool) {
+        var failure: String?
+        init(handle: OpaquePointer, dumper: OpaquePointer?, ring: PcapRing?, handler: Handler?, monotonic: Bool) {
+            self.handle = handle
             self.dumper = dumper
+            self.ring = ring
+            self.handler = handler
             realtimeAheadUs = monotonic ? 0 : nil
+        }
+
+        /// Moves to the ring's next file once this one is full.
+        func rotateIfFull() {
+            guard let ring, let dumper, pcap_dump_ftell64(dumper) >= ring.fileBytes else { return }
+            pcap_dump_close(dumper)
+            self.dumper = nil
+            ring.advance()
+            self.dumper = pcap_dump_open(handle, ring.currentPath)
+            if self.dumper == nil { failure = "pcap_dump_open \(ring.currentPath): " + String(cString: pcap_geterr(handle)) }
         }
     }
     private let writer: Writer
 
+    /// A rolling capture: files `BASE.N.pcap`, each up to `fileBytes`, the last `files` kept.
+    public final class PcapRing: @unchecked Sendable {
+        public let base: String
+        public let fileBytes: Int64
+        public let files: Int
+        public private(set) var index = 0
+        public init(base: String, fileBytes: Int64, files: Int) {
+            self.base = base
+            self.fileBytes = max(4096, fileBytes)
+            self.files = max(1, files)
+        }
+        public func path(_ index: Int) -> String { "\(base).\(index).pcap" }
+        var currentPath: String { path(index) }
+        func advance() {
+            index += 1
+            if index >= files { unlink(path(index - files)) }
+        }
+    }
     /// What a capture recorded.
     public struct Summary: Sendable, Codable, Equatable {
         public var interface: String
@@ -68,15 +107,35 @@ public final class InterfaceCapture: @unchecked Sendable {
     /// difference when it is read (within 5 ms of arrival when buffered), and kept within the
     /// span since the read before, so a step between arrival and read misplaces a packet by
     /// that little at most.
-    public init(interface: String, file: String, filter: String, snaplen: Int = 65535, immediate: Bool = true, monotonic: Bool = false) throws {
+    public convenience init(interface: String, file: String, filter: String, snaplen: Int = 65535, immediate: Bool = true, monotonic: Bool = false) throws {
+        try self.init(interface: interface, output: .file(file), filter: filter, snaplen: snaplen, immediate: immediate, monotonic: monotonic)
+    }
+
+    /// Where a capture's packets go.
+    public enum Output {
+        case file(String)
+        /// Every packet to the handler, and into the ring of files if one is given: what a
+        /// monitoring node does with its mirror port (promiscuous: copies are addressed to others).
+        case handler(Handler, ring: PcapRing?)
+    }
+
+    public init(interface: String, output: Output, filter: String, snaplen: Int = 65535, immediate: Bool = true, monotonic: Bool = false) throws {
         self.interface = interface
-        self.file = file
+        var handler: Handler?
+        var ring: PcapRing?
+        switch output {
+        case .file(let path): self.file = path
+        case .handler(let function, let files):
+            handler = function
+            ring = files
+            self.file = files?.path(0) ?? ""
+        }
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let handle = pcap_create(interface, &errorBuffer) else {
             throw CaptureError(interface: interface, call: "pcap_create", message: String(cString: errorBuffer))
         }
         pcap_set_snaplen(handle, Int32(snaplen))
-        pcap_set_promisc(handle, 0)
+        pcap_set_promisc(handle, handler == nil ? 0 : 1)
         pcap_set_immediate_mode(handle, immediate ? 1 : 0)
         // In blocks with monotonic timestamps, a block is read within 5 ms of its first packet,
         // so that a wall-clock step can misplace little (this VM's clock stepped by up to ~1 s).
@@ -98,10 +157,13 @@ public final class InterfaceCapture: @unchecked Sendable {
         guard pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else { throw fail("pcap_compile '\(filter)'") }
         defer { pcap_freecode(&program) }
         guard pcap_setfilter(handle, &program) == 0 else { throw fail("pcap_setfilter") }
-        guard let dumper = pcap_dump_open(handle, file) else { throw fail("pcap_dump_open \(file)") }
+        var dumper: OpaquePointer?
+        if !file.isEmpty {
+            guard let opened = pcap_dump_open(handle, file) else { throw fail("pcap_dump_open \(file)") }
+            dumper = opened
+        }
         self.handle = handle
-        self.dumper = dumper
-        self.writer = Writer(dumper: dumper, monotonic: monotonic)
+        self.writer = Writer(handle: handle, dumper: dumper, ring: ring, handler: handler, monotonic: monotonic)
         let thread = Thread { [self] in run() }
         thread.name = "capture \(interface)"
         thread.start()
@@ -121,7 +183,13 @@ public final class InterfaceCapture: @unchecked Sendable {
             copy.ts.tv_sec = Int(us / 1_000_000)
             copy.ts.tv_usec = Int(us % 1_000_000)
         }
-        pcap_dump(UnsafeMutablePointer<UInt8>(writer.dumper), &copy, bytes)
+        if let handler = writer.handler {
+            handler(Double(copy.ts.tv_sec) + Double(copy.ts.tv_usec) / 1e6, UnsafeRawBufferPointer(start: bytes, count: Int(copy.caplen)), Int(copy.len))
+        }
+        if let dumper = writer.dumper {
+            pcap_dump(UnsafeMutablePointer<UInt8>(dumper), &copy, bytes)
+            writer.rotateIfFull()
+        }
     }
 
     /// How far CLOCK_REALTIME is ahead of CLOCK_MONOTONIC now, and CLOCK_MONOTONIC now, µs.
@@ -151,13 +219,14 @@ public final class InterfaceCapture: @unchecked Sendable {
             lock.unlock()
             if stop { break }
             let count = dispatch()
-            if count > 0 {
-                lock.lock()
-                captured += Int(count)
-                lock.unlock()
-            } else if count < 0 && count != PCAP_ERROR_BREAK {
-                break
-            }
+            // libpcap's counters, read on this thread (a handle is not to be shared).
+            var stats = pcap_stat()
+            let drops = pcap_stats(handle, &stats) == 0 ? Int(stats.ps_drop) : nil
+            lock.lock()
+            if count > 0 { captured += Int(count) }
+            if let drops { dropped = drops }
+            lock.unlock()
+            if count < 0 && count != PCAP_ERROR_BREAK { break }
         }
         // Drain what the kernel already holds, so that the file has everything up to `stop()`.
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
@@ -181,7 +250,7 @@ public final class InterfaceCapture: @unchecked Sendable {
         finished.wait()
         var stats = pcap_stat()
         let dropped = pcap_stats(handle, &stats) == 0 ? Int(stats.ps_drop) : -1
-        pcap_dump_close(dumper)
+        if let dumper = writer.dumper { pcap_dump_close(dumper) }
         pcap_close(handle)
         lock.lock()
         defer { lock.unlock() }
@@ -193,6 +262,13 @@ public final class InterfaceCapture: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return captured
+    }
+
+    /// Packets the kernel dropped before libpcap read them, so far.
+    public var droppedSoFar: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return dropped
     }
 
     /// libpcap's version string.
@@ -217,8 +293,9 @@ public struct CapturedPacket: Sendable, Equatable {
 
 /// Reads pcap files (Ethernet or raw IP link types) back with libpcap.
 public enum PcapFile {
-    /// The IPv4 packets in `path`, in order; other frames are skipped.
-    public static func ipv4Packets(_ path: String) throws -> [CapturedPacket] {
+    /// Every IPv4 packet in `path`, in order, to `body`: its capture time (seconds) and its
+    /// captured bytes from the IPv4 header on; other frames are skipped.
+    public static func forEachIPv4Packet(_ path: String, _ body: (_ time: Double, _ ip: UnsafeRawBufferPointer) throws -> Void) throws {
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let handle = pcap_open_offline(path, &errorBuffer) else {
             throw CaptureError(interface: path, call: "pcap_open_offline", message: String(cString: errorBuffer))
@@ -233,7 +310,6 @@ public enum PcapFile {
         default:
             throw CaptureError(interface: path, call: "pcap_datalink", message: "link type \(linkType) is not Ethernet, raw IP or Linux cooked")
         }
-        var packets: [CapturedPacket] = []
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         while true {
@@ -245,22 +321,30 @@ public enum PcapFile {
             if offset == 14 && captured >= 14 && (UInt16(data[12]) << 8 | UInt16(data[13])) != 0x0800 { continue }
             if offset == 16 && captured >= 16 && (UInt16(data[14]) << 8 | UInt16(data[15])) != 0x0800 { continue }
             guard captured >= offset + 20, data[offset] >> 4 == 4 else { continue }
-            let ip = data + offset
+            try body(
+                Double(header.pointee.ts.tv_sec) + Double(header.pointee.ts.tv_usec) / 1e6,
+                UnsafeRawBufferPointer(start: data + offset, count: captured - offset))
+        }
+    }
+
+    /// The IPv4 packets in `path`, in order; other frames are skipped.
+    public static func ipv4Packets(_ path: String) throws -> [CapturedPacket] {
+        var packets: [CapturedPacket] = []
+        try forEachIPv4Packet(path) { time, ip in
             let headerLength = Int(ip[0] & 0x0F) * 4
-            func u16(_ p: UnsafePointer<UInt8>) -> UInt16 { UInt16(p[0]) << 8 | UInt16(p[1]) }
-            func u32(_ p: UnsafePointer<UInt8>) -> UInt32 { UInt32(u16(p)) << 16 | UInt32(u16(p + 2)) }
+            func u16(_ at: Int) -> UInt16 { UInt16(ip[at]) << 8 | UInt16(ip[at + 1]) }
+            func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) << 16 | UInt32(u16(at + 2)) }
             var sourcePort: UInt16 = 0
             var destinationPort: UInt16 = 0
             // UDP and TCP both begin with the two ports.
-            if ip[9] == 17 || ip[9] == 6, captured >= offset + headerLength + 4 {
-                sourcePort = u16(ip + headerLength)
-                destinationPort = u16(ip + headerLength + 2)
+            if ip[9] == 17 || ip[9] == 6, ip.count >= headerLength + 4 {
+                sourcePort = u16(headerLength)
+                destinationPort = u16(headerLength + 2)
             }
             packets.append(
                 CapturedPacket(
-                    time: Double(header.pointee.ts.tv_sec) + Double(header.pointee.ts.tv_usec) / 1e6, tos: ip[1], ipProtocol: ip[9],
-                    source: u32(ip + 12), destination: u32(ip + 16), sourcePort: sourcePort, destinationPort: destinationPort,
-                    length: Int(u16(ip + 2))))
+                    time: time, tos: ip[1], ipProtocol: ip[9], source: u32(12), destination: u32(16), sourcePort: sourcePort,
+                    destinationPort: destinationPort, length: Int(u16(2))))
         }
         return packets
     }

@@ -105,6 +105,7 @@ public final class Lab: @unchecked Sendable {
             }
             try built.setUpShaping()
             try built.setUpAccess()
+            try built.setUpMonitoring()
             try built.startBirds()
             try built.save()
             return built

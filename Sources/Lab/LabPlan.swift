@@ -35,6 +35,8 @@ public struct LabPlan: Sendable {
     /// With `[access]`: the access link (sender `acc` to the access router's `host`) and the
     /// legacy link (the access router's `legacy` to the receiver's), not part of any VNet.
     public let extraLinks: [PlannedLink]
+    /// The monitoring VNets (`[[monitor]]`): Monis, their links, the collector.
+    public let monitoring: MonitorPlan
 
     public static let ingressInterface = "snd"
     public static let egressInterface = "rcv"
@@ -82,12 +84,13 @@ public struct LabPlan: Sendable {
         // Allocated after every VNet's links, so that a topology's VNet addresses do not
         // depend on whether it has [access].
         self.extraLinks = topology.access.map { Self.accessLinks($0, sender: topology.sender, receiver: topology.receiver, allocate: allocate) } ?? []
+        self.monitoring = try MonitorPlan(topology: topology, allocate: allocate)
     }
 
     public func namespace(_ node: String) -> String { "vl\(runID)-\(node)" }
 
     public var nodes: [String] {
-        [topology.sender] + (topology.access?.nodes ?? []) + topology.vnets.flatMap(\.routers) + [topology.receiver]
+        [topology.sender] + (topology.access?.nodes ?? []) + topology.vnets.flatMap(\.routers) + [topology.receiver] + monitoring.nodes
     }
 
     public var receiverAddress: IPv4Address { IPv4Address(topology.receiverAddress)! }

@@ -24,9 +24,12 @@ public struct Topology: Codable, Sendable, Equatable {
     /// Provisioned access (`Access.swift`): one access link from the sender to an access router
     /// in front of every VNet, with a reservation per VNet; nil: a link per VNet, unshaped.
     public var access: Access?
+    /// Monitoring VNets (`Monitor.swift`): a monitoring node beside each watched router.
+    public var monitors: [Monitor]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, sender, receiver, access
+        case monitors = "monitor"
         case receiverAddress = "receiver_address"
         case vnets = "vnet"
         case classes = "class"
@@ -44,6 +47,7 @@ public struct Topology: Codable, Sendable, Equatable {
         classes = try c.decodeIfPresent([TrafficClass].self, forKey: .classes) ?? []
         defaultVNet = try c.decodeIfPresent(String.self, forKey: .defaultVNet)
         access = try c.decodeIfPresent(Access.self, forKey: .access)
+        monitors = try c.decodeIfPresent([Monitor].self, forKey: .monitors) ?? []
     }
 
     /// A traffic class: packets whose TT field carries `tt` (its DSCP: the TOS byte's top six
@@ -289,6 +293,13 @@ public struct Topology: Codable, Sendable, Equatable {
         } else if let vnet = vnets.first(where: { $0.reserve != nil }) {
             throw fail("VNet \(vnet.name): reserve needs an [access] section (the access link it reserves on)")
         }
+        var watched: Set<String> = []
+        for monitor in monitors {
+            do { try monitor.validate(vnets: vnets) } catch { throw fail("\(error)") }
+            for router in monitor.watched(in: vnets.first { $0.name == monitor.vnet }!) where !watched.insert(router).inserted {
+                throw fail("[[monitor]]: router '\(router)' is watched twice (one monitoring node per router)")
+            }
+        }
     }
 
     static func isNodeName(_ name: String) -> Bool {
@@ -363,6 +374,9 @@ extension Topology: KnownKeys {
         let vnet = KeySchema(VNet.CodingKeys.self, sections: ["link": link, "queue": queue])
         return KeySchema(
             CodingKeys.self,
-            sections: ["vnet": vnet, "class": KeySchema(keys: ["name", "tt", "vnet"]), "access": KeySchema(Access.CodingKeys.self)])
+            sections: [
+                "vnet": vnet, "class": KeySchema(keys: ["name", "tt", "vnet"]), "access": KeySchema(Access.CodingKeys.self),
+                "monitor": KeySchema(Monitor.CodingKeys.self),
+            ])
     }
 }

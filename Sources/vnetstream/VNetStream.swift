@@ -16,5 +16,8 @@ struct VNetStream: ParsableCommand {
             usage; 3 a target missed under --check; 128+N killed by signal N.
             """,
         version: "0.1.0 (libavformat \(VideoTraceExtractor.libraryVersion), \(String(cString: pcap_lib_version())))",
-        subcommands: [RunExperiment.self, Report.self, TraceCommand.self, Send.self, SendMarked.self, Recv.self, CaptureCommand.self, LabCommand.self])
+        subcommands: [
+            RunExperiment.self, Report.self, TraceCommand.self, Send.self, SendMarked.self, Recv.self, CaptureCommand.self, LabCommand.self,
+            MonitorCommand.self,
+        ])
 }
