@@ -26,8 +26,10 @@ extension Topology {
         /// How copies are made: `tc` (`mirred egress mirror` on a u32 filter on clsact) or
         /// `nft` (`dup to` in a netdev chain).
         public var method: Method?
-        /// The mirror links' rate, shaped with TBF at the router's end (default 1gbit): copies
-        /// beyond it are dropped there, counted, and never hold the router's own traffic.
+        /// The mirror links' rate, shaped with TBF at the router's end: copies beyond it are
+        /// dropped there, counted, and never hold the router's own traffic. Default: unshaped
+        /// (the veth's own `noqueue`), the cheapest copy: a TBF in the copies' path cost this
+        /// machine's router about a tenth of its forwarding rate at 64-byte packets.
         public var mirrorRate: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
@@ -64,7 +66,7 @@ extension Topology {
 
         public var directionOrDefault: Direction { direction ?? .in }
         public var methodOrDefault: Method { method ?? .tc }
-        public var mirrorLinkRate: BitRate { get throws { try BitRate(parsing: mirrorRate ?? "1gbit") } }
+        public var mirrorLinkRate: BitRate? { get throws { try mirrorRate.map(BitRate.init(parsing:)) } }
         public var filter: MirrorFilter { get throws { try MirrorFilter(parsing: traffic ?? "stream") } }
 
         /// The watched routers, in the chain's order.

@@ -27,7 +27,8 @@ public struct MonitorPlan: Sendable, Equatable {
         public var filter: MirrorFilter
         public var hooks: [MirrorHook]
         public var method: Topology.Monitor.Method
-        public var mirrorRate: BitRate
+        /// nil: the mirror link is not shaped.
+        public var mirrorRate: BitRate?
         /// Its own address on the monitoring VNet (its `up` port).
         public var address: IPv4Address
     }
@@ -87,7 +88,7 @@ public struct MonitorPlan: Sendable, Equatable {
             commands.append(["ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv6.conf.\(mir).disable_ipv6=1"])
             commands.append(["ip", "-n", router, "link", "set", "dev", mon, "up"])
             commands.append(["ip", "-n", node, "link", "set", "dev", mir, "up"])
-            commands.append(["tc", "-n", router, "qdisc", "add", "dev", mon, "root"] + Self.mirrorShaping(moni.mirrorRate))
+            if let rate = moni.mirrorRate { commands.append(["tc", "-n", router, "qdisc", "add", "dev", mon, "root"] + Self.mirrorShaping(rate)) }
             if moni.method == .tc {
                 for port in ports(moni.router) {
                     commands.append(["tc", "-n", router, "qdisc", "add", "dev", port, "clsact"])

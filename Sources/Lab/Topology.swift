@@ -137,6 +137,21 @@ public struct Topology: Codable, Sendable, Equatable {
             case deadS = "dead_s"
             case links = "link"
         }
+
+        /// A VNet of one router (ingress and egress at once) has no links.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            name = try c.decode(String.self, forKey: .name)
+            tun = try c.decode(String.self, forKey: .tun)
+            helloS = try c.decode(Int.self, forKey: .helloS)
+            deadS = try c.decode(Int.self, forKey: .deadS)
+            routers = try c.decode([String].self, forKey: .routers)
+            ingress = try c.decode(String.self, forKey: .ingress)
+            egress = try c.decode(String.self, forKey: .egress)
+            links = try c.decodeIfPresent([Link].self, forKey: .links) ?? []
+            queue = try c.decodeIfPresent(QueuePolicy.self, forKey: .queue)
+            reserve = try c.decodeIfPresent(String.self, forKey: .reserve)
+        }
     }
 
     /// A link between two routers of a VNet, as `node:interface` endpoints (containerlab's way).

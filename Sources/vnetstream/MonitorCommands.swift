@@ -6,6 +6,7 @@ import Foundation
 import Lab
 import Monitoring
 import Packets
+import Pacing
 import RunRecords
 
 /// SIGINT and SIGTERM as a flag a loop polls: the loop ends cleanly and says what it did.
@@ -45,7 +46,7 @@ struct MonitorCommand: ParsableCommand {
             monitoring node, `collect` in the collector; `locate` joins what they kept with the \
             sender's and receiver's packet logs. `vnetstream run` starts them itself.
             """,
-        subcommands: [Watch.self, Collect.self, Locate.self])
+        subcommands: [Watch.self, Collect.self, Locate.self, Counters.self])
 
     struct Watch: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -190,6 +191,45 @@ struct MonitorCommand: ParsableCommand {
                 output.say(
                     "path \(path.path): sent \(path.sent), received \(path.received), located \(path.located)"
                         + (path.unchained > 0 ? ", \(path.unchained) unchained" : ""))
+            }
+        }
+    }
+}
+
+extension MonitorCommand {
+    struct Counters: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sample an interface's packet counters every --interval into a CSV file (a router's forwarding rate).",
+            discussion: "Reads sysfs in this network namespace, on CLOCK_MONOTONIC. Stops after --seconds or on SIGINT/SIGTERM.")
+
+        @Option(help: ArgumentHelp("The interface.", valueName: "interface"))
+        var interface: String
+
+        @Option(help: ArgumentHelp("The CSV file to write.", valueName: "file"))
+        var csv: String
+
+        @Option(help: ArgumentHelp("Time between samples.", valueName: "time"), transform: timeSeconds)
+        var interval: Double = 1
+
+        @Option(help: ArgumentHelp("Stop after this long.", valueName: "time"), transform: timeSeconds)
+        var seconds: Double = 60
+
+        func validate() throws {
+            if !(interval >= 0.01) { throw ValidationError("--interval must be at least 10ms.") }
+            if !(seconds > 0) || seconds > 86400 { throw ValidationError("--seconds must be above 0 and at most 86400.") }
+        }
+
+        func run() throws {
+            let stop = StopRequest()
+            let file = try LineFile(path: csv)
+            defer { file.close() }
+            file.write(CounterSample.csvHeader)
+            let start = MonotonicClock.now()
+            var next = start
+            while !stop.isRequested && MonotonicClock.now() < start + UInt64(seconds * 1e9) {
+                Pacer.wait(until: next)
+                file.write(try CounterSample.read(interface, at: Double(MonotonicClock.now()) / 1e9).csvRow)
+                next += UInt64(interval * 1e9)
             }
         }
     }

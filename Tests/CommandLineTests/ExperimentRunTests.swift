@@ -232,5 +232,30 @@ struct ExperimentRunTests {
         #expect(results.classes.values.allSatisfy { $0.values.allSatisfy { $0.drops == 0 } }, "\(results.classes)")
         #expect(FileManager.default.fileExists(atPath: out + "/plots/access-access-isolation.png"))
     }
+
+    @Test("shortened monitoring overhead (Fig. 5, 8 s phases): every phase forwards, each monitored phase's Moni takes copies and says what it dropped; the box plot is drawn")
+    func shortenedMonitoringOverhead() throws {
+        let directory = try makeTemporaryDirectory("vnetstream-overhead")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let full = try String(contentsOfFile: repositoryRoot + "/Experiments/monitoring-overhead.toml", encoding: .utf8)
+        let short = full.replacingOccurrences(of: "topologies/forwarding-one.toml", with: repositoryRoot + "/Experiments/topologies/forwarding-one.toml")
+            .replacingOccurrences(of: "phase_s = 60", with: "phase_s = 8")
+        let file = try writeFile(directory, "short.toml", short)
+        let out = directory + "/out"
+        // Without --check: the 5 % targets are the benchmark's to report (scripts/bench monitoring).
+        let run = try runProcess([vnetstreamBinary, "run", file, "--out", out])
+        try #require(run.status == 0, "\(run.summary)")
+        let results = try MonitorOverheadResults.load(out + "/results.json")
+        #expect(results.phases.map(\.phase) == ["baseline", "tc", "nft", "overloaded"])
+        for phase in results.phases {
+            #expect(phase.kppsPerSecond.count >= 3, "\(phase.phase): \(phase.kppsPerSecond)")
+            #expect((phase.median ?? 0) > 5, "\(phase.phase) forwarded: \(phase.kppsPerSecond)")
+            if phase.phase != "baseline" {
+                #expect((phase.copies ?? 0) > 10_000, "\(phase.phase): its Moni took copies: \(phase)")
+                #expect(phase.copiesDroppedByKernel != nil && phase.moniCPUS != nil)
+            }
+        }
+        #expect(FileManager.default.fileExists(atPath: out + "/plots/monitoring-overhead.png"))
+    }
 }
 

@@ -27,7 +27,8 @@ struct MonitorPlanTests {
         let commands = monitoring.buildCommands(ports: plan.routerInterfaces(of:), namespace: plan.namespace)
         let text = commands.map { $0.joined(separator: " ") }
         #expect(text.contains("tc -n vlm1-r2 filter add dev r1 ingress protocol ip pref 10 u32 match ip protocol 17 0xff match u32 0x564e0301 0xffffffff at 28 action mirred egress mirror dev mon"))
-        #expect(text.contains("tc -n vlm1-r1 qdisc add dev mon root tbf rate 1000000000bit burst 250000 limit 2750000"))
+        #expect(text.contains("tc -n vlm1-q1 qdisc add dev mon root tbf rate 300000bit burst 65536 limit 131072"))
+        #expect(!text.contains { $0.contains("vlm1-r1 qdisc add dev mon") }, "unshaped unless mirror_rate says")
         #expect(!text.contains { $0.contains("vlm1-q1 filter") }, "the nft method adds no tc filter")
         #expect(!text.contains { $0.contains("addr add") && $0.contains("dev mon") }, "the router's mirror port has no address")
         #expect(text.filter { $0.contains("route add default") }.count == 5)
