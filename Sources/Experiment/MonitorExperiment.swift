@@ -99,28 +99,26 @@ public struct MonitorExperiment: ExperimentKind {
         let out = context.out
         for folder in [Self.monitorFolder(out), "\(out)/captures"] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         let receiver = "\(topology.receiverAddress):\(Self.port)"
-        let limit = String(Int(timeLimitS(runs: 1) + file.startLeadS + 30))
+        let limit = (timeLimitS(runs: 1) + file.startLeadS + 30).rounded()
         return [
             LabRun(name: file.name, folder: out, topology: topology, topologyFile: topologyFile, schedule: schedule) { [file, topology] lab, start in
                 let plan = lab.plan
                 let monitoring = plan.monitoring
-                let collector = monitoring.collector!.description
                 // Monis first: they are stopped in this order, and each sends its last summary
                 // to the collector before the collector stops.
                 var processes: [RunProcess] = try monitoring.monis.map { moni in
-                    let ports = try lab.monitorPorts(router: moni.router)
-                    return RunProcess(
+                    RunProcess(
                         name: moni.node, node: moni.node,
-                        arguments: ["monitor", "watch", "--node", moni.node, "--router", moni.router, "--vnet", topology.vnets[moni.vnet].name,
-                            "--filter", moni.filter.bpf, "--collector", collector, "--interval", decimal(file.intervalS, 3), "--duration", limit,
-                            "--json-file", "\(Self.monitorFolder(out))/\(moni.node).json"] + ports.flatMap { ["--port", $0] },
+                        arguments: try lab.monitorWatchArguments(
+                            moni, intervalS: file.intervalS, durationS: limit, json: "\(Self.monitorFolder(out))/\(moni.node).json"),
                         role: .listener, ending: .whenOthersEnd)
                 }
                 processes.append(
                     RunProcess(
                         name: "collector", node: MonitorPlan.collectorNode,
-                        arguments: ["monitor", "collect", "--listen", collector, "--out", "\(Self.monitorFolder(out))/records.jsonl", "--duration", limit,
-                            "--linger", "1", "--json-file", "\(Self.monitorFolder(out))/collector.json"], role: .listener, ending: .whenOthersEnd))
+                        arguments: lab.collectorArguments(
+                            records: "\(Self.monitorFolder(out))/records.jsonl", durationS: limit, json: "\(Self.monitorFolder(out))/collector.json"),
+                        role: .listener, ending: .whenOthersEnd))
                 // libpcap on every production port: what arrives there, media packets only.
                 for router in plan.routers {
                     for port in plan.routerInterfaces(of: router) {
@@ -128,7 +126,7 @@ public struct MonitorExperiment: ExperimentKind {
                             RunProcess(
                                 name: "capture-\(router)-\(port)", node: router,
                                 arguments: CaptureInvocation(
-                                    interface: port, pcap: Self.capturePath(out, "\(router):\(port)"), filter: MirrorFilter.stream.bpf, seconds: Int(limit)!,
+                                    interface: port, pcap: Self.capturePath(out, "\(router):\(port)"), filter: MirrorFilter.stream.bpf, seconds: Int(limit),
                                     snaplen: 128, buffered: true
                                 ).arguments, role: .listener, ending: .whenOthersEnd))
                     }

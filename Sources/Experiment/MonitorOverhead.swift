@@ -85,7 +85,7 @@ public struct MonitorOverheadExperiment: ExperimentKind {
     public var startLeadS: Double { file.startLeadS }
     public var staggerS: Double { file.phaseS + Self.gapS }
     public var streamS: Double { file.phaseS }
-    public func timeLimitS(runs: Int) -> Double { file.phaseS + Self.gapS * 2 + 60 }
+    public func timeLimitS(runs: Int) -> Double { staggerS * Double(runs) + 60 }
 
     var router: String { topology.vnets[0].routers[0] }
 
@@ -135,19 +135,16 @@ public struct MonitorOverheadExperiment: ExperimentKind {
                             decimal(timeLimitS(runs: 1) + staggerS * Double(file.phases.count), 0)], role: .listener, ending: .whenOthersEnd),
                 ]
                 if let moni = plan.monitoring.monis.first {
-                    let collector = plan.monitoring.collector!.description
                     processes.append(
                         RunProcess(
                             name: "monitor", node: moni.node,
-                            arguments: ["-c", last, context.binary, "monitor", "watch", "--node", moni.node, "--router", moni.router, "--vnet",
-                                topology.vnets[0].name, "--filter", moni.filter.bpf, "--collector", collector, "--duration", "3600",
-                                "--json-file", "\(folder)/monitor.json"] + ports.sorted { $0.key < $1.key }.flatMap { ["--port", "\($0.key)=\($0.value)"] },
+                            arguments: ["-c", last, context.binary] + (try lab.monitorWatchArguments(moni, json: "\(folder)/monitor.json")),
                             role: .listener, ending: .whenOthersEnd, program: "taskset"))
                     processes.append(
                         RunProcess(
                             name: "collector", node: MonitorPlan.collectorNode,
-                            arguments: ["monitor", "collect", "--listen", collector, "--out", "\(folder)/records.jsonl", "--duration", "3600",
-                                "--json-file", "\(folder)/collector.json"], role: .listener, ending: .whenOthersEnd))
+                            arguments: lab.collectorArguments(records: "\(folder)/records.jsonl", json: "\(folder)/collector.json"),
+                            role: .listener, ending: .whenOthersEnd))
                 }
                 if phase == .overloaded, let moni = plan.monitoring.monis.first {
                     processes.append(

@@ -43,3 +43,20 @@ extension Topology.Monitor {
     /// Its keys, for files that carry `[[monitor]]` sections of their own.
     public static var keySchema: KeySchema { KeySchema(CodingKeys.self) }
 }
+
+extension Lab {
+    /// `vnetstream` arguments that run `moni`'s node (`monitor watch`), with the ports of the
+    /// router it watches read from the kernel now.
+    public func monitorWatchArguments(_ moni: MonitorPlan.Moni, intervalS: Double = 1, durationS: Double = 3600, json: String? = nil) throws -> [String] {
+        let collector = plan.monitoring.collector!.description
+        return ["monitor", "watch", "--node", moni.node, "--router", moni.router, "--vnet", plan.topology.vnets[moni.vnet].name,
+            "--filter", moni.filter.bpf, "--collector", collector, "--interval", String(intervalS), "--duration", String(durationS)]
+            + (json.map { ["--json-file", $0] } ?? []) + (try monitorPorts(router: moni.router)).flatMap { ["--port", $0] }
+    }
+
+    /// `vnetstream` arguments that run the collector (`monitor collect`) into `records`.
+    public func collectorArguments(records: String, durationS: Double = 3600, json: String? = nil) -> [String] {
+        ["monitor", "collect", "--listen", plan.monitoring.collector!.description, "--out", records, "--duration", String(durationS), "--linger", "1"]
+            + (json.map { ["--json-file", $0] } ?? [])
+    }
+}

@@ -29,9 +29,10 @@ public struct MirrorObserver: Sendable {
         }
     }
 
+    /// Keys by port index and hook (no strings hashed per copy: a Moni takes 100,000s a second).
     struct FlowKey: Hashable {
-        var port: String
-        var hook: String
+        var port: Int
+        var inbound: Bool
         var source: UInt32
         var destination: UInt32
         var sourcePort: UInt16
@@ -41,8 +42,8 @@ public struct MirrorObserver: Sendable {
     }
 
     struct SeenKey: Hashable {
-        var port: String
-        var hook: String
+        var port: Int
+        var inbound: Bool
         var stream: UInt32
         var path: UInt8
     }
@@ -66,20 +67,22 @@ public struct MirrorObserver: Sendable {
         self.startS = startS
     }
 
-    /// Which port a frame crossed, and how: `in` when it is addressed to the port, `out` when
-    /// it comes from it.
-    func port(of frame: UnsafeRawBufferPointer) -> (String, String)? {
-        for port in ports {
-            if (0..<6).allSatisfy({ frame[$0] == port.mac[$0] }) { return (port.name, "in") }
-            if (0..<6).allSatisfy({ frame[6 + $0] == port.mac[$0] }) { return (port.name, "out") }
+    /// Which port a frame crossed (its index), and how: inbound when it is addressed to the
+    /// port, outbound when it comes from it.
+    func port(of frame: UnsafeRawBufferPointer) -> (Int, Bool)? {
+        for (index, port) in ports.enumerated() {
+            if (0..<6).allSatisfy({ frame[$0] == port.mac[$0] }) { return (index, true) }
+            if (0..<6).allSatisfy({ frame[6 + $0] == port.mac[$0] }) { return (index, false) }
         }
         return nil
     }
 
+    static func hook(_ inbound: Bool) -> String { inbound ? "in" : "out" }
+
     /// Takes one copied Ethernet frame (as many bytes as were captured).
     public mutating func observe(frame: UnsafeRawBufferPointer) {
         copies += 1
-        guard frame.count >= 34, frame[12] == 0x08, frame[13] == 0x00, frame[14] >> 4 == 4, let (port, hook) = port(of: frame) else {
+        guard frame.count >= 34, frame[12] == 0x08, frame[13] == 0x00, frame[14] >> 4 == 4, let (port, inbound) = port(of: frame) else {
             unattributed += 1
             return
         }
@@ -89,7 +92,7 @@ public struct MirrorObserver: Sendable {
         func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) << 16 | UInt32(u16(at + 2)) }
         let proto = ip[9]
         var key = FlowKey(
-            port: port, hook: hook, source: u32(12), destination: u32(16), sourcePort: 0, destinationPort: 0, proto: proto, dscp: ip[1] >> 2)
+            port: port, inbound: inbound, source: u32(12), destination: u32(16), sourcePort: 0, destinationPort: 0, proto: proto, dscp: ip[1] >> 2)
         let hasPorts = (proto == 6 || proto == 17) && ip.count >= headerBytes + 4
         if hasPorts {
             key.sourcePort = u16(headerBytes)
@@ -98,7 +101,7 @@ public struct MirrorObserver: Sendable {
         flows[key, default: (0, 0)].packets += 1
         flows[key, default: (0, 0)].bytes += Int(u16(2))
         if let header = Self.media(inIPv4: ip) {
-            seen[SeenKey(port: port, hook: hook, stream: header.streamID, path: header.pathID), default: []].append(header.pathSequence)
+            seen[SeenKey(port: port, inbound: inbound, stream: header.streamID, path: header.pathID), default: []].append(header.pathSequence)
         }
     }
 
@@ -116,11 +119,11 @@ public struct MirrorObserver: Sendable {
         func endpoint(_ address: UInt32, _ port: UInt16) -> String { "\(IPv4Address(address)):\(port)" }
         let flowCounts = flows.map { key, count in
             FlowCount(
-                port: key.port, hook: key.hook, source: endpoint(key.source, key.sourcePort), destination: endpoint(key.destination, key.destinationPort),
+                port: ports[key.port].name, hook: Self.hook(key.inbound), source: endpoint(key.source, key.sourcePort), destination: endpoint(key.destination, key.destinationPort),
                 proto: key.proto, dscp: key.dscp, packets: count.packets, bytes: count.bytes)
         }.sorted { ($0.port, $0.hook, $0.source, $0.destination) < ($1.port, $1.hook, $1.source, $1.destination) }
         let seenRanges = seen.map { key, numbers in
-            SeenRanges(port: key.port, hook: key.hook, stream: key.stream, path: key.path, ranges: SeenRanges.ranges(of: numbers))
+            SeenRanges(port: ports[key.port].name, hook: Self.hook(key.inbound), stream: key.stream, path: key.path, ranges: SeenRanges.ranges(of: numbers))
         }.sorted { ($0.port, $0.hook, $0.stream, $0.path) < ($1.port, $1.hook, $1.stream, $1.path) }
         let summary = MirrorSummary(
             node: node, router: router, vnet: vnet, interval: interval, startS: startS, endS: endS, flows: flowCounts, seen: seenRanges,

@@ -94,8 +94,8 @@ struct MonitorCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Keep a rolling pcap of the copies: files BASE.N.pcap.", valueName: "base"))
         var pcap: String?
 
-        @Option(help: ArgumentHelp("Megabytes per rolling pcap file.", valueName: "mb"))
-        var pcapMB: Int = 16
+        @Option(help: ArgumentHelp("Megabytes per rolling pcap file (0.1: 100 kB).", valueName: "mb"))
+        var pcapMB: Double = 16
 
         @Option(help: ArgumentHelp("Rolling pcap files kept.", valueName: "n"))
         var pcapFiles: Int = 4
@@ -106,7 +106,7 @@ struct MonitorCommand: ParsableCommand {
             if !(interval >= 0.05) || interval > 3600 { throw ValidationError("--interval must be 50ms to 1h.") }
             if !(duration > 0) { throw ValidationError("--duration must be positive.") }
             if ports.isEmpty { throw ValidationError("--port: name at least one port of the router.") }
-            if pcapMB < 1 || pcapFiles < 1 { throw ValidationError("--pcap-mb and --pcap-files must be at least 1.") }
+            if !(pcapMB >= 0.01) || pcapFiles < 1 { throw ValidationError("--pcap-mb must be at least 0.01 and --pcap-files at least 1.") }
         }
 
         func run() throws {
@@ -115,7 +115,7 @@ struct MonitorCommand: ParsableCommand {
                 .init(
                     node: node, router: router, vnet: vnet, interface: interface, ports: ports, filter: filter, collector: collector,
                     intervalS: interval, durationS: duration,
-                    ring: pcap.map { InterfaceCapture.PcapRing(base: $0, fileBytes: Int64(pcapMB) << 20, files: pcapFiles) }, snaplen: 256),
+                    ring: pcap.map { InterfaceCapture.PcapRing(base: $0, fileBytes: Int64(pcapMB * 1_048_576), files: pcapFiles) }, snaplen: 256),
                 stop: { stop.isRequested })
             try output.emit(totals)
             output.say(

@@ -34,7 +34,9 @@ struct MonitorLabTests {
                 try BackgroundProcess(
                     exec(moni.node, ["monitor", "watch", "--node", moni.node, "--router", moni.router, "--vnet", plan.topology.vnets[moni.vnet].name,
                         "--filter", moni.filter.bpf, "--collector", plan.monitoring.collector!.description, "--interval", "1", "--duration", "60",
-                        "--json-file", "\(directory)/\(moni.node).json"] + ports.flatMap { ["--port", $0] })))
+                        "--json-file", "\(directory)/\(moni.node).json"] + ports.flatMap { ["--port", $0] }
+                        // The first keeps a rolling pcap: files of 20 kB, the last two kept.
+                        + (moni.router == "r1" ? ["--pcap", directory + "/ring", "--pcap-mb", "0.02", "--pcap-files", "2"] : []))))
         }
         // libpcap on every production port (what arrives there) and at the receiver.
         let media = MirrorFilter.stream.bpf
@@ -106,6 +108,12 @@ struct MonitorLabTests {
         let q1 = try JSONDecoder().decode(MonitorNode.Totals.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/mon_q1.json")))
         #expect(q1.copies > 0 && q1.copies < 2 * pair.sent, "q1's Moni saw some of both hooks' copies, not all: \(q1)")
         #expect(arrived["q2:q1"] == pair.sent, "every packet of the pair reached q2")
+        // r1's rolling pcap: about 60 kB of copies (256 bytes of each) in files of 20 kB; the last two are kept,
+        // each a whole pcap file, and they hold the latest copies.
+        let ring = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("ring.") }.sorted()
+        #expect(ring.count == 2, "\(ring)")
+        let kept = try ring.map { try PcapFile.ipv4Packets("\(directory)/\($0)").count }
+        #expect(kept.allSatisfy { $0 > 0 } && kept.reduce(0, +) < chain.sent, "\(ring): \(kept) packets of \(chain.sent)")
         lab.down()
         #expect(try leftovers(id).isEmpty)
     }
