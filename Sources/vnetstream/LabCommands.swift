@@ -27,11 +27,6 @@ func onInterrupt(_ cleanup: @escaping @Sendable () -> Void) -> [DispatchSourceSi
     }
 }
 
-/// `text` as one shell word: quoted when it holds anything a shell would read.
-func shellQuoted(_ text: String) -> String {
-    text.allSatisfy({ $0.isLetter || $0.isNumber || "-_./:=@,+".contains($0) }) && !text.isEmpty ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
-}
-
 struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
@@ -136,19 +131,7 @@ extension LabCommand {
             _ = guards
             try output.emit(Started(runID: lab.runID, shaper: lab.shaper.rawValue, ospfConvergedS: converged.map { ($0 * 1000).rounded() / 1000 }))
             output.say("lab \(lab.runID) is up (shaper \(lab.shaper.rawValue)); remove it with: vnetstream lab down --id \(lab.runID)")
-            if !lab.plan.monitoring.monis.isEmpty {
-                // The monitoring nodes' processes are the user's to start (an experiment starts its own).
-                let records = "\(lab.directory)/monitor-records.jsonl"
-                let binary = Bundle.main.executablePath ?? "vnetstream"
-                func line(_ node: String, _ argv: [String]) -> String {
-                    "  \(shellQuoted(binary)) lab exec --id \(lab.runID) \(node) " + ([binary] + argv).map(shellQuoted).joined(separator: " ") + " &"
-                }
-                let count = lab.plan.monitoring.monis.count
-                output.say("monitoring: \(count) monitoring node\(count == 1 ? "" : "s"); start the collector and each node with:")
-                output.say(line(MonitorPlan.collectorNode, lab.collectorArguments(records: records)))
-                for moni in lab.plan.monitoring.monis { output.say(line(moni.node, try lab.monitorWatchArguments(moni))) }
-                output.say("  then: vnetstream monitor locate --id \(lab.runID) --records \(records)")
-            }
+            for line in try monitoringHint(lab) { output.say(line) }
         }
     }
 

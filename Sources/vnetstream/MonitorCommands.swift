@@ -239,3 +239,25 @@ func endpoint(_ text: String) throws -> UDPEndpoint {
     guard let endpoint = UDPEndpoint(text) else { throw ValidationError("'\(text)' is not ADDRESS:PORT") }
     return endpoint
 }
+
+/// `text` as one shell word: quoted when it holds anything a shell would read.
+func shellQuoted(_ text: String) -> String {
+    text.allSatisfy({ $0.isLetter || $0.isNumber || "-_./:=@,+".contains($0) }) && !text.isEmpty ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+/// What `lab up` says of a lab with monitors: the commands that start its collector and its
+/// monitoring nodes (their processes are the user's to start; an experiment starts its own).
+func monitoringHint(_ lab: Lab) throws -> [String] {
+    guard !lab.plan.monitoring.monis.isEmpty else { return [] }
+    let records = "\(lab.directory)/monitor-records.jsonl"
+    let binary = Bundle.main.executablePath ?? "vnetstream"
+    func line(_ node: String, _ argv: [String]) -> String {
+        "  \(shellQuoted(binary)) lab exec --id \(lab.runID) \(node) " + ([binary] + argv).map(shellQuoted).joined(separator: " ") + " &"
+    }
+    let count = lab.plan.monitoring.monis.count
+    var lines = ["monitoring: \(count) monitoring node\(count == 1 ? "" : "s"); start the collector and each node with:"]
+    lines.append(line(MonitorPlan.collectorNode, lab.collectorArguments(records: records)))
+    for moni in lab.plan.monitoring.monis { lines.append(line(moni.node, try lab.monitorWatchArguments(moni))) }
+    lines.append("  then: \(shellQuoted(binary)) monitor locate --id \(lab.runID) --records \(records)")
+    return lines
+}
