@@ -69,6 +69,8 @@ let package = Package(
         .systemLibrary(
             name: "CPcap", pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]),
+        // Voice quality: the E-model of ITU-T G.107 (R and MOS from delay and packet loss). Pure.
+        .target(name: "VoiceQuality"),
         // The command-line tool: thin, declarative, on top of the modules above.
         .executableTarget(
             name: "vnetstream",
@@ -90,6 +92,7 @@ let package = Package(
             name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control", "Traces", "Monitoring"],
             exclude: ["Fixtures"]),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming", "Control", "Packets", "Splitting", "RunRecords"]),
+        .testTarget(name: "VoiceQualityTests", dependencies: ["VoiceQuality"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.
         .testTarget(

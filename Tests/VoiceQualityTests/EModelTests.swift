@@ -1,0 +1,70 @@
+import Testing
+
+@testable import VoiceQuality
+
+@Suite("The E-model (ITU-T G.107) as pure units")
+struct EModelTests {
+    @Test("every default: R = 93.2 and MOS 4.41, as G.107 states; the parts as its equations give them")
+    func defaults() {
+        let model = EModel()
+        #expect(abs(model.r - 93.2) < 0.01, "R \(model.r)")
+        #expect(abs(model.mos - 4.41) < 0.005, "MOS \(model.mos)")
+        #expect(abs(model.ro - 94.7688) < 0.001)
+        #expect(abs(model.isFactor - 1.4136) < 0.001)
+        #expect(abs(model.id - 0.1490) < 0.001, "no delay: only listener echo")
+        #expect(model.idd == 0 && model.ieEff == 0)
+    }
+
+    /// G.711 with concealment (Bpl 25.1), mouth-to-ear delay (the echo path's the same, the
+    /// listener loop twice it), loss and burstiness: R from G.107's equations, worked by a
+    /// second implementation typed apart from this one, and at 200 ms by hand (Idte 3.57,
+    /// Idle 0.94, Idd 3.04: X = lg 2 / lg 2 = 1, 25 (2^(1/6) - 3 (1 + 3^-6)^(1/6) + 2)).
+    @Test("R with delay, loss and bursts matches G.107's equations to 0.01", arguments: [
+        (50.0, 0.0, 1.0, 91.7562), (150, 0, 1, 89.5391), (200, 0, 1, 85.8047), (300, 1, 1, 69.0265), (400, 2, 2, 54.9671), (100, 5, 1, 74.8830),
+    ])
+    func rating(_ point: (Double, Double, Double, Double)) {
+        let model = EModel.g711(oneWayMs: point.0, lossPct: point.1, burstR: point.2)
+        #expect(abs(model.r - point.3) < 0.01, "\(point): R \(model.r)")
+    }
+
+    @Test("the delay and loss parts on their own: Idd 0 up to 100 ms then G.107's curve; Ie,eff = Ie + (95 - Ie) Ppl / (Ppl/BurstR + Bpl)")
+    func parts() {
+        #expect(EModel.g711(oneWayMs: 100, lossPct: 0).idd == 0)
+        #expect(abs(EModel.g711(oneWayMs: 200, lossPct: 0).idd - 3.0444) < 0.001)
+        #expect(abs(EModel.g711(oneWayMs: 400, lossPct: 0).idd - 24.0701) < 0.001)
+        let at200 = EModel.g711(oneWayMs: 200, lossPct: 0)
+        #expect(abs(at200.idte - 3.5708) < 0.001 && abs(at200.idle - 0.9353) < 0.001)
+        #expect(abs(EModel.g711(oneWayMs: 0, lossPct: 1).ieEff - 95 / 26.1) < 1e-9)
+        #expect(abs(EModel.g711(oneWayMs: 0, lossPct: 2, burstR: 2).ieEff - 190 / 26.1) < 1e-9)
+        #expect(abs(EModel.g711(oneWayMs: 0, lossPct: 1, concealment: false).ieEff - 95 / 5.3) < 1e-9, "no concealment: Bpl 4.3")
+        #expect(EModel.g711(oneWayMs: 0, lossPct: 3).r < EModel.g711(oneWayMs: 0, lossPct: 1).r)
+    }
+
+    @Test("R to MOS: 1 at or below 0, 4.5 at or above 100, G.107's cubic between, never below the scale's 1")
+    func mos() {
+        #expect(EModel.mos(r: -5) == 1 && EModel.mos(r: 0) == 1)
+        #expect(EModel.mos(r: 120) == 4.5)
+        #expect(abs(EModel.mos(r: 50) - 2.575) < 1e-9)
+        #expect(abs(EModel.mos(r: 80) - 4.024) < 1e-9)
+        // The cubic dips to 0.99 below R = 6.5; MOS keeps the scale's floor there.
+        #expect(EModel.mos(r: 5) == 1)
+        let values = stride(from: 10.0, through: 100, by: 5).map(EModel.mos)
+        #expect(zip(values, values.dropFirst()).allSatisfy { $0 < $1 }, "rises with R")
+    }
+
+    @Test("the loss pattern: random loss has BurstR near 1, one burst of three in 100 packets 1/(p + q) = 2.91, no loss 1")
+    func lossPattern() {
+        #expect(LossPattern(played: Array(repeating: true, count: 50)) == LossPattern(packets: 50, lost: 0, burstR: 1))
+        var burst = Array(repeating: true, count: 100)
+        burst[40] = false
+        burst[41] = false
+        burst[42] = false
+        let pattern = LossPattern(played: burst)
+        #expect(pattern.lost == 3 && pattern.lossPct == 3)
+        // p = 1 of the 96 found packets that have a next went on to a lost one; q = 1 of the 3 lost ones to a found one.
+        #expect(abs(pattern.burstR - 1 / (1.0 / 96 + 1.0 / 3)) < 1e-9)
+        // Every tenth packet lost: p = 1/9 of found ones, q = 1: BurstR = 0.9, below 1 (sparser than random).
+        let spread = (0..<1000).map { $0 % 10 != 9 }
+        #expect(abs(LossPattern(played: spread).burstR - 0.9) < 0.01)
+    }
+}
