@@ -71,12 +71,15 @@ let package = Package(
             providers: [.apt(["libpcap-dev"])]),
         // Voice quality: the E-model of ITU-T G.107 (R and MOS from delay and packet loss). Pure.
         .target(name: "VoiceQuality"),
+        // A voice call: G.711 over RTP (RFC 3550), the receiver's statistics, jitter and playout
+        // buffer, and the E-model's R and MOS per bin. Pure.
+        .target(name: "Voice", dependencies: ["VoiceQuality"]),
         // The command-line tool: thin, declarative, on top of the modules above.
         .executableTarget(
             name: "vnetstream",
             dependencies: [
                 "Traces", "VideoTraces", "Units", "CPcap", "Capture", "Streaming", "Packets", "Splitting", "Control", "Pacing", "Lab", "Experiment",
-                "RunRecords", "Accounting", "Devices", "Monitoring",
+                "RunRecords", "Accounting", "Devices", "Monitoring", "Voice",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).
@@ -92,10 +95,10 @@ let package = Package(
             name: "LabTests", dependencies: ["Lab", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control", "Traces", "Monitoring"],
             exclude: ["Fixtures"]),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming", "Control", "Packets", "Splitting", "RunRecords"]),
-        .testTarget(name: "VoiceQualityTests", dependencies: ["VoiceQuality"]),
+        .testTarget(name: "VoiceQualityTests", dependencies: ["VoiceQuality", "Voice"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.
         .testTarget(
-            name: "CommandLineTests", dependencies: ["vnetstream", "Experiment", "Traces", "TestSupport", "Streaming", "Accounting", "RunRecords", "Control"]),
+            name: "CommandLineTests", dependencies: ["vnetstream", "Experiment", "Traces", "TestSupport", "Streaming", "Accounting", "RunRecords", "Control", "Voice"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Testing
 
+import Voice
 @testable import VoiceQuality
 
 @Suite("The E-model (ITU-T G.107) as pure units")
@@ -66,5 +67,71 @@ struct EModelTests {
         // Every tenth packet lost: p = 1/9 of found ones, q = 1: BurstR = 0.9, below 1 (sparser than random).
         let spread = (0..<1000).map { $0 % 10 != 9 }
         #expect(abs(LossPattern(played: spread).burstR - 0.9) < 0.01)
+    }
+}
+
+@Suite("A voice call's receiver statistics as pure units")
+struct VoiceAccountingTests {
+    /// A call of `count` packets sent 20 ms apart from t = 1 s, each arriving `delayMs(index)`
+    /// later (nil: lost), in arrival order.
+    func call(_ count: Int, sequence: UInt16 = 65_500, delayMs: (Int) -> Double?) -> VoiceAccounting {
+        var accounting = VoiceAccounting()
+        var arrivals: [(UInt64, RTPHeader, UInt64)] = []
+        for index in 0..<count {
+            guard let delay = delayMs(index) else { continue }
+            let sent = UInt64(1e9) + UInt64(index) * 20_000_000
+            let header = RTPHeader(payloadType: 0, sequence: sequence &+ UInt16(index), timestamp: 1000 &+ UInt32(index * 160), ssrc: 9)
+            arrivals.append((sent + UInt64(delay * 1e6), header, sent))
+        }
+        for (at, header, sent) in arrivals.sorted(by: { $0.0 < $1.0 }) { accounting.arrived(header, sendNanoseconds: sent, arrivalNanoseconds: at) }
+        return accounting
+    }
+
+    @Test("RTP's fixed header round-trips, version 2, payload type 0; a G.711 packet is 172 bytes and carries its send time")
+    func rtp() throws {
+        let packet = G711Voice.packet(index: 3, ssrc: 0xDEAD_BEEF, firstSequence: 65_534, firstTimestamp: 10, sendNanoseconds: 123_456_789)
+        #expect(packet.count == 172 && packet[0] == 0x80 && packet[1] == 0)
+        let (header, offset) = try #require(RTPHeader.decode(packet))
+        #expect(header == RTPHeader(payloadType: 0, sequence: 1, timestamp: 490, ssrc: 0xDEAD_BEEF))
+        #expect(G711Voice.sendNanoseconds(payload: packet[offset...]) == 123_456_789)
+        #expect(RTPHeader.decode([0x40] + Array(repeating: 0, count: 20)) == nil, "version 1 is not RTP")
+    }
+
+    @Test("a clean call across a sequence wrap: nothing lost, jitter 0, R about 93 with a 60 ms buffer")
+    func clean() {
+        let report = call(1000) { _ in 30 }.report(binS: 10, playoutMs: 60)
+        #expect(report.expected == 1000 && report.received == 1000 && report.lost == 0 && report.late == 0)
+        #expect(report.jitterMs < 1e-6)
+        #expect(report.bins.count == 2 && report.bins.allSatisfy { $0.expected == 500 })
+        // Mouth to ear: 30 ms network + 60 ms buffer + 20 ms packetisation.
+        #expect(abs((report.whole?.mouthToEarMs ?? 0) - 110) < 0.001)
+        #expect(abs((report.whole?.r ?? 0) - EModel.g711(oneWayMs: 110, lossPct: 0).r) < 1e-9 && (report.whole?.mos ?? 0) > 4.3)
+    }
+
+    @Test("lost and late: 2 % lost, a delay spike past the buffer makes late packets, both count in Ppl; jitter follows RFC 3550")
+    func lossAndLate() {
+        // Every 50th packet lost; packets 500-509 delayed 150 ms (a 60 ms buffer after a 30 ms first packet holds 90 ms).
+        let accounting = call(1000) { index in index % 50 == 7 ? nil : ((500..<510).contains(index) ? 150 : 30) }
+        let report = accounting.report(binS: 10, playoutMs: 60)
+        // 507 is among the lost, so 9 are late.
+        #expect(report.lost == 20 && report.late == 9)
+        #expect(report.bins[0].late == 0 && report.bins[1].late == 9)
+        #expect(abs(report.bins[1].pplPct - 19.0 / 5) < 1e-9, "10 lost and 9 late of 500")
+        #expect(report.bins[1].mos < report.bins[0].mos)
+        #expect(report.jitterMs > 0)
+        // A step of 120 ms: RFC 3550's estimate takes 1/16 of it, then decays by 1/16 while the delay stays.
+        var one = VoiceAccounting()
+        for (index, delay) in [0.0, 0, 120, 120].enumerated() {
+            let sent = UInt64(index) * 20_000_000
+            one.arrived(RTPHeader(payloadType: 0, sequence: UInt16(index), timestamp: UInt32(index * 160), ssrc: 1), sendNanoseconds: sent, arrivalNanoseconds: sent + UInt64(delay * 1e6))
+        }
+        #expect(abs(one.jitterMs - 120.0 / 16 * 15 / 16) < 1e-6)
+    }
+
+    @Test("a second copy of a packet counts as a duplicate, not twice")
+    func duplicates() {
+        var accounting = call(10) { _ in 10 }
+        accounting.arrived(RTPHeader(payloadType: 0, sequence: 65_502, timestamp: 1320, ssrc: 9), sendNanoseconds: nil, arrivalNanoseconds: 2_000_000_000)
+        #expect(accounting.duplicates == 1 && accounting.received == 10)
     }
 }
