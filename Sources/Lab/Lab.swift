@@ -106,6 +106,7 @@ public final class Lab: @unchecked Sendable {
             try built.setUpShaping()
             try built.setUpAccess()
             try built.setUpMonitoring()
+            try built.setUpShadows()
             try built.startBirds()
             try built.save()
             return built

@@ -49,9 +49,11 @@ extension Lab {
         /// (`sender src:acc` -> class id -> rate, ceil, counters).
         public var reservations: [String: BitRate]?
         public var access: [String: [String: AccessClass]]?
+        /// With shadows: for each production VNet, the VNet (it or its shadow) whose output passes now.
+        public var production: [String: String]?
 
         enum CodingKeys: String, CodingKey {
-            case topology, shaper, namespaces, links, vnets, ospf, reservations, access
+            case topology, shaper, namespaces, links, vnets, ospf, reservations, access, production
             case runID = "run_id"
             case shaperReason = "shaper_reason"
         }
@@ -87,7 +89,8 @@ extension Lab {
         return Status(
             runID: runID, topology: plan.topology.name, shaper: shaper, shaperReason: state.shaperReason,
             namespaces: state.namespaces, links: links, vnets: routes, ospf: ospf,
-            reservations: plan.topology.access == nil ? nil : state.reservations, access: access)
+            reservations: plan.topology.access == nil ? nil : state.reservations, access: access,
+            production: plan.topology.shadowPairs.isEmpty ? nil : state.production)
     }
 
     /// The qdiscs on an interface with their counters (`tc -s -j qdisc show`); empty when tc

@@ -36,6 +36,9 @@ public struct Topology: Codable, Sendable, Equatable {
         case defaultVNet = "default_vnet"
     }
 
+    /// Read, not written: a `[[shadow]]` is written as the VNet it became.
+    enum ShadowKey: String, CodingKey { case shadow }
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
@@ -44,6 +47,10 @@ public struct Topology: Codable, Sendable, Equatable {
         receiver = try c.decode(String.self, forKey: .receiver)
         receiverAddress = try c.decode(String.self, forKey: .receiverAddress)
         vnets = try c.decode([VNet].self, forKey: .vnets)
+        // `[[shadow]]` sections become VNets of their own (clones), as the lab builds them.
+        for shadow in try decoder.container(keyedBy: ShadowKey.self).decodeIfPresent([Shadow].self, forKey: .shadow) ?? [] {
+            vnets.append(try shadow.clone(in: vnets))
+        }
         classes = try c.decodeIfPresent([TrafficClass].self, forKey: .classes) ?? []
         defaultVNet = try c.decodeIfPresent(String.self, forKey: .defaultVNet)
         access = try c.decodeIfPresent(Access.self, forKey: .access)
@@ -130,9 +137,13 @@ public struct Topology: Codable, Sendable, Equatable {
         /// Its reservation on the access link (`reserve = "15mbit"`; needs `[access]`); nil: its
         /// traffic shares the legacy class there.
         public var reserve: String?
+        /// The production VNet this one shadows (`Shadow.swift`): it gets a copy of everything
+        /// that enters that VNet, and its output reaches the receiver only once promoted.
+        public var shadowOf: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, tun, routers, ingress, egress, queue, reserve
+            case shadowOf = "shadow_of"
             case helloS = "hello_s"
             case deadS = "dead_s"
             case links = "link"
@@ -151,6 +162,7 @@ public struct Topology: Codable, Sendable, Equatable {
             links = try c.decodeIfPresent([Link].self, forKey: .links) ?? []
             queue = try c.decodeIfPresent(QueuePolicy.self, forKey: .queue)
             reserve = try c.decodeIfPresent(String.self, forKey: .reserve)
+            shadowOf = try c.decodeIfPresent(String.self, forKey: .shadowOf)
         }
     }
 
@@ -303,6 +315,14 @@ public struct Topology: Codable, Sendable, Equatable {
             }
         }
         guard Set(classes.map(\.name)).count == classes.count else { throw fail("class names must be unique") }
+        for vnet in vnets {
+            guard let of = vnet.shadowOf else { continue }
+            guard let production = vnets.first(where: { $0.name == of }), production.shadowOf == nil else {
+                throw fail("VNet \(vnet.name): shadow_of '\(of)' is not a production VNet (\(names))")
+            }
+            guard vnets.filter({ $0.shadowOf == of }).count == 1 else { throw fail("VNet \(of) has more than one shadow") }
+            guard vnet.reserve == nil else { throw fail("VNet \(vnet.name): a shadow takes no reservation (its production's traffic is copied to it)") }
+        }
         if let access {
             do { try access.validate(vnets: vnets, classes: classes, defaultVNet: defaultVNet) } catch { throw fail("\(error)") }
         } else if let vnet = vnets.first(where: { $0.reserve != nil }) {
@@ -342,42 +362,6 @@ public struct LabError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// Decodes a TOML file; errors name the file (and the line, for syntax errors).
-public func loadTOML<T: Decodable>(_ type: T.Type, from path: String, kind: String) throws -> T {
-    let text: String
-    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-        throw LabError("\(path): cannot read: \(error.localizedDescription)")
-    }
-    do {
-        // Unknown keys first: a misspelt required key would otherwise read as a missing one.
-        if let known = T.self as? KnownKeys.Type { try UnknownKeys.check(text, schema: known.keySchema, file: path) }
-        return try TOMLDecoder().decode(T.self, from: text)
-    } catch let error as TOMLParseError {
-        throw LabError("\(path):\(error.source.begin.line): \(error.description)")
-    } catch let error as LabError where error.description.hasPrefix(path) {
-        throw error
-    } catch {
-        throw LabError("\(path): not a \(kind): \(describe(error))")
-    }
-}
-
-func describe(_ error: Error) -> String {
-    if let decoding = error as? DecodingError {
-        switch decoding {
-        case .keyNotFound(let key, let context):
-            return "missing key '\(key.stringValue)'" + path(context.codingPath)
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            return context.debugDescription + path(context.codingPath)
-        @unknown default: return String(describing: error)
-        }
-    }
-    return String(describing: error)
-}
-
-private func path(_ keys: [CodingKey]) -> String {
-    keys.isEmpty ? "" : " at " + keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-}
-
 extension IPv4Address {
     func adding(_ n: UInt32) -> IPv4Address { IPv4Address(value &+ n) }
 }
@@ -391,7 +375,7 @@ extension Topology: KnownKeys {
             CodingKeys.self,
             sections: [
                 "vnet": vnet, "class": KeySchema(keys: ["name", "tt", "vnet"]), "access": KeySchema(Access.CodingKeys.self),
-                "monitor": KeySchema(Monitor.CodingKeys.self),
+                "monitor": KeySchema(Monitor.CodingKeys.self), "shadow": KeySchema(Shadow.CodingKeys.self, sections: ["queue": queue]),
             ])
     }
 }

@@ -31,7 +31,7 @@ struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Build VNet topologies from namespaces, route them with OSPF, shape their links, replay schedules.",
-        subcommands: [Up.self, Down.self, Status.self, Play.self, Reserve.self, Exec.self, VM.self])
+        subcommands: [Up.self, Down.self, Status.self, Play.self, Reserve.self, Promote.self, Exec.self, VM.self])
 }
 
 extension LabCommand {
@@ -202,6 +202,7 @@ extension LabCommand {
             for route in status.vnets {
                 print("VNet \(route.vnet): \(route.ingress) routes the receiver via \(route.nextHop ?? "nothing")\(route.nextRouter.map { " (\($0))" } ?? "")")
             }
+            for (vnet, production) in (status.production ?? [:]).sorted(by: { $0.key < $1.key }) { print("shadow: \(vnet)'s output comes from \(production)") }
             if let reservations = status.reservations {
                 print("reservations: " + (reservations.isEmpty ? "none" : reservations.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
             }

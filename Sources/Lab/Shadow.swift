@@ -1,0 +1,173 @@
+import Foundation
+import Packets
+
+/// Shadow VNets (the troubleshooting paper, part 2): a clone B of a production VNet A, with its
+/// own namespaces and links and only the changes its file names (link costs, the queue). What
+/// enters A is duplicated into B at the entry (the sender node, nftables `dup to` in the ip
+/// family, routed to B's ingress); at the exit, one nftables set in the receiver says whose
+/// output passes: the other's is counted and dropped. `lab promote` swaps that set in one
+/// transaction; promoting the other back rolls it back.
+///
+/// A shadow is written as `[[shadow]]` (cloned when the file is read: routers and tun get the
+/// `suffix`) or as a whole `[[vnet]]` with `shadow_of`.
+extension Topology {
+    public struct Shadow: Codable, Sendable, Equatable {
+        /// The shadow VNet's name.
+        public var name: String
+        /// The production VNet it clones.
+        public var of: String
+        /// Added to each router's name and to the tun's (default "s"): node names stay 1-8 characters.
+        public var suffix: String?
+        /// Link costs that differ from the production's, by the link's first endpoint there (`in1:p11`).
+        public var cost: [String: Int]?
+        /// Its queue policy, if it differs.
+        public var queue: QueuePolicy?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case name, of, suffix, cost, queue
+        }
+
+        /// The clone, as a VNet of the topology.
+        func clone(in vnets: [VNet]) throws -> VNet {
+            guard let production = vnets.first(where: { $0.name == of }) else {
+                throw LabError("[[shadow]] \(name): no VNet '\(of)' to clone (\(vnets.map(\.name).joined(separator: ", ")))")
+            }
+            guard production.shadowOf == nil else { throw LabError("[[shadow]] \(name): \(of) is itself a shadow") }
+            let suffix = self.suffix ?? "s"
+            func renamed(_ router: String) -> String { router + suffix }
+            var clone = production
+            clone.name = name
+            clone.tun = production.tun + suffix
+            clone.routers = production.routers.map(renamed)
+            clone.ingress = renamed(production.ingress)
+            clone.egress = renamed(production.egress)
+            clone.reserve = nil
+            clone.shadowOf = of
+            if let queue { clone.queue = queue }
+            var unknown = Set((cost ?? [:]).keys)
+            clone.links = production.links.map { link in
+                var copy = link
+                copy.endpoints = [Endpoint(node: renamed(link.a.node), interface: link.a.interface).description, Endpoint(node: renamed(link.b.node), interface: link.b.interface).description]
+                if let cost = cost?[link.a.description] {
+                    copy.cost = cost
+                    unknown.remove(link.a.description)
+                }
+                return copy
+            }
+            if let first = unknown.sorted().first {
+                throw LabError("[[shadow]] \(name): cost for '\(first)': no link of \(of) starts there (\(production.links.map { $0.a.description }.joined(separator: ", ")))")
+            }
+            return clone
+        }
+    }
+
+    /// Each shadow VNet's index and its production VNet's index.
+    public var shadowPairs: [(shadow: Int, production: Int)] {
+        vnets.enumerated().compactMap { index, vnet in
+            vnet.shadowOf.flatMap { name in vnets.firstIndex { $0.name == name } }.map { (index, $0) }
+        }
+    }
+}
+
+extension LabPlan {
+    /// The sender node's `nft -f` input for its shadows: whatever it routes into a production
+    /// VNet's access link is duplicated to the shadow's ingress. nil without shadows.
+    public var shadowEntryRules: String? {
+        let pairs = topology.shadowPairs
+        guard !pairs.isEmpty else { return nil }
+        var rules = ["table ip vnetshadow {", "  chain entry {", "    type filter hook postrouting priority 0; policy accept;"]
+        for pair in pairs {
+            let production = links.first { $0.access && $0.vnet == pair.production && $0.b.interface == Self.ingressInterface }!
+            let shadow = links.first { $0.access && $0.vnet == pair.shadow && $0.b.interface == Self.ingressInterface }!
+            rules.append(
+                "    oifname \"\(production.a.interface)\" ip daddr \(receiverAddress) counter dup to \(shadow.bAddress) device \"\(shadow.a.interface)\" comment \"into \(topology.vnets[pair.shadow].name)\"")
+        }
+        rules += ["  }", "}"]
+        return rules.joined(separator: "\n") + "\n"
+    }
+
+    /// The receiver's interface from each VNet's egress.
+    public func exitInterface(vnet: Int) -> String {
+        links.first { $0.access && $0.vnet == vnet && $0.a.interface == Self.egressInterface }!.b.interface
+    }
+
+    /// The receiver's `nft -f` input that makes `production` (VNet names) the VNets whose output
+    /// passes: one transaction that refills the set of standby exits. The table is made on the
+    /// first call (`create: true`).
+    public func shadowExitRules(production: Set<String>, create: Bool) -> String? {
+        let pairs = topology.shadowPairs
+        guard !pairs.isEmpty else { return nil }
+        let members = Set(pairs.flatMap { [$0.shadow, $0.production] })
+        let standby = members.filter { !production.contains(topology.vnets[$0].name) }.sorted().map { "\"\(exitInterface(vnet: $0))\"" }
+        var lines: [String] = []
+        if create {
+            lines += [
+                "table ip vnetshadow {", "  set standby { type ifname; }", "  chain exit {",
+                "    type filter hook prerouting priority -300; policy accept;",
+                "    iifname @standby counter drop", "  }", "}",
+            ]
+        }
+        lines.append("flush set ip vnetshadow standby")
+        if !standby.isEmpty { lines.append("add element ip vnetshadow standby { \(standby.joined(separator: ", ")) }") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension Lab {
+    func setUpShadows() throws {
+        guard let entry = plan.shadowEntryRules else { return }
+        state.production = Dictionary(uniqueKeysWithValues: plan.topology.shadowPairs.map { (plan.topology.vnets[$0.production].name, plan.topology.vnets[$0.production].name) })
+        try host.run(["ip", "netns", "exec", plan.namespace(plan.topology.sender), "nft", "-f", "-"], input: entry)
+        try host.run(
+            ["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-f", "-"],
+            input: plan.shadowExitRules(production: Set(state.production.values), create: true)!)
+    }
+
+    /// What `lab promote` did.
+    public struct Promotion: Codable, Sendable {
+        public var production: String
+        public var standby: String
+        public var tookMs: Double
+
+        enum CodingKeys: String, CodingKey {
+            case production, standby
+            case tookMs = "took_ms"
+        }
+    }
+
+    /// Makes `vnet` (a production VNet or its shadow) the one whose output reaches the receiver,
+    /// in one nftables transaction at the exit; the other's is counted and dropped from then on.
+    @discardableResult
+    public func promote(vnet: String) throws -> Promotion {
+        lock.lock()
+        defer { lock.unlock() }
+        let vnets = plan.topology.vnets
+        guard let index = vnets.firstIndex(where: { $0.name == vnet }) else {
+            throw LabError("no VNet '\(vnet)' in \(plan.topology.name) (\(vnets.map(\.name).joined(separator: ", ")))")
+        }
+        guard let pair = plan.topology.shadowPairs.first(where: { $0.shadow == index || $0.production == index }) else {
+            throw LabError("VNet \(vnet) has no shadow and shadows none: nothing to promote it over")
+        }
+        let group = vnets[pair.production].name
+        let other = vnets[index == pair.shadow ? pair.production : pair.shadow].name
+        var next = state.production
+        next[group] = vnet
+        let start = Date()
+        try host.run(
+            ["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-f", "-"],
+            input: plan.shadowExitRules(production: Set(next.values), create: false)!)
+        let took = Date().timeIntervalSince(start)
+        lastEffective = Date()
+        state.production = next
+        try save()
+        return Promotion(production: vnet, standby: other, tookMs: (took * 10_000).rounded() / 10)
+    }
+
+    /// Packets the exit dropped from the standby VNets so far.
+    public func standbyDrops() throws -> Int {
+        let json = try host.run(["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-j", "list", "chain", "ip", "vnetshadow", "exit"])
+        // The one counter of the chain: {"counter": {"packets": N, "bytes": M}}.
+        guard let range = json.range(of: "\"packets\": ") ?? json.range(of: "\"packets\":") else { return 0 }
+        return Int(json[range.upperBound...].prefix { $0.isNumber }) ?? 0
+    }
+}
