@@ -129,7 +129,8 @@ extension LabPlan {
 extension Lab {
     /// Reads every router's counters now (all routers at once).
     public func kernelSnapshot(label: String, atS: Double) -> KernelSnapshot {
-        let routers = plan.routers
+        let gone = Set(plan.topology.vnets.filter { state.retired.contains($0.name) }.flatMap(\.routers))
+        let routers = plan.routers.filter { !gone.contains($0) }
         let results = Parallel.map(routers.indices) { index in self.readCounters(router: routers[index]) }
         var interfaces: [String: InterfaceCounters] = [:]
         var failures: [String] = []

@@ -27,13 +27,15 @@ public struct LabState: Codable, Sendable {
     /// For each production VNet with a shadow, the VNet (it or its shadow) whose output reaches
     /// the receiver now (`lab promote`).
     public var production: [String: String] = [:]
+    /// VNets removed by `lab retire`.
+    public var retired: [String] = []
     /// The process whose lifetime the lab belongs to (an experiment's: it removes its labs when
     /// it ends), with its start time so a reused pid is not taken for it; nil for `lab up`,
     /// whose labs stay up until `lab down`.
     public var owner: ProcessIdentity?
 
     enum CodingKeys: String, CodingKey {
-        case topology, shaper, namespaces, birds, conditions, blackholes, red, owner, reservations, production
+        case topology, shaper, namespaces, birds, conditions, blackholes, red, owner, reservations, production, retired
         case runID = "run_id"
         case topologyFile = "topology_file"
         case shaperReason = "shaper_reason"
@@ -64,6 +66,7 @@ public struct LabState: Codable, Sendable {
         owner = try c.decodeIfPresent(ProcessIdentity.self, forKey: .owner)
         reservations = try c.decodeIfPresent([String: BitRate].self, forKey: .reservations) ?? [:]
         production = try c.decodeIfPresent([String: String].self, forKey: .production) ?? [:]
+        retired = try c.decodeIfPresent([String].self, forKey: .retired) ?? []
     }
 }
 

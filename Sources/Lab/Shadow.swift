@@ -70,11 +70,15 @@ extension Topology {
 }
 
 extension LabPlan {
-    /// The sender node's `nft -f` input for its shadows: whatever it routes into a production
-    /// VNet's access link is duplicated to the shadow's ingress. nil without shadows.
-    public var shadowEntryRules: String? {
-        let pairs = topology.shadowPairs
-        guard !pairs.isEmpty else { return nil }
+    /// The node in front of the VNets' ingresses (the sender, or the access router with `[access]`).
+    public var shadowEntryNode: String { links.first { $0.access && $0.b.interface == Self.ingressInterface }!.a.node }
+
+    /// The entry node's `nft -f` input for its shadows: whatever it routes into a production
+    /// VNet's access link is duplicated to the shadow's ingress. nil without shadows. Pairs with
+    /// a VNet in `retired` are left out.
+    public func shadowEntryRules(retired: Set<String> = []) -> String? {
+        let pairs = topology.shadowPairs.filter { !retired.contains(topology.vnets[$0.shadow].name) && !retired.contains(topology.vnets[$0.production].name) }
+        guard !topology.shadowPairs.isEmpty else { return nil }
         var rules = ["table ip vnetshadow {", "  chain entry {", "    type filter hook postrouting priority 0; policy accept;"]
         for pair in pairs {
             let production = links.first { $0.access && $0.vnet == pair.production && $0.b.interface == Self.ingressInterface }!
@@ -83,7 +87,8 @@ extension LabPlan {
                 "    oifname \"\(production.a.interface)\" ip daddr \(receiverAddress) counter dup to \(shadow.bAddress) device \"\(shadow.a.interface)\" comment \"into \(topology.vnets[pair.shadow].name)\"")
         }
         rules += ["  }", "}"]
-        return rules.joined(separator: "\n") + "\n"
+        // Refilled as a whole: made if missing, emptied, filled, in one transaction.
+        return "table ip vnetshadow\nflush table ip vnetshadow\n" + rules.joined(separator: "\n") + "\n"
     }
 
     /// The receiver's interface from each VNet's egress.
@@ -115,9 +120,9 @@ extension LabPlan {
 
 extension Lab {
     func setUpShadows() throws {
-        guard let entry = plan.shadowEntryRules else { return }
+        guard let entry = plan.shadowEntryRules() else { return }
         state.production = Dictionary(uniqueKeysWithValues: plan.topology.shadowPairs.map { (plan.topology.vnets[$0.production].name, plan.topology.vnets[$0.production].name) })
-        try host.run(["ip", "netns", "exec", plan.namespace(plan.topology.sender), "nft", "-f", "-"], input: entry)
+        try host.run(["ip", "netns", "exec", plan.namespace(plan.shadowEntryNode), "nft", "-f", "-"], input: entry)
         try host.run(
             ["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-f", "-"],
             input: plan.shadowExitRules(production: Set(state.production.values), create: true)!)
@@ -169,5 +174,61 @@ extension Lab {
         // The one counter of the chain: {"counter": {"packets": N, "bytes": M}}.
         guard let range = json.range(of: "\"packets\": ") ?? json.range(of: "\"packets\":") else { return 0 }
         return Int(json[range.upperBound...].prefix { $0.isNumber }) ?? 0
+    }
+}
+
+extension Lab {
+    /// Removes `vnet`, the standby one of a VNet and its shadow: the entry stops copying, its
+    /// birds stop and its namespaces go. If it was the production VNet (its shadow was
+    /// promoted), what entered it now enters the shadow directly. Returns what it removed.
+    @discardableResult
+    public func retire(vnet: String) throws -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        let vnets = plan.topology.vnets
+        guard let index = vnets.firstIndex(where: { $0.name == vnet }), !state.retired.contains(vnet) else {
+            throw LabError("no VNet '\(vnet)' up in \(plan.topology.name) (\(vnets.map(\.name).filter { !state.retired.contains($0) }.joined(separator: ", ")))")
+        }
+        guard let pair = plan.topology.shadowPairs.first(where: { $0.shadow == index || $0.production == index }) else {
+            throw LabError("VNet \(vnet) has no shadow and shadows none: lab down removes the whole lab")
+        }
+        let group = vnets[pair.production].name
+        guard state.production[group] != vnet else {
+            throw LabError("VNet \(vnet) is production: promote \(vnets[index == pair.shadow ? pair.production : pair.shadow].name) first")
+        }
+        var retired = Set(state.retired)
+        retired.insert(vnet)
+        let entry = plan.namespace(plan.shadowEntryNode)
+        if index == pair.production {
+            guard plan.topology.access == nil else { throw LabError("retiring a production VNet behind [access] is not supported yet: retire its shadow, or lab down") }
+            // What is routed into the old VNet (its tun, its classes) now enters the shadow.
+            let via = plan.senderNextHop(vnet: pair.shadow).description
+            try host.run(["ip", "-n", entry, "route", "replace", plan.receiverAddress.description, "via", via, "table", String(100 + index + 1)])
+            // The main table's route for the sender's own sockets, if it went through the old VNet.
+            let fallback = plan.topology.defaultVNet.flatMap { name in vnets.firstIndex { $0.name == name } } ?? 0
+            if !plan.topology.classes.isEmpty && fallback == index {
+                try host.run(["ip", "-n", entry, "route", "replace", plan.receiverAddress.description, "via", via])
+            }
+        }
+        try host.run(["ip", "netns", "exec", entry, "nft", "-f", "-"], input: plan.shadowEntryRules(retired: retired)!)
+        var removed: [String] = []
+        let routers = Set(vnets[index].routers)
+        for router in routers {
+            if let text = try? String(contentsOfFile: file(router, "pid"), encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                kill(pid, SIGTERM)
+            }
+        }
+        usleep(200_000)
+        for router in vnets[index].routers {
+            let namespace = plan.namespace(router)
+            for pid in ((try? host.run(["ip", "netns", "pids", namespace])) ?? "").split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
+            try host.run(["ip", "netns", "del", namespace])
+            state.namespaces.removeAll { $0 == namespace }
+            removed.append("namespace \(namespace)")
+        }
+        state.birds.removeAll { routers.contains($0) }
+        state.retired = retired.sorted()
+        try save()
+        return removed
     }
 }

@@ -28,3 +28,26 @@ extension LabCommand {
         }
     }
 }
+
+extension LabCommand {
+    struct Retire: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove the standby one of a VNet and its shadow: the copies stop, its routers and namespaces go.",
+            discussion: """
+                If it is the old production VNet (its shadow was promoted), what entered it now \
+                enters the shadow directly. A production VNet is refused: promote the other first. \
+                Example: vnetstream lab promote voiceb && vnetstream lab retire voice
+                """)
+
+        @Option(help: ArgumentHelp("The lab's run id (default: the only lab that is up).", valueName: "id"))
+        var id: String?
+
+        @Argument(help: "The VNet to remove.")
+        var vnet: String
+
+        func run() throws {
+            let removed = try Lab.open(runID: id).retire(vnet: vnet)
+            print("VNet \(vnet) retired: \(removed.joined(separator: ", "))")
+        }
+    }
+}

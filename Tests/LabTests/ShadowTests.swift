@@ -19,7 +19,7 @@ struct ShadowPlanTests {
         #expect(shadow.links.map(\.endpoints) == [["a1s:a2", "a2s:a1"]] && shadow.links[0].cost == 20)
         #expect(topology.shadowPairs.map { [$0.shadow, $0.production] } == [[1, 0]])
         let plan = try LabPlan(topology: topology, runID: "s1", shaper: .tbf)
-        let entry = try #require(plan.shadowEntryRules)
+        let entry = try #require(plan.shadowEntryRules())
         #expect(entry.contains("oifname \"vnet1\" ip daddr 198.18.100.1 counter dup to") && entry.contains("device \"vnet2\""))
         let exit = try #require(plan.shadowExitRules(production: ["voice"], create: true))
         #expect(exit.contains("iifname @standby counter drop") && exit.hasSuffix("add element ip vnetshadow standby { \"vnet2\" }\n"))
@@ -83,6 +83,40 @@ struct ShadowLabTests {
         // Both VNets carried the call all along: the exit dropped the standby's 200 copies.
         #expect(try lab.standbyDrops() == 200)
         print("promotions took \(toShadow.tookMs) and \(back.tookMs) ms")
+        lab.down()
+        #expect(try leftovers(id).isEmpty)
+    }
+
+    @Test("promote the shadow, then retire the old VNet under traffic: the call goes on through the shadow alone, nothing lost or twice; its namespaces are gone")
+    func retireUnderTraffic() throws {
+        let id = freshRunID()
+        let lab = try Lab.up(topology: try Topology.load(shadowTopology), file: shadowTopology, runID: id, shaper: .tbf)
+        defer { lab.down() }
+        try lab.waitForRouting(timeout: 60)
+        let plan = lab.plan
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let receiver = try BackgroundProcess(
+            ["ip", "netns", "exec", plan.namespace("dst"), vnetstreamBinary, "voice", "recv", "--listen", "198.18.100.1:5010", "--idle-timeout", "1",
+             "--json-file", directory + "/call.json"])
+        defer { receiver.stop() }
+        usleep(300_000)
+        let sender = try BackgroundProcess(
+            ["ip", "netns", "exec", plan.namespace("src"), vnetstreamBinary, "voice", "send", "--to", "198.18.100.1:5010", "--duration", "4", "--tt", "EF"])
+        defer { sender.stop() }
+        usleep(1_000_000)
+        #expect(throws: LabError.self) { try lab.retire(vnet: "voice") }
+        try lab.promote(vnet: "voiceb")
+        usleep(500_000)
+        let removed = try lab.retire(vnet: "voice")
+        #expect(removed.count == 2 && lab.state.retired == ["voice"], "\(removed)")
+        #expect(sender.wait(timeout: 20).status == 0)
+        #expect(receiver.wait(timeout: 20).status == 0)
+        let report = try JSONDecoder().decode(VoiceReport.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/call.json")))
+        #expect(report.expected == 200 && report.received == 200 && report.lost == 0 && report.duplicates == 0, "\(report.received) of \(report.expected), \(report.lost) lost, \(report.duplicates) twice, bins \(report.bins.map(\.lost))")
+        let namespaces = try runProcess(["ip", "netns", "list"]).stdout
+        #expect(!namespaces.contains(plan.namespace("a1") + " ") && !namespaces.contains(plan.namespace("a1") + "\n"))
+        #expect(lab.kernelSnapshot(label: "after", atS: 0).failures.isEmpty, "the retired routers are not read")
         lab.down()
         #expect(try leftovers(id).isEmpty)
     }
