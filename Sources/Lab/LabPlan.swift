@@ -29,6 +29,17 @@ public struct LabPlan: Sendable {
         public var initial: LinkConditions
 
         public var name: String { "\(a)-\(b)" }
+
+        /// The veth pair with an address on each end, both ends up.
+        func vethCommands(namespace: (String) -> String) -> [[String]] {
+            [
+                ["ip", "-n", namespace(a.node), "link", "add", "name", a.interface, "type", "veth", "peer", "name", b.interface, "netns", namespace(b.node)],
+                ["ip", "-n", namespace(a.node), "addr", "add", "\(aAddress)/30", "dev", a.interface],
+                ["ip", "-n", namespace(b.node), "addr", "add", "\(bAddress)/30", "dev", b.interface],
+                ["ip", "-n", namespace(a.node), "link", "set", "dev", a.interface, "up"],
+                ["ip", "-n", namespace(b.node), "link", "set", "dev", b.interface, "up"],
+            ]
+        }
     }
 
     public let links: [PlannedLink]
@@ -112,15 +123,7 @@ public struct LabPlan: Sendable {
                 ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
                  "net.ipv4.conf.default.rp_filter=0"])
         }
-        for link in links + extraLinks {
-            commands.append(
-                ["ip", "-n", namespace(link.a.node), "link", "add", "name", link.a.interface, "type", "veth", "peer", "name",
-                 link.b.interface, "netns", namespace(link.b.node)])
-            commands.append(["ip", "-n", namespace(link.a.node), "addr", "add", "\(link.aAddress)/30", "dev", link.a.interface])
-            commands.append(["ip", "-n", namespace(link.b.node), "addr", "add", "\(link.bAddress)/30", "dev", link.b.interface])
-            commands.append(["ip", "-n", namespace(link.a.node), "link", "set", "dev", link.a.interface, "up"])
-            commands.append(["ip", "-n", namespace(link.b.node), "link", "set", "dev", link.b.interface, "up"])
-        }
+        for link in links + extraLinks { commands += link.vethCommands(namespace: namespace) }
         let sender = namespace(topology.sender)
         let receiver = namespace(topology.receiver)
         commands.append(["ip", "-n", receiver, "addr", "add", "\(receiverAddress)/32", "dev", "lo"])

@@ -101,13 +101,7 @@ public struct MonitorPlan: Sendable, Equatable {
             }
         }
         for link in links {
-            commands.append(
-                ["ip", "-n", namespace(link.a.node), "link", "add", "name", link.a.interface, "type", "veth", "peer", "name",
-                 link.b.interface, "netns", namespace(link.b.node)])
-            commands.append(["ip", "-n", namespace(link.a.node), "addr", "add", "\(link.aAddress)/30", "dev", link.a.interface])
-            commands.append(["ip", "-n", namespace(link.b.node), "addr", "add", "\(link.bAddress)/30", "dev", link.b.interface])
-            commands.append(["ip", "-n", namespace(link.a.node), "link", "set", "dev", link.a.interface, "up"])
-            commands.append(["ip", "-n", namespace(link.b.node), "link", "set", "dev", link.b.interface, "up"])
+            commands += link.vethCommands(namespace: namespace)
             // Each Moni's summaries go up its chain to the collector.
             commands.append(["ip", "-n", namespace(link.b.node), "route", "add", "default", "via", link.aAddress.description])
         }
