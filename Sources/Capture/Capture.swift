@@ -27,6 +27,8 @@ public final class InterfaceCapture: @unchecked Sendable {
     private var stopping = false
     private var captured = 0
     private var dropped = 0
+    /// CLOCK_MONOTONIC (µs) when libpcap's counters were last read (capture thread only).
+    private var statsReadUs: Int64 = 0
     private let finished = DispatchSemaphore(value: 0)
     /// A packet as a handler sees it: its time (CLOCK_MONOTONIC seconds when monotonic, else
     /// the wall clock's), the bytes captured (from the link-layer header) and its length on the wire.
@@ -219,9 +221,15 @@ public final class InterfaceCapture: @unchecked Sendable {
             lock.unlock()
             if stop { break }
             let count = dispatch()
-            // libpcap's counters, read on this thread (a handle is not to be shared).
-            var stats = pcap_stat()
-            let drops = pcap_stats(handle, &stats) == 0 ? Int(stats.ps_drop) : nil
+            // libpcap's counters, read on this thread (a handle is not to be shared), every
+            // 100 ms at most: in immediate mode a dispatch is one packet, and this a syscall.
+            var drops: Int?
+            let now = Self.realtimeAhead().monotonic
+            if now - statsReadUs >= 100_000 {
+                statsReadUs = now
+                var stats = pcap_stat()
+                drops = pcap_stats(handle, &stats) == 0 ? Int(stats.ps_drop) : nil
+            }
             lock.lock()
             if count > 0 { captured += Int(count) }
             if let drops { dropped = drops }

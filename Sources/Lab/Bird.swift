@@ -21,14 +21,15 @@ extension Lab {
 
     /// Bird processes started from this lab's folder, by their pid files (checked against the
     /// process's command line, so a reused pid is never killed).
-    func birdProcesses() -> [Int32] {
-        state.birds.compactMap { router in
-            guard let text = try? String(contentsOfFile: file(router, "pid"), encoding: .utf8),
-                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-                let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
-                String(decoding: cmdline, as: UTF8.self).contains(directory)
-            else { return nil }
-            return pid
-        }
+    func birdProcesses() -> [Int32] { state.birds.compactMap(birdProcess) }
+
+    /// The bird of `router`, by its pid file, if that process is still this lab's bird.
+    func birdProcess(_ router: String) -> Int32? {
+        guard let text = try? String(contentsOfFile: file(router, "pid"), encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+            String(decoding: cmdline, as: UTF8.self).contains(directory)
+        else { return nil }
+        return pid
     }
 }

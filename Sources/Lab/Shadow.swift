@@ -171,9 +171,22 @@ extension Lab {
     /// Packets the exit dropped from the standby VNets so far.
     public func standbyDrops() throws -> Int {
         let json = try host.run(["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-j", "list", "chain", "ip", "vnetshadow", "exit"])
-        // The one counter of the chain: {"counter": {"packets": N, "bytes": M}}.
-        guard let range = json.range(of: "\"packets\": ") ?? json.range(of: "\"packets\":") else { return 0 }
-        return Int(json[range.upperBound...].prefix { $0.isNumber }) ?? 0
+        // The chain's one counter: {"nftables": [..., {"rule": {"expr": [..., {"counter": {"packets": N}}, ...]}}]}.
+        struct Listing: Decodable {
+            struct Entry: Decodable {
+                struct Rule: Decodable {
+                    struct Expression: Decodable {
+                        struct Counter: Decodable { var packets: Int }
+                        var counter: Counter?
+                    }
+                    var expr: [Expression]
+                }
+                var rule: Rule?
+            }
+            var nftables: [Entry]
+        }
+        let listing = try JSONDecoder().decode(Listing.self, from: Data(json.utf8))
+        return listing.nftables.compactMap(\.rule).flatMap(\.expr).compactMap(\.counter).map(\.packets).reduce(0, +)
     }
 }
 
@@ -213,11 +226,7 @@ extension Lab {
         try host.run(["ip", "netns", "exec", entry, "nft", "-f", "-"], input: plan.shadowEntryRules(retired: retired)!)
         var removed: [String] = []
         let routers = Set(vnets[index].routers)
-        for router in routers {
-            if let text = try? String(contentsOfFile: file(router, "pid"), encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                kill(pid, SIGTERM)
-            }
-        }
+        for pid in routers.compactMap(birdProcess) { kill(pid, SIGTERM) }
         usleep(200_000)
         for router in vnets[index].routers {
             let namespace = plan.namespace(router)

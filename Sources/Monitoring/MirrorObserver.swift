@@ -52,7 +52,16 @@ public struct MirrorObserver: Sendable {
     public let router: String
     public let vnet: String
     public let ports: [Port]
-    private var flows: [FlowKey: (packets: Int, bytes: Int)] = [:]
+    struct Tally {
+        var packets = 0
+        var bytes = 0
+        mutating func add(_ bytes: Int) {
+            packets += 1
+            self.bytes += bytes
+        }
+    }
+
+    private var flows: [FlowKey: Tally] = [:]
     private var seen: [SeenKey: [UInt32]] = [:]
     private var copies = 0
     private var unattributed = 0
@@ -98,8 +107,7 @@ public struct MirrorObserver: Sendable {
             key.sourcePort = u16(headerBytes)
             key.destinationPort = u16(headerBytes + 2)
         }
-        flows[key, default: (0, 0)].packets += 1
-        flows[key, default: (0, 0)].bytes += Int(u16(2))
+        flows[key, default: Tally()].add(Int(u16(2)))
         if let header = Self.media(inIPv4: ip) {
             seen[SeenKey(port: port, inbound: inbound, stream: header.streamID, path: header.pathID), default: []].append(header.pathSequence)
         }
