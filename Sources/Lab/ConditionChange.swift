@@ -47,7 +47,12 @@ extension LabPlan {
                 nextReservations[event.target.description] = rate
                 continue
             }
+            // Switches are the exit's and the entry's (Lab.promote, Lab.retire), not the links'.
+            if event.change.switchesVNets { continue }
             for link in try self.links(for: event) {
+                if case .priority = event.change, let queue = topology.vnets[link.vnet].queue {
+                    throw LabError("\(event.summary): VNet \(topology.vnets[link.vnet].name) has a queue policy (\(queue.summary)); priority and a queue policy together are not supported")
+                }
                 let before = next[link.name] ?? link.initial
                 if changed[link.name] == nil { changed[link.name] = (link, before) }
                 next[link.name] = event.apply(to: before)

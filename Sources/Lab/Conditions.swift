@@ -17,6 +17,7 @@ extension Lab {
     public func apply(_ events: [Schedule.Event]) throws -> [String] {
         lock.lock()
         defer { lock.unlock() }
+        let switches = events.filter(\.change.switchesVNets)
         let change = try plan.change(events, conditions: state.conditions, blackholes: state.blackholes, reservations: state.reservations)
         let commands = change.commands
         try host.runConcurrently(commands)
@@ -25,6 +26,21 @@ extension Lab {
         state.blackholes = change.blackholes
         state.reservations = change.reservations
         try save()
-        return commands.map { ($0.argv.joined(separator: " ")) + ": " + ($0.input ?? "").replacingOccurrences(of: "\n", with: "; ") }
+        var ran = commands.map { ($0.argv.joined(separator: " ")) + ": " + ($0.input ?? "").replacingOccurrences(of: "\n", with: "; ") }
+        // Switches after the links' changes, in the file's order; the batch took effect at the first switch.
+        var switched: Date?
+        for event in switches {
+            let vnet = event.target.description
+            if event.change == .promote {
+                let promotion = try promoteLocked(vnet: vnet, overlapS: Self.defaultOverlapS)
+                ran.append("promote \(vnet): \(promotion.standby) standby after \(number(promotion.overlapS)) s of overlap")
+            } else {
+                ran.append("retire \(vnet): " + (try retireLocked(vnet: vnet)).joined(separator: ", "))
+                lastEffective = Date()
+            }
+            switched = switched ?? lastEffective
+        }
+        if let switched { lastEffective = switched }
+        return ran
     }
 }

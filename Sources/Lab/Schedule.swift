@@ -1,4 +1,5 @@
 import Foundation
+import Packets
 import TOMLKit
 import Units
 
@@ -40,13 +41,21 @@ public struct Schedule: Codable, Sendable, Equatable {
         }
 
         /// How it changes: new conditions (each one given replaces the link's), a blackhole
-        /// in both directions (`down`) and its end (`up`), or a VNet's new reservation on the
-        /// access link (`reserve = RATE`, with `vnet`).
+        /// in both directions (`down`) and its end (`up`), a VNet's new reservation on the
+        /// access link (`reserve = RATE`, with `vnet`), strict priority for one DSCP on the
+        /// links (`priority = "EF"`, `"none"` to end it), or, for a VNet and its shadow, the
+        /// switch of `lab promote` and the removal of `lab retire` (`action`, with `vnet`).
         public enum Change: Sendable, Equatable {
             case shape(Shape)
             case down
             case up
             case reserve(BitRate)
+            case priority(TrafficMark?)
+            case promote
+            case retire
+
+            /// Whether it acts on a shadow pair rather than on links.
+            public var switchesVNets: Bool { self == .promote || self == .retire }
         }
 
         /// The conditions an event sets; nil leaves one as it is.
@@ -71,15 +80,16 @@ public struct Schedule: Codable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case vnet, path, link, rate, action, reserve
+            case vnet, path, link, rate, action, reserve, priority
             case atS = "at_s"
             case delayMs = "delay_ms"
             case jitterMs = "jitter_ms"
             case lossPct = "loss_pct"
         }
 
-        /// The file's form: `at_s`, exactly one of `vnet`, `path`, `link`, then either
-        /// conditions (`rate`, `delay_ms`, `jitter_ms`, `loss_pct`) or `action = "down"|"up"`.
+        /// The file's form: `at_s`, exactly one of `vnet`, `path`, `link`, then one of:
+        /// conditions (`rate`, `delay_ms`, `jitter_ms`, `loss_pct`), `action = "down"|"up"`,
+        /// `reserve = RATE`, `priority = DSCP|"none"`, or `action = "promote"|"retire"` (a VNet).
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let number = (c.codingPath.last?.intValue).map { $0 + 1 }
@@ -107,6 +117,17 @@ public struct Schedule: Codable, Sendable, Equatable {
                 throw fail("delay_ms and jitter_ms are zero or more")
             }
             let reshapes = shape != Shape()
+            if let text = try c.decodeIfPresent(String.self, forKey: .priority) {
+                guard !reshapes, !c.contains(.action), !c.contains(.reserve) else {
+                    throw fail("an event either sets a priority or changes something else, not both: make two events")
+                }
+                if text.lowercased() == "none" {
+                    change = .priority(nil)
+                } else {
+                    do { change = .priority(try TrafficMark(parsing: text)) } catch { throw fail("priority: \(error) (or \"none\")") }
+                }
+                return
+            }
             if let text = try c.decodeIfPresent(String.self, forKey: .reserve) {
                 guard case .vnet = target else { throw fail("reserve changes a VNet's reservation: name the vnet") }
                 guard !reshapes, !c.contains(.action) else { throw fail("an event either changes a reservation or a link, not both: make two events") }
@@ -122,9 +143,14 @@ public struct Schedule: Codable, Sendable, Equatable {
                 change = .shape(shape)
             case let action? where reshapes && (action == "down" || action == "up"):
                 throw fail("an event either changes conditions or takes the target down or up, not both: make two events")
+            case let action? where reshapes && (action == "promote" || action == "retire"):
+                throw fail("an event either changes conditions or switches VNets, not both: make two events")
             case "down"?: change = .down
             case "up"?: change = .up
-            case let other?: throw fail("action is down or up, not '\(other)'")
+            case let action? where action == "promote" || action == "retire":
+                guard case .vnet = target else { throw fail("\(action) acts on a VNet and its shadow: name the vnet") }
+                change = action == "promote" ? .promote : .retire
+            case let other?: throw fail("action is down, up, promote or retire, not '\(other)'")
             }
         }
 
@@ -145,6 +171,9 @@ public struct Schedule: Codable, Sendable, Equatable {
             case .down: try c.encode("down", forKey: .action)
             case .up: try c.encode("up", forKey: .action)
             case .reserve(let rate): try c.encode(rate.description, forKey: .reserve)
+            case .priority(let mark): try c.encode(mark.map { String($0.tos) } ?? "none", forKey: .priority)
+            case .promote: try c.encode("promote", forKey: .action)
+            case .retire: try c.encode("retire", forKey: .action)
             }
         }
 
@@ -160,6 +189,9 @@ public struct Schedule: Codable, Sendable, Equatable {
             case .down: parts.append("down")
             case .up: parts.append("up")
             case .reserve(let rate): parts.append("reserve \(rate)")
+            case .priority(let mark): parts.append("priority \(mark.map(\.description) ?? "none")")
+            case .promote: parts.append("promote")
+            case .retire: parts.append("retire")
             }
             return parts.joined(separator: " ")
         }
@@ -175,7 +207,10 @@ public struct Schedule: Codable, Sendable, Equatable {
                 if let lossPct = shape.lossPct { next.lossPct = lossPct }
             case .down: next.down = true
             case .up: next.down = false
-            case .reserve: break
+            case .priority(let mark):
+                next.priorityTOS = mark?.tos
+                if mark != nil { next.priorityBands = true }
+            case .reserve, .promote, .retire: break
             }
             return next
         }

@@ -96,20 +96,41 @@ extension LabPlan {
         links.first { $0.access && $0.vnet == vnet && $0.a.interface == Self.egressInterface }!.b.interface
     }
 
-    /// The receiver's `nft -f` input that makes `production` (VNet names) the VNets whose output
-    /// passes: one transaction that refills the set of standby exits. The table is made on the
-    /// first call (`create: true`).
-    public func shadowExitRules(production: Set<String>, create: Bool) -> String? {
+    /// The VNets (indices) of shadow pairs whose output the exit drops when `production` (VNet
+    /// names) are the production ones.
+    public func standbyVNets(production: Set<String>) -> Set<Int> {
+        Set(topology.shadowPairs.flatMap { [$0.shadow, $0.production] }.filter { !production.contains(topology.vnets[$0].name) })
+    }
+
+    /// What identifies one packet and its copies at the exit: the addresses, IP id and length,
+    /// and the first 16 bytes of the transport header (ports, and for UDP its checksum and
+    /// payload start: RTP's sequence number, the media header; for TCP its sequence numbers).
+    /// A copy made by `dup` is the same bytes, so it has the same key.
+    static let copyKey = "ip saddr . ip daddr . ip id . ip length . @th,0,128"
+
+    /// The receiver's `nft -f` input that makes the exit drop the output of the VNets in
+    /// `standby` (indices): one transaction that refills the set of standby exits. The table is
+    /// made on the first call (`create: true`), with the copy filter: every packet that leaves
+    /// a pair's exit is remembered for `overlapS` seconds (a dynamic set, at most 65536 at a
+    /// time), and a second copy within that time is counted and dropped. That is what makes a
+    /// switch exact when the two VNets' delays differ: for a moment both pass, first copy wins.
+    public func shadowExitRules(standby: Set<Int>, create: Bool, overlapS: Double = Lab.defaultOverlapS) -> String? {
         let pairs = topology.shadowPairs
         guard !pairs.isEmpty else { return nil }
-        let members = Set(pairs.flatMap { [$0.shadow, $0.production] })
-        let standby = members.filter { !production.contains(topology.vnets[$0].name) }.sorted().map { "\"\(exitInterface(vnet: $0))\"" }
+        let exits = Set(pairs.flatMap { [$0.shadow, $0.production] }).sorted().map { "\"\(exitInterface(vnet: $0))\"" }
+        let standby = standby.sorted().map { "\"\(exitInterface(vnet: $0))\"" }
         var lines: [String] = []
         if create {
+            let timeoutMs = max(1, Int((overlapS * 1000).rounded()))
             lines += [
-                "table ip vnetshadow {", "  set standby { type ifname; }", "  chain exit {",
+                "table ip vnetshadow {", "  set standby { type ifname; }",
+                "  set paired { type ifname; elements = { \(exits.joined(separator: ", ")) }; }",
+                "  set seen { typeof \(Self.copyKey); size 65536; flags dynamic,timeout; timeout \(timeoutMs)ms; }",
+                "  counter standby { }", "  counter copies { }", "  chain exit {",
                 "    type filter hook prerouting priority -300; policy accept;",
-                "    iifname @standby counter drop", "  }", "}",
+                "    iifname @standby counter name \"standby\" drop",
+                "    iifname @paired \(Self.copyKey) @seen counter name \"copies\" drop",
+                "    iifname @paired add @seen { \(Self.copyKey) }", "  }", "}",
             ]
         }
         lines.append("flush set ip vnetshadow standby")
@@ -125,27 +146,44 @@ extension Lab {
         try host.run(["ip", "netns", "exec", plan.namespace(plan.shadowEntryNode), "nft", "-f", "-"], input: entry)
         try host.run(
             ["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-f", "-"],
-            input: plan.shadowExitRules(production: Set(state.production.values), create: true)!)
+            input: plan.shadowExitRules(standby: plan.standbyVNets(production: Set(state.production.values)), create: true)!)
     }
+
+    /// How long, at a switch, both VNets' outputs pass with the copy filter (first copy wins):
+    /// longer than the old production VNet keeps a packet queued (its queue_ms), and what the
+    /// exit remembers each packet for.
+    public static let defaultOverlapS = 1.0
 
     /// What `lab promote` did.
     public struct Promotion: Codable, Sendable {
         public var production: String
         public var standby: String
+        /// The switch's transaction.
         public var tookMs: Double
+        /// How long both outputs passed, first copy winning, before the standby one was dropped.
+        public var overlapS: Double
 
         enum CodingKeys: String, CodingKey {
             case production, standby
             case tookMs = "took_ms"
+            case overlapS = "overlap_s"
         }
     }
 
     /// Makes `vnet` (a production VNet or its shadow) the one whose output reaches the receiver,
-    /// in one nftables transaction at the exit; the other's is counted and dropped from then on.
+    /// in one nftables transaction at the exit. For `overlapS` after it both outputs pass and the
+    /// exit's copy filter lets each packet through once, whichever VNet brings it first: what
+    /// the old VNet still had queued is not lost, what the new one brings late is not doubled.
+    /// A second transaction then drops the other's output (counted) from then on.
     @discardableResult
-    public func promote(vnet: String) throws -> Promotion {
+    public func promote(vnet: String, overlapS: Double = Lab.defaultOverlapS) throws -> Promotion {
         lock.lock()
         defer { lock.unlock() }
+        return try promoteLocked(vnet: vnet, overlapS: overlapS)
+    }
+
+    func promoteLocked(vnet: String, overlapS: Double) throws -> Promotion {
+        guard overlapS >= 0, overlapS <= 30 else { throw LabError("the overlap of a switch is 0-30 s, not \(overlapS)") }
         let vnets = plan.topology.vnets
         guard let index = vnets.firstIndex(where: { $0.name == vnet }) else {
             throw LabError("no VNet '\(vnet)' in \(plan.topology.name) (\(vnets.map(\.name).joined(separator: ", ")))")
@@ -157,36 +195,42 @@ extension Lab {
         let other = vnets[index == pair.shadow ? pair.production : pair.shadow].name
         var next = state.production
         next[group] = vnet
+        let standby = plan.standbyVNets(production: Set(next.values))
+        let exit = ["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-f", "-"]
         let start = Date()
-        try host.run(
-            ["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-f", "-"],
-            input: plan.shadowExitRules(production: Set(next.values), create: false)!)
+        // Both pass (first copy wins), then the old one is standby.
+        try host.run(exit, input: plan.shadowExitRules(standby: standby.subtracting([pair.production, pair.shadow]), create: false)!)
         let took = Date().timeIntervalSince(start)
         lastEffective = Date()
         state.production = next
         try save()
-        return Promotion(production: vnet, standby: other, tookMs: (took * 10_000).rounded() / 10)
+        Thread.sleep(forTimeInterval: overlapS)
+        try host.run(exit, input: plan.shadowExitRules(standby: standby, create: false)!)
+        return Promotion(production: vnet, standby: other, tookMs: (took * 10_000).rounded() / 10, overlapS: overlapS)
     }
 
-    /// Packets the exit dropped from the standby VNets so far.
-    public func standbyDrops() throws -> Int {
-        let json = try host.run(["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-j", "list", "chain", "ip", "vnetshadow", "exit"])
-        // The chain's one counter: {"nftables": [..., {"rule": {"expr": [..., {"counter": {"packets": N}}, ...]}}]}.
+    /// What the exit dropped so far: output of a standby VNet, and second copies (the copy filter).
+    public struct ExitDrops: Codable, Sendable, Equatable {
+        public var standby: Int
+        public var copies: Int
+    }
+
+    public func exitDrops() throws -> ExitDrops {
+        let json = try host.run(["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-j", "list", "counters", "table", "ip", "vnetshadow"])
+        // {"nftables": [{"metainfo": ...}, {"counter": {"name": "standby", "packets": N, ...}}, ...]}
         struct Listing: Decodable {
             struct Entry: Decodable {
-                struct Rule: Decodable {
-                    struct Expression: Decodable {
-                        struct Counter: Decodable { var packets: Int }
-                        var counter: Counter?
-                    }
-                    var expr: [Expression]
+                struct Counter: Decodable {
+                    var name: String
+                    var packets: Int
                 }
-                var rule: Rule?
+                var counter: Counter?
             }
             var nftables: [Entry]
         }
-        let listing = try JSONDecoder().decode(Listing.self, from: Data(json.utf8))
-        return listing.nftables.compactMap(\.rule).flatMap(\.expr).compactMap(\.counter).map(\.packets).reduce(0, +)
+        let counters = try JSONDecoder().decode(Listing.self, from: Data(json.utf8)).nftables.compactMap(\.counter)
+        func packets(_ name: String) -> Int { counters.first { $0.name == name }?.packets ?? 0 }
+        return ExitDrops(standby: packets("standby"), copies: packets("copies"))
     }
 }
 
@@ -198,6 +242,10 @@ extension Lab {
     public func retire(vnet: String) throws -> [String] {
         lock.lock()
         defer { lock.unlock() }
+        return try retireLocked(vnet: vnet)
+    }
+
+    func retireLocked(vnet: String) throws -> [String] {
         let vnets = plan.topology.vnets
         guard let index = vnets.firstIndex(where: { $0.name == vnet }), !state.retired.contains(vnet) else {
             throw LabError("no VNet '\(vnet)' up in \(plan.topology.name) (\(vnets.map(\.name).filter { !state.retired.contains($0) }.joined(separator: ", ")))")

@@ -13,6 +13,13 @@ public struct LinkConditions: Codable, Sendable, Equatable {
     public var queueMs: Double = 100
     /// Blackholed: 100 % loss in both directions, link left up, so routing finds out by missed hellos.
     public var down = false
+    /// Strict priority for packets whose DSCP is this TOS byte's (nil: none): they leave before
+    /// anything else the link has queued.
+    public var priorityTOS: UInt8?
+    /// The link's queue is two bands under its rate, the first served first. Set once priority
+    /// was on: tc cannot change a qdisc's kind in place, so ending priority leaves the bands and
+    /// classifies nothing into the first.
+    public var priorityBands = false
 
     public init() {}
 
@@ -24,10 +31,14 @@ public struct LinkConditions: Codable, Sendable, Equatable {
         lossPct = try c.decodeIfPresent(Double.self, forKey: .lossPct) ?? 0
         queueMs = try c.decodeIfPresent(Double.self, forKey: .queueMs) ?? 100
         down = try c.decodeIfPresent(Bool.self, forKey: .down) ?? false
+        priorityTOS = try c.decodeIfPresent(UInt8.self, forKey: .priorityTOS)
+        priorityBands = try c.decodeIfPresent(Bool.self, forKey: .priorityBands) ?? false
     }
 
     enum CodingKeys: String, CodingKey {
         case rate, down
+        case priorityTOS = "priority_tos"
+        case priorityBands = "priority_bands"
         case delayMs = "delay_ms"
         case jitterMs = "jitter_ms"
         case lossPct = "loss_pct"
@@ -82,6 +93,7 @@ public struct InterfaceShaping: Equatable, Sendable {
     /// `tc -batch` lines (without the leading `tc`).
     public var tcLines: [String] {
         if let queue { return queueLines(queue) }
+        if conditions.priorityBands { return priorityLines() }
         let c = conditions
         switch shaper {
         case .netem:
@@ -145,6 +157,45 @@ public struct InterfaceShaping: Equatable, Sendable {
                     + "min \(minBytes) max \(maxBytes) avpkt \(Int(packet)) burst \(redBurst) probability \(number(queue.redProbability)) "
                     + "bandwidth \(Int(bits.rounded()))bit")
         }
+        return lines
+    }
+
+    /// Strict priority (DESIGN.md section 9: no `prio` qdisc here, so HTB's class priority):
+    /// the TBF that sets the rate has an HTB child with two classes that never limit, the first
+    /// at priority 0 (a u32 filter puts the DSCP there) and the second, the default, at 1; each
+    /// has its own byte FIFO as long as the link's queue. Under netem (delay, jitter, loss;
+    /// handle 1:) the TBF and its bands hang below (handles 2: and 3:), since netem's own rate
+    /// would queue before the bands. The filter has a fixed handle, so it is replaced in place.
+    func priorityLines() -> [String] {
+        let c = conditions
+        let bits = c.rate?.bitsPerSecond ?? 10e9
+        let burst = Self.tbfBurstBytes(bits)
+        let limit = Int(bits * c.queueMs / 1000 / 8) + burst
+        var lines: [String] = []
+        var parent = "root"
+        var handle = 1
+        if shaper == .netem {
+            var line = "qdisc replace dev \(interface) root handle 1: netem limit 10000"
+            if c.delayMs > 0 || c.jitterMs > 0 {
+                line += " delay \(number(c.delayMs))ms"
+                if c.jitterMs > 0 { line += " \(number(c.jitterMs))ms" }
+            }
+            if c.lossPct > 0 { line += " loss random \(number(c.lossPct))%" }
+            lines.append(line)
+            parent = "parent 1:1"
+            handle = 2
+        }
+        lines.append("qdisc replace dev \(interface) \(parent) handle \(handle): tbf rate \(Int(bits.rounded()))bit burst \(burst) limit \(limit)")
+        let bands = handle + 1
+        lines.append("qdisc replace dev \(interface) parent \(handle):1 handle \(bands): htb default 2")
+        for band in 1...2 {
+            lines.append("class replace dev \(interface) parent \(bands): classid \(bands):\(band) htb rate 10gbit quantum 1514 prio \(band - 1)")
+            lines.append("qdisc replace dev \(interface) parent \(bands):\(band) handle \(bands)\(band): bfifo limit \(limit)")
+        }
+        let tos = c.priorityTOS ?? 0
+        lines.append(
+            "filter replace dev \(interface) parent \(bands): protocol ip prio 1 handle 800::800 u32 match ip dsfield 0x\(String(tos, radix: 16)) 0xfc "
+                + "flowid \(bands):\(c.priorityTOS == nil ? 2 : 1)")
         return lines
     }
 

@@ -9,8 +9,11 @@ extension LabCommand {
             discussion: """
                 Both keep carrying what enters the production VNet (the entry copies it into the \
                 shadow); at the receiver one nftables set says whose output passes, and this \
-                command refills it in one transaction: the other's output is counted and dropped \
-                from then on. Promoting the other back rolls it back. Example: vnetstream lab promote voiceb
+                command refills it in one transaction. For --overlap both outputs then pass and \
+                the exit lets each packet through once, whichever VNet brings it first (nothing \
+                the old VNet still queues is lost, nothing the new one brings late is doubled); \
+                then the other's output is counted and dropped. Promoting the other back rolls \
+                it back. Example: vnetstream lab promote voiceb
                 """)
 
         @Option(help: ArgumentHelp("The lab's run id (default: the only lab that is up).", valueName: "id"))
@@ -19,12 +22,15 @@ extension LabCommand {
         @Argument(help: "The VNet to make the production one: a production VNet or its shadow.")
         var vnet: String
 
+        @Option(help: ArgumentHelp("Seconds both outputs pass, first copy winning: longer than the old VNet queues a packet.", valueName: "seconds"))
+        var overlap: Double = Lab.defaultOverlapS
+
         @OptionGroup(title: "Output (the switch: production, standby, how long it took)") var output: OutputOptions
 
         func run() throws {
-            let promotion = try Lab.open(runID: id).promote(vnet: vnet)
+            let promotion = try Lab.open(runID: id).promote(vnet: vnet, overlapS: overlap)
             try output.emit(promotion)
-            output.say("\(promotion.production) is production, \(promotion.standby) standby, in \(number(promotion.tookMs)) ms")
+            output.say("\(promotion.production) is production, \(promotion.standby) standby, in \(number(promotion.tookMs)) ms (both passed for \(number(promotion.overlapS)) s)")
         }
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
+import Packets
 import RunRecords
 import TestSupport
 import Testing
+import Units
 import Voice
 
 @testable import Lab
@@ -21,12 +23,51 @@ struct ShadowPlanTests {
         let plan = try LabPlan(topology: topology, runID: "s1", shaper: .tbf)
         let entry = try #require(plan.shadowEntryRules())
         #expect(entry.contains("oifname \"vnet1\" ip daddr 198.18.100.1 counter dup to") && entry.contains("device \"vnet2\""))
-        let exit = try #require(plan.shadowExitRules(production: ["voice"], create: true))
-        #expect(exit.contains("iifname @standby counter drop") && exit.hasSuffix("add element ip vnetshadow standby { \"vnet2\" }\n"))
-        #expect(plan.shadowExitRules(production: ["voiceb"], create: false) == "flush set ip vnetshadow standby\nadd element ip vnetshadow standby { \"vnet1\" }\n")
+        let exit = try #require(plan.shadowExitRules(standby: plan.standbyVNets(production: ["voice"]), create: true))
+        #expect(exit.contains("iifname @standby counter name \"standby\" drop") && exit.hasSuffix("add element ip vnetshadow standby { \"vnet2\" }\n"))
+        #expect(exit.contains("@seen counter name \"copies\" drop") && exit.contains("timeout 1000ms"))
+        #expect(plan.shadowExitRules(standby: plan.standbyVNets(production: ["voiceb"]), create: false) == "flush set ip vnetshadow standby\nadd element ip vnetshadow standby { \"vnet1\" }\n")
+        #expect(plan.shadowExitRules(standby: [], create: false) == "flush set ip vnetshadow standby\n")
         // Written and read back (a lab's state): the clone stays one VNet.
         let again = try JSONDecoder().decode(Topology.self, from: JSONEncoder().encode(topology))
         #expect(again.vnets.count == 2)
+    }
+
+    @Test("schedule events switch VNets and set strict priority; the bands' tc lines under TBF and under netem; bad ones are refused")
+    func switchEvents() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func load(_ events: String) throws -> Schedule {
+            try ("name = \"t\"\n" + events).write(toFile: directory + "/s.toml", atomically: true, encoding: .utf8)
+            return try Schedule.load(directory + "/s.toml")
+        }
+        let schedule = try load(
+            "[[event]]\nat_s = 1\nvnet = \"voiceb\"\npriority = \"EF\"\n[[event]]\nat_s = 2\nvnet = \"voiceb\"\naction = \"promote\"\n"
+                + "[[event]]\nat_s = 3\nvnet = \"voice\"\naction = \"retire\"\n[[event]]\nat_s = 4\nvnet = \"voiceb\"\npriority = \"none\"\n")
+        #expect(schedule.events.map(\.change) == [.priority(TrafficMark(dscp: 46)), .promote, .retire, .priority(nil)])
+        #expect(schedule.events.map(\.summary) == ["voiceb priority EF (TOS 0xb8)", "voiceb promote", "voice retire", "voiceb priority none"])
+        for bad in ["path = \"P1\"\naction = \"promote\"", "vnet = \"voiceb\"\npriority = \"XX\"", "vnet = \"voiceb\"\npriority = \"EF\"\nrate = \"1mbit\"",
+            "vnet = \"voiceb\"\naction = \"promote\"\nloss_pct = 1"]
+        {
+            #expect(throws: LabError.self, "\(bad)") { try load("[[event]]\nat_s = 1\n" + bad + "\n") }
+        }
+        // The shadow's links get the bands; the production's are untouched; none leaves the bands with nothing in the first.
+        let plan = try LabPlan(topology: try Topology.load(shadowTopology), runID: "s1", shaper: .tbf)
+        let change = try plan.change([schedule.events[0], schedule.events[1]], conditions: [:], blackholes: [:])
+        let tc = change.commands.compactMap(\.input).joined()
+        #expect(tc.contains("qdisc replace dev a2 root handle 1: tbf rate 10000000000bit") && tc.contains("parent 1:1 handle 2: htb default 2"))
+        #expect(tc.contains("classid 2:1 htb rate 10gbit quantum 1514 prio 0") && tc.contains("match ip dsfield 0xb8 0xfc flowid 2:1"))
+        #expect(change.commands.allSatisfy { !$0.argv.contains(plan.namespace("a1")) }, "the production VNet is not touched")
+        let off = try plan.change([schedule.events[3]], conditions: change.conditions, blackholes: [:]).commands.compactMap(\.input).joined()
+        #expect(off.contains("htb default 2") && off.contains("match ip dsfield 0x0 0xfc flowid 2:2"))
+        var conditions = LinkConditions()
+        conditions.rate = BitRate(bitsPerSecond: 20e6)
+        conditions.delayMs = 10
+        conditions.priorityTOS = 0xb8
+        conditions.priorityBands = true
+        let netem = InterfaceShaping(interface: "x", shaper: .netem, conditions: conditions).tcLines
+        #expect(netem.count == 8 && netem[0].hasPrefix("qdisc replace dev x root handle 1: netem limit 10000 delay 10ms") && !netem[0].contains("rate"))
+        #expect(netem[1].contains("parent 1:1 handle 2: tbf rate 20000000bit") && netem[2].contains("parent 2:1 handle 3: htb") && netem[7].hasSuffix("flowid 3:1"))
     }
 
     @Test("bad shadows are refused: an unknown VNet, a cost on no link, two shadows of one VNet")
@@ -80,8 +121,10 @@ struct ShadowLabTests {
         #expect(receiver.wait(timeout: 20).status == 0)
         let report = try JSONDecoder().decode(VoiceReport.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/call.json")))
         #expect(report.expected == 200 && report.received == 200 && report.lost == 0 && report.duplicates == 0, "\(report.expected) expected, \(report.received) received, \(report.duplicates) twice")
-        // Both VNets carried the call all along: the exit dropped the standby's 200 copies.
-        #expect(try lab.standbyDrops() == 200)
+        // Both VNets carried the call all along: the exit dropped the standby's 200 copies, as
+        // standby or, while both passed at each switch, as second copies.
+        let drops = try lab.exitDrops()
+        #expect(drops.standby + drops.copies == 200 && drops.copies > 50, "\(drops)")
         print("promotions took \(toShadow.tookMs) and \(back.tookMs) ms")
         lab.down()
         #expect(try leftovers(id).isEmpty)
@@ -106,10 +149,16 @@ struct ShadowLabTests {
         defer { sender.stop() }
         usleep(1_000_000)
         #expect(throws: LabError.self) { try lab.retire(vnet: "voice") }
-        try lab.promote(vnet: "voiceb")
-        usleep(500_000)
-        let removed = try lab.retire(vnet: "voice")
-        #expect(removed.count == 2 && lab.state.retired == ["voice"], "\(removed)")
+        // As a schedule has them: strict priority for EF on the shadow, the switch, the removal.
+        let events = try Schedule(
+            name: "t", events: [.init(atS: 0, target: .vnet("voiceb"), change: .priority(TrafficMark(parsing: "EF"))), .init(atS: 0, target: .vnet("voiceb"), change: .promote)])
+        try lab.apply(events.events)
+        #expect(lab.state.production == ["voice": "voiceb"])
+        let qdiscs = try runProcess(["tc", "-n", plan.namespace("a1s"), "qdisc", "show", "dev", "a2"]).stdout
+        let filters = try runProcess(["tc", "-n", plan.namespace("a1s"), "filter", "show", "dev", "a2", "parent", "2:"]).stdout
+        #expect(qdiscs.contains("htb 2: parent 1:1") && filters.contains("match 00b80000/00fc0000") && filters.contains("flowid 2:1"), "\(qdiscs)\n\(filters)")
+        let removed = try lab.apply([.init(atS: 0, target: .vnet("voice"), change: .retire)])
+        #expect(removed.count == 1 && removed[0].hasPrefix("retire voice: namespace") && lab.state.retired == ["voice"], "\(removed)")
         #expect(sender.wait(timeout: 20).status == 0)
         #expect(receiver.wait(timeout: 20).status == 0)
         let report = try JSONDecoder().decode(VoiceReport.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/call.json")))
