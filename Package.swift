@@ -60,7 +60,7 @@ let package = Package(
             name: "Lab",
             dependencies: ["Units", "Packets", "CNetShims", .product(name: "TOMLKit", package: "TOMLKit")]),
         // Experiments: many runs side by side, each in its own lab, and their results and reports.
-        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Packets", "Capture", "Control", "RunRecords", "Monitoring"]),
+        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Packets", "Capture", "Control", "RunRecords", "Monitoring", "Voice"]),
         // Frame traces from real video files through libavformat / libavcodec's parsers.
         .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
         .systemLibrary(
@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "VoiceQuality"),
         // A voice call: G.711 over RTP (RFC 3550), the receiver's statistics, jitter and playout
         // buffer, and the E-model's R and MOS per bin. Pure.
-        .target(name: "Voice", dependencies: ["VoiceQuality"]),
+        .target(name: "Voice", dependencies: ["VoiceQuality", "RunRecords"]),
         // The command-line tool: thin, declarative, on top of the modules above.
         .executableTarget(
             name: "vnetstream",

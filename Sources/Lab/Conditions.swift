@@ -31,10 +31,14 @@ extension Lab {
         var switched: Date?
         for event in switches {
             let vnet = event.target.description
-            if event.change == .promote {
+            switch event.change {
+            case .promote:
                 let promotion = try promoteLocked(vnet: vnet, overlapS: Self.defaultOverlapS)
                 ran.append("promote \(vnet): \(promotion.standby) standby after \(number(promotion.overlapS)) s of overlap")
-            } else {
+            case .copying(let on):
+                try setCopyingLocked(shadow: vnet, on: on)
+                ran.append("\(on ? "activate" : "deactivate") \(vnet): the entry copies into it \(on ? "again" : "no more")")
+            default:
                 ran.append("retire \(vnet): " + (try retireLocked(vnet: vnet)).joined(separator: ", "))
                 lastEffective = Date()
             }

@@ -177,8 +177,8 @@ public struct LabPlan: Sendable {
     public static func classRulePreference(vnet: Int) -> Int { 900 + vnet }
 
     /// The classifying edge, as commands after `buildCommands`: the sender node's main table
-    /// routes the receiver through the default VNet (so ordinary sockets have a route and a
-    /// source address), and a policy routing rule per classed VNet sends its firewall mark into
+    /// routes the receiver through the default VNet (so ordinary sockets have a route, and a
+    /// source address in the VNet's sender prefix, which the receiver routes back: TCP works), and a policy routing rule per classed VNet sends its firewall mark into
     /// the VNet's table. The marks come from `classifierRules`. Empty without classes.
     public var classifierCommands: [[String]] {
         guard !topology.classes.isEmpty else { return [] }
@@ -186,7 +186,7 @@ public struct LabPlan: Sendable {
         let fallback = topology.defaultVNet.flatMap { name in topology.vnets.firstIndex { $0.name == name } } ?? 0
         // With [access] the main table already routes the receiver (over the legacy link).
         var commands =
-            topology.access != nil ? [] : [["ip", "-n", sender, "route", "add", receiverAddress.description, "via", senderNextHop(vnet: fallback).description]]
+            topology.access != nil ? [] : [["ip", "-n", sender, "route", "add", receiverAddress.description, "via", senderNextHop(vnet: fallback).description, "src", tunAddress(vnet: fallback).description]]
         for (index, vnet) in topology.vnets.enumerated() where topology.classes.contains(where: { $0.vnet == vnet.name }) {
             commands.append(
                 ["ip", "-n", sender, "rule", "add", "fwmark", String(Self.classMark(vnet: index)), "lookup", String(100 + index + 1), "pref",

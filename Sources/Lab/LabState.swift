@@ -29,13 +29,15 @@ public struct LabState: Codable, Sendable {
     public var production: [String: String] = [:]
     /// VNets removed by `lab retire`.
     public var retired: [String] = []
+    /// Shadow VNets the entry does not copy into now (`Lab.setCopying`).
+    public var idle: [String] = []
     /// The process whose lifetime the lab belongs to (an experiment's: it removes its labs when
     /// it ends), with its start time so a reused pid is not taken for it; nil for `lab up`,
     /// whose labs stay up until `lab down`.
     public var owner: ProcessIdentity?
 
     enum CodingKeys: String, CodingKey {
-        case topology, shaper, namespaces, birds, conditions, blackholes, red, owner, reservations, production, retired
+        case topology, shaper, namespaces, birds, conditions, blackholes, red, owner, reservations, production, retired, idle
         case runID = "run_id"
         case topologyFile = "topology_file"
         case shaperReason = "shaper_reason"
@@ -67,6 +69,7 @@ public struct LabState: Codable, Sendable {
         reservations = try c.decodeIfPresent([String: BitRate].self, forKey: .reservations) ?? [:]
         production = try c.decodeIfPresent([String: String].self, forKey: .production) ?? [:]
         retired = try c.decodeIfPresent([String].self, forKey: .retired) ?? []
+        idle = try c.decodeIfPresent([String].self, forKey: .idle) ?? []
     }
 }
 

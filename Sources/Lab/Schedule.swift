@@ -44,7 +44,8 @@ public struct Schedule: Codable, Sendable, Equatable {
         /// in both directions (`down`) and its end (`up`), a VNet's new reservation on the
         /// access link (`reserve = RATE`, with `vnet`), strict priority for one DSCP on the
         /// links (`priority = "EF"`, `"none"` to end it), or, for a VNet and its shadow, the
-        /// switch of `lab promote` and the removal of `lab retire` (`action`, with `vnet`).
+        /// switch of `lab promote`, the removal of `lab retire`, and copying into a shadow
+        /// started or stopped (`action` = promote, retire, activate, deactivate; with `vnet`).
         public enum Change: Sendable, Equatable {
             case shape(Shape)
             case down
@@ -53,9 +54,16 @@ public struct Schedule: Codable, Sendable, Equatable {
             case priority(TrafficMark?)
             case promote
             case retire
+            /// Copying into a shadow VNet starts (`activate`) or stops (`deactivate`).
+            case copying(Bool)
 
             /// Whether it acts on a shadow pair rather than on links.
-            public var switchesVNets: Bool { self == .promote || self == .retire }
+            public var switchesVNets: Bool {
+                switch self {
+                case .promote, .retire, .copying: true
+                default: false
+                }
+            }
         }
 
         /// The conditions an event sets; nil leaves one as it is.
@@ -89,7 +97,7 @@ public struct Schedule: Codable, Sendable, Equatable {
 
         /// The file's form: `at_s`, exactly one of `vnet`, `path`, `link`, then one of:
         /// conditions (`rate`, `delay_ms`, `jitter_ms`, `loss_pct`), `action = "down"|"up"`,
-        /// `reserve = RATE`, `priority = DSCP|"none"`, or `action = "promote"|"retire"` (a VNet).
+        /// `reserve = RATE`, `priority = DSCP|"none"`, or `action = "promote"|"retire"|"activate"|"deactivate"` (a VNet).
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let number = (c.codingPath.last?.intValue).map { $0 + 1 }
@@ -143,16 +151,19 @@ public struct Schedule: Codable, Sendable, Equatable {
                 change = .shape(shape)
             case let action? where reshapes && (action == "down" || action == "up"):
                 throw fail("an event either changes conditions or takes the target down or up, not both: make two events")
-            case let action? where reshapes && (action == "promote" || action == "retire"):
+            case let action? where reshapes && Self.switches[action] != nil:
                 throw fail("an event either changes conditions or switches VNets, not both: make two events")
             case "down"?: change = .down
             case "up"?: change = .up
-            case let action? where action == "promote" || action == "retire":
+            case let action? where Self.switches[action] != nil:
                 guard case .vnet = target else { throw fail("\(action) acts on a VNet and its shadow: name the vnet") }
-                change = action == "promote" ? .promote : .retire
-            case let other?: throw fail("action is down, up, promote or retire, not '\(other)'")
+                change = Self.switches[action]!
+            case let other?: throw fail("action is down, up, \(Self.switches.keys.sorted().joined(separator: ", ")), not '\(other)'")
             }
         }
+
+        /// The actions that switch VNets, by their name in the file.
+        static let switches: [String: Change] = ["promote": .promote, "retire": .retire, "activate": .copying(true), "deactivate": .copying(false)]
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -172,8 +183,7 @@ public struct Schedule: Codable, Sendable, Equatable {
             case .up: try c.encode("up", forKey: .action)
             case .reserve(let rate): try c.encode(rate.description, forKey: .reserve)
             case .priority(let mark): try c.encode(mark.map { String($0.tos) } ?? "none", forKey: .priority)
-            case .promote: try c.encode("promote", forKey: .action)
-            case .retire: try c.encode("retire", forKey: .action)
+            case .promote, .retire, .copying: try c.encode(Self.switches.first { $0.value == change }!.key, forKey: .action)
             }
         }
 
@@ -190,8 +200,7 @@ public struct Schedule: Codable, Sendable, Equatable {
             case .up: parts.append("up")
             case .reserve(let rate): parts.append("reserve \(rate)")
             case .priority(let mark): parts.append("priority \(mark.map(\.description) ?? "none")")
-            case .promote: parts.append("promote")
-            case .retire: parts.append("retire")
+            case .promote, .retire, .copying: parts.append(Self.switches.first { $0.value == change }!.key)
             }
             return parts.joined(separator: " ")
         }
@@ -210,7 +219,7 @@ public struct Schedule: Codable, Sendable, Equatable {
             case .priority(let mark):
                 next.priorityTOS = mark?.tos
                 if mark != nil { next.priorityBands = true }
-            case .reserve, .promote, .retire: break
+            case .reserve, .promote, .retire, .copying: break
             }
             return next
         }

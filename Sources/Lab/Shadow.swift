@@ -75,9 +75,10 @@ extension LabPlan {
 
     /// The entry node's `nft -f` input for its shadows: whatever it routes into a production
     /// VNet's access link is duplicated to the shadow's ingress. nil without shadows. Pairs with
-    /// a VNet in `retired` are left out.
-    public func shadowEntryRules(retired: Set<String> = []) -> String? {
-        let pairs = topology.shadowPairs.filter { !retired.contains(topology.vnets[$0.shadow].name) && !retired.contains(topology.vnets[$0.production].name) }
+    /// a VNet in `retired` (removed) or `idle` (not copied into now) are left out.
+    public func shadowEntryRules(retired: Set<String> = [], idle: Set<String> = []) -> String? {
+        let off = retired.union(idle)
+        let pairs = topology.shadowPairs.filter { !off.contains(topology.vnets[$0.shadow].name) && !off.contains(topology.vnets[$0.production].name) }
         guard !topology.shadowPairs.isEmpty else { return nil }
         var rules = ["table ip vnetshadow {", "  chain entry {", "    type filter hook postrouting priority 0; policy accept;"]
         for pair in pairs {
@@ -235,6 +236,36 @@ extension Lab {
 }
 
 extension Lab {
+    /// Starts (`on`) or stops copying what enters the production VNet into its shadow `vnet`,
+    /// in one transaction at the entry. A shadow not copied into is idle: it carries nothing,
+    /// and its exit has nothing to drop. Copying again is the same call.
+    public func setCopying(shadow vnet: String, on: Bool) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try setCopyingLocked(shadow: vnet, on: on)
+    }
+
+    func setCopyingLocked(shadow vnet: String, on: Bool) throws {
+        let vnets = plan.topology.vnets
+        guard let index = vnets.firstIndex(where: { $0.name == vnet }), !state.retired.contains(vnet) else {
+            throw LabError("no VNet '\(vnet)' up in \(plan.topology.name) (\(vnets.map(\.name).filter { !state.retired.contains($0) }.joined(separator: ", ")))")
+        }
+        guard let pair = plan.topology.shadowPairs.first(where: { $0.shadow == index }) else {
+            throw LabError("VNet \(vnet) is no shadow: only a shadow VNet is copied into (\(plan.topology.shadowPairs.map { vnets[$0.shadow].name }.joined(separator: ", ")))")
+        }
+        guard on || state.production[vnets[pair.production].name] != vnet else {
+            throw LabError("VNet \(vnet) is production: promote \(vnets[pair.production].name) first")
+        }
+        var idle = Set(state.idle)
+        if on { idle.remove(vnet) } else { idle.insert(vnet) }
+        try host.run(
+            ["ip", "netns", "exec", plan.namespace(plan.shadowEntryNode), "nft", "-f", "-"],
+            input: plan.shadowEntryRules(retired: Set(state.retired), idle: idle)!)
+        lastEffective = Date()
+        state.idle = idle.sorted()
+        try save()
+    }
+
     /// Removes `vnet`, the standby one of a VNet and its shadow: the entry stops copying, its
     /// birds stop and its namespaces go. If it was the production VNet (its shadow was
     /// promoted), what entered it now enters the shadow directly. Returns what it removed.
@@ -268,10 +299,10 @@ extension Lab {
             // The main table's route for the sender's own sockets, if it went through the old VNet.
             let fallback = plan.topology.defaultVNet.flatMap { name in vnets.firstIndex { $0.name == name } } ?? 0
             if !plan.topology.classes.isEmpty && fallback == index {
-                try host.run(["ip", "-n", entry, "route", "replace", plan.receiverAddress.description, "via", via])
+                try host.run(["ip", "-n", entry, "route", "replace", plan.receiverAddress.description, "via", via, "src", plan.tunAddress(vnet: pair.shadow).description])
             }
         }
-        try host.run(["ip", "netns", "exec", entry, "nft", "-f", "-"], input: plan.shadowEntryRules(retired: retired)!)
+        try host.run(["ip", "netns", "exec", entry, "nft", "-f", "-"], input: plan.shadowEntryRules(retired: retired, idle: Set(state.idle))!)
         var removed: [String] = []
         let routers = Set(vnets[index].routers)
         for pid in routers.compactMap(birdProcess) { kill(pid, SIGTERM) }

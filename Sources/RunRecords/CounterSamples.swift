@@ -10,22 +10,27 @@ public struct CounterSample: CSVRecord, Equatable {
     public var rxPackets: Int
     public var txDropped: Int
     public var rxDropped: Int
+    public var txBytes: Int
+    public var rxBytes: Int
 
-    public init(t: Double, txPackets: Int, rxPackets: Int, txDropped: Int, rxDropped: Int) {
+    public init(t: Double, txPackets: Int, rxPackets: Int, txDropped: Int, rxDropped: Int, txBytes: Int = 0, rxBytes: Int = 0) {
         self.t = t
         self.txPackets = txPackets
         self.rxPackets = rxPackets
         self.txDropped = txDropped
         self.rxDropped = rxDropped
+        self.txBytes = txBytes
+        self.rxBytes = rxBytes
     }
 
-    public static let csvHeader = "mono_s,tx_packets,rx_packets,tx_dropped,rx_dropped"
+    public static let csvHeader = "mono_s,tx_packets,rx_packets,tx_dropped,rx_dropped,tx_bytes,rx_bytes"
 
-    public var csvRow: String { "\(t.plainText(places: 6)),\(txPackets),\(rxPackets),\(txDropped),\(rxDropped)" }
+    public var csvRow: String { "\(t.plainText(places: 6)),\(txPackets),\(rxPackets),\(txDropped),\(rxDropped),\(txBytes),\(rxBytes)" }
 
     public init?(csvFields f: [Substring]) {
-        guard let t = Double(f[0]), let tx = Int(f[1]), let rx = Int(f[2]), let txd = Int(f[3]), let rxd = Int(f[4]) else { return nil }
-        self.init(t: t, txPackets: tx, rxPackets: rx, txDropped: txd, rxDropped: rxd)
+        guard let t = Double(f[0]), let tx = Int(f[1]), let rx = Int(f[2]), let txd = Int(f[3]), let rxd = Int(f[4]), let txb = Int(f[5]), let rxb = Int(f[6])
+        else { return nil }
+        self.init(t: t, txPackets: tx, rxPackets: rx, txDropped: txd, rxDropped: rxd, txBytes: txb, rxBytes: rxb)
     }
 
     /// The counters of `interface` now, from sysfs (this process's network namespace).
@@ -37,7 +42,9 @@ public struct CounterSample: CSVRecord, Equatable {
             }
             return n
         }
-        return CounterSample(t: t, txPackets: try value("tx_packets"), rxPackets: try value("rx_packets"), txDropped: try value("tx_dropped"), rxDropped: try value("rx_dropped"))
+        return CounterSample(
+            t: t, txPackets: try value("tx_packets"), rxPackets: try value("rx_packets"), txDropped: try value("tx_dropped"), rxDropped: try value("rx_dropped"),
+            txBytes: try value("tx_bytes"), rxBytes: try value("rx_bytes"))
     }
 
     /// Packets per second between consecutive samples (the transmit side), with each span's midpoint.

@@ -81,79 +81,79 @@ public struct VoiceAccounting: Sendable {
         }
     }
 
-    /// The report with a fixed playout buffer of `playoutMs` (each packet plays at the first
-    /// packet's arrival + the buffer + its place in the call), in bins of `binS`, G.711 with
-    /// packet loss concealment.
-    public func report(binS: Double, playoutMs: Double) -> VoiceReport {
-        guard let first, let highest, let start = arrivals[first] else {
-            return VoiceReport(ssrc: nil, expected: 0, received: 0, lost: 0, late: 0, duplicates: duplicates, jitterMs: 0, playoutMs: playoutMs, bins: [], whole: nil)
-        }
+    /// What became of one packet of the call, by its place in it (0: the first that arrived).
+    public struct Fate: Sendable, Equatable {
+        public var place: Int
+        /// When it was sent (CLOCK_MONOTONIC ns): its own stamp, or for a lost one the first's
+        /// plus its place (the call is paced at 20 ms). nil when no stamp was read.
+        public var sendNanoseconds: Double?
+        public var received: Bool
+        /// Arrived after its playout time.
+        public var late: Bool
+        public var delayMs: Double?
+        /// Network delay + playout buffer + packetisation, the E-model's Ta.
+        public var mouthToEarMs: Double?
+
+        public var played: Bool { received && !late }
+    }
+
+    /// Every packet's fate with a fixed playout buffer of `playoutMs`: each plays at the first
+    /// packet's arrival + the buffer + its place in the call.
+    public func fates(playoutMs: Double) -> [Fate] {
+        guard let first, let highest, let start = arrivals[first] else { return [] }
         let packetNs = G711Voice.packetMs * 1e6
-        let perBin = max(1, Int((binS * 1000 / G711Voice.packetMs).rounded()))
-        var bins: [Bin] = []
-        var fates: [Bool] = []
-        var allFates: [Bool] = []
-        var delays: [Double] = []
-        var mouthToEar: [Double] = []
-        var allMouth: [Double] = []
-        var allDelays: [Double] = []
-        var counts = (received: 0, late: 0)
-        var total = (received: 0, late: 0)
-        func close(_ index: Int) {
-            let expected = fates.count
-            let played = fates.filter { $0 }.count
-            let pattern = LossPattern(played: fates)
-            let ta = mouthToEar.isEmpty ? 0 : mouthToEar.reduce(0, +) / Double(mouthToEar.count)
-            let model = EModel.g711(oneWayMs: ta, lossPct: pattern.lossPct, burstR: pattern.burstR)
-            bins.append(
-                Bin(
-                    startS: Double(index * perBin) * G711Voice.packetMs / 1000, expected: expected, received: counts.received,
-                    lost: expected - counts.received, late: counts.late, meanDelayMs: delays.isEmpty ? nil : delays.reduce(0, +) / Double(delays.count),
-                    mouthToEarMs: mouthToEar.isEmpty ? nil : ta, jitterMs: jitterMs, pplPct: Double(expected - played) / Double(max(1, expected)) * 100,
-                    burstR: pattern.burstR, r: model.r, mos: model.mos))
-            fates.removeAll()
-            delays.removeAll()
-            mouthToEar.removeAll()
-            counts = (0, 0)
-        }
+        var fates: [Fate] = []
+        fates.reserveCapacity(Int(highest - first) + 1)
+        let base = start.sendNanoseconds.map { Double($0) }
         for ext in first...highest {
             let place = Int(ext - first)
-            if place > 0 && place % perBin == 0 { close(place / perBin - 1) }
+            let planned = base.map { $0 + Double(place) * packetNs }
             guard let arrival = arrivals[ext] else {
-                fates.append(false)
-                allFates.append(false)
+                fates.append(Fate(place: place, sendNanoseconds: planned, received: false, late: false))
                 continue
             }
-            counts.received += 1
-            total.received += 1
             let playout = Double(start.arrivalNanoseconds) + playoutMs * 1e6 + Double(place) * packetNs
-            let late = Double(arrival.arrivalNanoseconds) > playout
-            if late {
-                counts.late += 1
-                total.late += 1
-            }
-            fates.append(!late)
-            allFates.append(!late)
+            var fate = Fate(place: place, sendNanoseconds: arrival.sendNanoseconds.map { Double($0) } ?? planned, received: true, late: Double(arrival.arrivalNanoseconds) > playout)
             if let sent = arrival.sendNanoseconds {
-                let delay = (Double(arrival.arrivalNanoseconds) - Double(sent)) / 1e6
-                delays.append(delay)
-                allDelays.append(delay)
+                fate.delayMs = (Double(arrival.arrivalNanoseconds) - Double(sent)) / 1e6
                 // What the listener hears it after: played at its playout time, spoken a packet before it was sent.
-                let heard = (playout - Double(sent)) / 1e6 + G711Voice.packetMs
-                mouthToEar.append(heard)
-                allMouth.append(heard)
+                fate.mouthToEarMs = (playout - Double(sent)) / 1e6 + G711Voice.packetMs
             }
+            fates.append(fate)
         }
-        if !fates.isEmpty { close(Int(highest - first) / perBin) }
-        let pattern = LossPattern(played: allFates)
-        let ta = allMouth.isEmpty ? 0 : allMouth.reduce(0, +) / Double(allMouth.count)
+        return fates
+    }
+
+    /// The figures and the E-model's verdict (G.711 with packet loss concealment) of some of a
+    /// call's packets: a bin, a phase, the whole call.
+    public static func summary(_ fates: some Collection<Fate>, startS: Double, jitterMs: Double) -> Bin {
+        let played = fates.map(\.played)
+        let pattern = LossPattern(played: played)
+        let delays = fates.compactMap(\.delayMs)
+        let mouth = fates.compactMap(\.mouthToEarMs)
+        let ta = mouth.isEmpty ? 0 : mouth.reduce(0, +) / Double(mouth.count)
         let model = EModel.g711(oneWayMs: ta, lossPct: pattern.lossPct, burstR: pattern.burstR)
-        let whole = Bin(
-            startS: 0, expected: allFates.count, received: total.received, lost: allFates.count - total.received, late: total.late,
-            meanDelayMs: allDelays.isEmpty ? nil : allDelays.reduce(0, +) / Double(allDelays.count), mouthToEarMs: allMouth.isEmpty ? nil : ta,
+        let received = fates.filter(\.received).count
+        return Bin(
+            startS: startS, expected: fates.count, received: received, lost: fates.count - received, late: fates.filter(\.late).count,
+            meanDelayMs: delays.isEmpty ? nil : delays.reduce(0, +) / Double(delays.count), mouthToEarMs: mouth.isEmpty ? nil : ta,
             jitterMs: jitterMs, pplPct: pattern.lossPct, burstR: pattern.burstR, r: model.r, mos: model.mos)
+    }
+
+    /// The report with a fixed playout buffer of `playoutMs`, in bins of `binS` (by the
+    /// packets' place in the call, 20 ms each).
+    public func report(binS: Double, playoutMs: Double) -> VoiceReport {
+        let fates = fates(playoutMs: playoutMs)
+        guard !fates.isEmpty else {
+            return VoiceReport(ssrc: nil, expected: 0, received: 0, lost: 0, late: 0, duplicates: duplicates, jitterMs: 0, playoutMs: playoutMs, bins: [], whole: nil)
+        }
+        let perBin = max(1, Int((binS * 1000 / G711Voice.packetMs).rounded()))
+        let bins = stride(from: 0, to: fates.count, by: perBin).map { from in
+            Self.summary(fates[from..<min(fates.count, from + perBin)], startS: Double(from) * G711Voice.packetMs / 1000, jitterMs: jitterMs)
+        }
+        let whole = Self.summary(fates, startS: 0, jitterMs: jitterMs)
         return VoiceReport(
-            ssrc: ssrc, expected: allFates.count, received: total.received, lost: allFates.count - total.received, late: total.late,
+            ssrc: ssrc, expected: whole.expected, received: whole.received, lost: whole.lost, late: whole.late,
             duplicates: duplicates, jitterMs: jitterMs, playoutMs: playoutMs, bins: bins, whole: whole)
     }
 }

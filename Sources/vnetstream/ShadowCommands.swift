@@ -57,3 +57,29 @@ extension LabCommand {
         }
     }
 }
+
+extension LabCommand {
+    struct Copy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Start or stop copying what enters a production VNet into its shadow (one nftables transaction at the entry).",
+            discussion: """
+                A shadow that is not copied into is idle: it carries nothing, and the exit has \
+                nothing of it to drop. Schedules do the same with action = "activate" or \
+                "deactivate". Example: vnetstream lab copy voiceb --off
+                """)
+
+        @Option(help: ArgumentHelp("The lab's run id (default: the only lab that is up).", valueName: "id"))
+        var id: String?
+
+        @Argument(help: "The shadow VNet.")
+        var vnet: String
+
+        @Flag(name: .customLong("off"), help: "Stop copying (default: start).")
+        var off = false
+
+        func run() throws {
+            try Lab.open(runID: id).setCopying(shadow: vnet, on: !off)
+            print("VNet \(vnet): the entry \(off ? "no longer copies into it (idle)" : "copies into it")")
+        }
+    }
+}

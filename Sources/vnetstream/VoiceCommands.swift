@@ -36,6 +36,9 @@ struct VoiceCommand: ParsableCommand {
         @Option(help: ArgumentHelp("The RTP SSRC (default: random).", valueName: "n"))
         var ssrc: UInt32?
 
+        @Option(help: ArgumentHelp("Send the first packet at this CLOCK_MONOTONIC time, ns (an experiment's time zero; default: now).", valueName: "ns"))
+        var startAt: UInt64?
+
         @OptionGroup(title: "Output (what was sent)") var output: OutputOptions
 
         struct Sent: Encodable {
@@ -58,7 +61,7 @@ struct VoiceCommand: ParsableCommand {
             let firstSequence = UInt16.random(in: 0...UInt16.max)
             let firstTimestamp = UInt32.random(in: 0...UInt32.max)
             let count = Int((duration * 1000 / G711Voice.packetMs).rounded())
-            let start = MonotonicClock.now() + 5_000_000
+            let start = startAt ?? MonotonicClock.now() + 5_000_000
             let stop = StopRequest()
             var unsent = 0
             var sent = 0
@@ -97,6 +100,9 @@ struct VoiceCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Stop after this long in any case.", valueName: "time"), transform: timeSeconds)
         var duration: Double = 3600
 
+        @Option(help: ArgumentHelp("Write every RTP packet that arrived (CSV: ssrc, seq, RTP timestamp, send and arrival ns).", valueName: "file"))
+        var packetLog: String?
+
         @OptionGroup(title: "Output (the call's report)") var output: OutputOptions
 
         func validate() throws {
@@ -113,6 +119,7 @@ struct VoiceCommand: ParsableCommand {
             let start = MonotonicClock.now()
             var lastArrival: UInt64?
             var foreign = 0
+            var log: [String] = []
             while !stop.isRequested {
                 let now = MonotonicClock.now()
                 if now - start > UInt64(duration * 1e9) { break }
@@ -120,13 +127,18 @@ struct VoiceCommand: ParsableCommand {
                 _ = try waitForReadable([socket.fileDescriptor], timeoutNanoseconds: 50_000_000)
                 while let arrival = try socket.receive(into: buffer) {
                     let at = MonotonicClock.now()
-                    let bytes = Array(UnsafeRawBufferPointer(rebasing: buffer[0..<arrival.count]))
-                    guard let (header, offset) = RTPHeader.decode(bytes), header.payloadType == G711Voice.payloadType else {
+                    guard let packet = VoicePacket(datagram: Array(UnsafeRawBufferPointer(rebasing: buffer[0..<arrival.count])), arrivalNanoseconds: at) else {
                         foreign += 1
                         continue
                     }
-                    accounting.arrived(header, sendNanoseconds: G711Voice.sendNanoseconds(payload: bytes[offset...]), arrivalNanoseconds: at)
+                    accounting.arrived(packet)
+                    if packetLog != nil { log.append(packet.csvRow) }
                     lastArrival = at
+                }
+            }
+            if let packetLog {
+                do { try Data(([VoicePacket.csvHeader] + log).joined(separator: "\n").utf8 + [10]).write(to: URL(fileURLWithPath: packetLog)) } catch {
+                    throw RuntimeError("voice: cannot write the packet log \(packetLog): \(error.localizedDescription)")
                 }
             }
             let report = accounting.report(binS: bin, playoutMs: playout * 1000)
