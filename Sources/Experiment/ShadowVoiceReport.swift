@@ -72,8 +72,8 @@ public struct ShadowVoiceReport: ExperimentReporting {
         return out
     }
 
-    /// How far outside the spread of A's figures with its shadow active (the same departures
-    /// replayed; queues are not replayed to the packet) A's with the shadow idle may lie.
+    /// The least half-width of the noise band of A's figures with its shadow active (the same
+    /// departures replayed; queues are not replayed to the packet), around their mean.
     static let isolationPplPoints = 2.0
     static let isolationDelayMs = 3.0
 
@@ -87,15 +87,14 @@ public struct ShadowVoiceReport: ExperimentReporting {
                     target: "the switch is clean: nothing lost by it, nothing twice", run: "to \(row.to) at \(decimal(row.atS, 1)) s",
                     measured: "\(row.lostBySwitch) lost by the switch, \(r.receiverDuplicates) twice", pass: row.lostBySwitch == 0 && r.receiverDuplicates == 0, note: nil))
         }
-        if let iso = r.isolation, let range = iso.ranges, let idleDelay = iso.idle.meanDelayMs {
-            let pass = iso.idle.pplPct >= range.ppl.lowerBound - Self.isolationPplPoints && iso.idle.pplPct <= range.ppl.upperBound + Self.isolationPplPoints
-                && idleDelay >= range.delay.lowerBound - Self.isolationDelayMs && idleDelay <= range.delay.upperBound + Self.isolationDelayMs
+        if let iso = r.isolation, let band = iso.bands, let idleDelay = iso.idle.meanDelayMs {
+            let pass = band.ppl.contains(iso.idle.pplPct) && band.delay.contains(idleDelay)
             checks.append(
                 TargetCheck(
-                    target: "the shadow does not touch production: \(a) with \(b) idle lies within \(a)'s spread with \(b) active (+-\(decimal(Self.isolationPplPoints)) points, +-\(decimal(Self.isolationDelayMs)) ms)",
+                    target: "the shadow does not touch production: \(a) with \(b) idle within the noise of \(a) with \(b) active (mean +- 3 sd, at least +-\(decimal(Self.isolationPplPoints)) points and +-\(decimal(Self.isolationDelayMs)) ms)",
                     run: "\(decimal(iso.atS)) s, \(iso.active.count) thirds",
-                    measured: "idle \(decimal(iso.idle.pplPct, 2)) %, \(decimal(idleDelay, 2)) ms; active \(decimal(range.ppl.lowerBound, 2))-\(decimal(range.ppl.upperBound, 2)) %, "
-                        + "\(decimal(range.delay.lowerBound, 2))-\(decimal(range.delay.upperBound, 2)) ms", pass: pass, note: nil))
+                    measured: "idle \(decimal(iso.idle.pplPct, 2)) %, \(decimal(idleDelay, 2)) ms; active \(decimal(band.ppl.lowerBound, 2))-\(decimal(band.ppl.upperBound, 2)) %, "
+                        + "\(decimal(band.delay.lowerBound, 2))-\(decimal(band.delay.upperBound, 2)) ms", pass: pass, note: nil))
         }
         let low = r.phases.filter { $0.load.uppercased() == "L" }.compactMap(\.receiver)
         if !low.isEmpty {
@@ -188,6 +187,22 @@ public struct ShadowVoiceReport: ExperimentReporting {
 }
 
 extension ShadowVoiceResults.Isolation {
+    /// Where A's figures with the shadow idle may lie: the active thirds' mean +- 3 standard
+    /// deviations, at least +- the report's floors.
+    var bands: (ppl: ClosedRange<Double>, delay: ClosedRange<Double>)? {
+        func band(_ values: [Double], floor: Double) -> ClosedRange<Double>? {
+            guard values.count >= 2 else { return nil }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let sd = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
+            let half = max(3 * sd, floor)
+            return (mean - half)...(mean + half)
+        }
+        guard let ppl = band(active.map(\.pplPct), floor: ShadowVoiceReport.isolationPplPoints),
+            let delay = band(active.compactMap(\.meanDelayMs), floor: ShadowVoiceReport.isolationDelayMs)
+        else { return nil }
+        return (ppl, delay)
+    }
+
     /// The spread of lost-or-late percent and mean delay over the thirds with the shadow active.
     var ranges: (ppl: ClosedRange<Double>, delay: ClosedRange<Double>)? {
         let ppl = active.map(\.pplPct)

@@ -97,27 +97,81 @@ public struct VoiceAccounting: Sendable {
         public var played: Bool { received && !late }
     }
 
-    /// Every packet's fate with a fixed playout buffer of `playoutMs`: each plays at the first
-    /// packet's arrival + the buffer + its place in the call.
-    public func fates(playoutMs: Double) -> [Fate] {
+    /// How packets are scheduled for playout.
+    public enum Playout: Sendable, Equatable, CustomStringConvertible {
+        /// Packet k plays at the first packet's arrival + the buffer + 20 ms * k.
+        case fixed(ms: Double)
+        /// An adaptive buffer (Ramjee et al.'s algorithm 1, as RTP phones use it): the playout
+        /// delay after the send time is d + 4 v, the exponentially averaged one-way delay and
+        /// its variation (weight 0.998002 per packet), recomputed once a second (a jitter buffer
+        /// that stretches or shrinks speech; a continuous call has no silences to do it in),
+        /// starting from `startMs` and kept within `minMs`...`maxMs`.
+        case adaptive(startMs: Double, minMs: Double, maxMs: Double)
+
+        public static let adaptiveDefault = Playout.adaptive(startMs: 60, minMs: 10, maxMs: 500)
+
+        public var description: String {
+            switch self {
+            case .fixed(let ms): "fixed \(ms.formatted(.number.precision(.fractionLength(0...2)))) ms"
+            case .adaptive(let start, let low, let high): "adaptive (d + 4v, from \(Int(start)) ms, \(Int(low))-\(Int(high)) ms)"
+            }
+        }
+    }
+
+    /// Every packet's fate with a fixed playout buffer of `playoutMs`.
+    public func fates(playoutMs: Double) -> [Fate] { fates(playout: .fixed(ms: playoutMs)) }
+
+    /// Every packet's fate under `playout`. A packet without a send stamp plays as the fixed
+    /// buffer would play it (the adaptive one needs the one-way delay).
+    public func fates(playout: Playout) -> [Fate] {
         guard let first, let highest, let start = arrivals[first] else { return [] }
         let packetNs = G711Voice.packetMs * 1e6
         var fates: [Fate] = []
         fates.reserveCapacity(Int(highest - first) + 1)
         let base = start.sendNanoseconds.map { Double($0) }
+        // The adaptive buffer's state: the averaged delay and variation (ms), and the delay in force.
+        let alpha = 0.998002
+        var mean: Double?
+        var variation = 0.0
+        var adaptiveMs: Double
+        var fixedMs = 0.0
+        switch playout {
+        case .fixed(let ms):
+            adaptiveMs = ms
+            fixedMs = ms
+        case .adaptive(let startMs, _, _): adaptiveMs = startMs
+        }
+        let perAdjustment = Int((1000 / G711Voice.packetMs).rounded())
         for ext in first...highest {
             let place = Int(ext - first)
             let planned = base.map { $0 + Double(place) * packetNs }
+            if case .adaptive(_, let low, let high) = playout, place > 0, place % perAdjustment == 0, let mean {
+                adaptiveMs = min(high, max(low, mean + 4 * variation))
+            }
             guard let arrival = arrivals[ext] else {
                 fates.append(Fate(place: place, sendNanoseconds: planned, received: false, late: false))
                 continue
             }
-            let playout = Double(start.arrivalNanoseconds) + playoutMs * 1e6 + Double(place) * packetNs
-            var fate = Fate(place: place, sendNanoseconds: arrival.sendNanoseconds.map { Double($0) } ?? planned, received: true, late: Double(arrival.arrivalNanoseconds) > playout)
+            let playoutNs: Double
+            if case .adaptive = playout, let sent = arrival.sendNanoseconds {
+                playoutNs = Double(sent) + adaptiveMs * 1e6
+            } else {
+                let bufferMs: Double
+                if case .fixed = playout { bufferMs = fixedMs } else { bufferMs = adaptiveMs }
+                playoutNs = Double(start.arrivalNanoseconds) + bufferMs * 1e6 + Double(place) * packetNs
+            }
+            var fate = Fate(place: place, sendNanoseconds: arrival.sendNanoseconds.map { Double($0) } ?? planned, received: true, late: Double(arrival.arrivalNanoseconds) > playoutNs)
             if let sent = arrival.sendNanoseconds {
-                fate.delayMs = (Double(arrival.arrivalNanoseconds) - Double(sent)) / 1e6
+                let delay = (Double(arrival.arrivalNanoseconds) - Double(sent)) / 1e6
+                fate.delayMs = delay
                 // What the listener hears it after: played at its playout time, spoken a packet before it was sent.
-                fate.mouthToEarMs = (playout - Double(sent)) / 1e6 + G711Voice.packetMs
+                fate.mouthToEarMs = (playoutNs - Double(sent)) / 1e6 + G711Voice.packetMs
+                if let previous = mean {
+                    mean = alpha * previous + (1 - alpha) * delay
+                    variation = alpha * variation + (1 - alpha) * abs(mean! - delay)
+                } else {
+                    mean = delay
+                }
             }
             fates.append(fate)
         }
@@ -142,10 +196,20 @@ public struct VoiceAccounting: Sendable {
 
     /// The report with a fixed playout buffer of `playoutMs`, in bins of `binS` (by the
     /// packets' place in the call, 20 ms each).
-    public func report(binS: Double, playoutMs: Double) -> VoiceReport {
-        let fates = fates(playoutMs: playoutMs)
+    public func report(binS: Double, playoutMs: Double) -> VoiceReport { report(binS: binS, playout: .fixed(ms: playoutMs)) }
+
+    /// The report under `playout`, in bins of `binS`. Its `playout_ms` is the fixed buffer, or
+    /// for the adaptive one the mean time from send to playout over the call.
+    public func report(binS: Double, playout: Playout) -> VoiceReport {
+        let fates = fates(playout: playout)
+        var playoutMs = 0.0
+        if case .fixed(let ms) = playout { playoutMs = ms }
         guard !fates.isEmpty else {
             return VoiceReport(ssrc: nil, expected: 0, received: 0, lost: 0, late: 0, duplicates: duplicates, jitterMs: 0, playoutMs: playoutMs, bins: [], whole: nil)
+        }
+        if case .adaptive = playout {
+            let held = fates.compactMap { fate in fate.mouthToEarMs.map { $0 - G711Voice.packetMs } }
+            playoutMs = held.isEmpty ? 0 : held.reduce(0, +) / Double(held.count)
         }
         let perBin = max(1, Int((binS * 1000 / G711Voice.packetMs).rounded()))
         let bins = stride(from: 0, to: fates.count, by: perBin).map { from in

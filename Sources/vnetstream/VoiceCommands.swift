@@ -91,6 +91,9 @@ struct VoiceCommand: ParsableCommand {
         @Option(help: ArgumentHelp("The fixed playout buffer.", valueName: "time"), transform: timeSeconds)
         var playout: Double = 0.06
 
+        @Flag(help: "An adaptive playout buffer instead (d + 4v of the one-way delay, adjusted once a second, 10-500 ms).")
+        var adaptive = false
+
         @Option(help: ArgumentHelp("The bins of the report.", valueName: "time"), transform: timeSeconds)
         var bin: Double = 10
 
@@ -141,12 +144,13 @@ struct VoiceCommand: ParsableCommand {
                     throw RuntimeError("voice: cannot write the packet log \(packetLog): \(error.localizedDescription)")
                 }
             }
-            let report = accounting.report(binS: bin, playoutMs: playout * 1000)
+            let model: VoiceAccounting.Playout = adaptive ? .adaptiveDefault : .fixed(ms: playout * 1000)
+            let report = accounting.report(binS: bin, playout: model)
             try output.emit(report)
             if let whole = report.whole {
                 func two(_ value: Double) -> String { String(format: "%.2f", value) }
                 output.say(
-                    "voice: \(report.received) of \(report.expected) packets, \(report.lost) lost, \(report.late) late for a \(two(playout * 1000)) ms buffer, "
+                    "voice: \(report.received) of \(report.expected) packets, \(report.lost) lost, \(report.late) late for \(adaptive ? "an adaptive buffer (mean \(two(report.playoutMs)) ms from send to playout)" : "a \(two(playout * 1000)) ms buffer"), "
                         + "\(report.duplicates) duplicated; jitter \(two(report.jitterMs)) ms, delay \(whole.meanDelayMs.map(two) ?? "?") ms, "
                         + "mouth to ear \(whole.mouthToEarMs.map(two) ?? "?") ms; R \(two(whole.r)), MOS \(two(whole.mos))"
                         + (foreign > 0 ? " (\(foreign) datagrams not G.711 RTP)" : ""))

@@ -135,3 +135,38 @@ struct VoiceAccountingTests {
         #expect(accounting.duplicates == 1 && accounting.received == 10)
     }
 }
+
+@Suite("The playout buffer models")
+struct PlayoutTests {
+    /// A call of `count` packets whose one-way delay is `delayMs(k)` for packet k.
+    func call(_ count: Int, delayMs: (Int) -> Double) -> VoiceAccounting {
+        var accounting = VoiceAccounting()
+        for k in 0..<count {
+            let sent = UInt64(10_000_000_000) + UInt64(k) * 20_000_000
+            let header = RTPHeader(payloadType: 0, sequence: UInt16(k % 65536), timestamp: UInt32(k * 160), ssrc: 1)
+            accounting.arrived(header, sendNanoseconds: sent, arrivalNanoseconds: sent + UInt64(delayMs(k) * 1e6))
+        }
+        return accounting
+    }
+
+    @Test("a steady call: the adaptive buffer shrinks to its floor and loses nothing; a fixed one keeps its 60 ms")
+    func steady() {
+        let accounting = call(3000) { _ in 5 }
+        let adaptive = accounting.report(binS: 10, playout: .adaptiveDefault)
+        #expect(adaptive.late == 0 && adaptive.lost == 0)
+        #expect(adaptive.bins.last!.mouthToEarMs! < 40, "settled near 10 ms + 20 ms of packetisation: \(adaptive.bins.last!.mouthToEarMs!)")
+        let fixed = accounting.report(binS: 10, playoutMs: 60)
+        #expect(fixed.late == 0 && abs(fixed.whole!.mouthToEarMs! - 85) < 0.01, "5 + 60 + 20")
+    }
+
+    @Test("a delay step from 5 to 80 ms: every later packet is late for the fixed 60 ms buffer; the adaptive one follows the step and plays most")
+    func step() {
+        let accounting = call(3000) { $0 < 500 ? 5 : 80 }
+        let fixed = accounting.report(binS: 10, playoutMs: 60)
+        #expect(fixed.late == 2500)
+        let adaptive = accounting.report(binS: 10, playout: .adaptiveDefault)
+        #expect(adaptive.late > 0 && adaptive.late < 1000, "\(adaptive.late) late")
+        #expect(adaptive.bins.last!.late == 0, "caught up by the end")
+        #expect(adaptive.whole!.mos > fixed.whole!.mos)
+    }
+}
