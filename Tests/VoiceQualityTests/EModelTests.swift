@@ -41,6 +41,22 @@ struct EModelTests {
         #expect(EModel.g711(oneWayMs: 0, lossPct: 3).r < EModel.g711(oneWayMs: 0, lossPct: 1).r)
     }
 
+    /// amplet2 (wandnz/amplet2, src/tests/udpstream/mos.c) computes R = 93.2 - Idd - Ie,eff
+    /// for G.711 without concealment (Bpl 4.3), BurstR its mean loss run, no echo terms, and
+    /// G.107's R-to-MOS. Its outputs for these inputs, worked from its equations: where the
+    /// delay adds nothing (no echo at 0 ms, Idd 0 up to 100 ms) ours must agree. Its Idd has the
+    /// exponent 6 - sT where G.107 has 6 sT (DESIGN.md section 10): at 200 ms it gives 3.6558
+    /// against G.107's 3.0444, and ours follows G.107.
+    @Test("cross-checked against amplet2's E-model: R and MOS to 0.01 where its simplifications do not bite; its Idd exponent differs", arguments: [
+        (1.0, 1.0, 75.2755, 3.8337), (2, 2, 57.3509, 2.9619), (5, 1, 42.1247, 2.1693),
+    ])
+    func amplet2(_ point: (Double, Double, Double, Double)) {
+        let model = EModel.g711(oneWayMs: 0, lossPct: point.0, burstR: point.1, concealment: false)
+        #expect(abs(model.r - point.2) < 0.01, "\(point): R \(model.r)")
+        #expect(abs(model.mos - point.3) < 0.001, "\(point): MOS \(model.mos)")
+        #expect(abs(EModel.g711(oneWayMs: 200, lossPct: 0).idd - 3.6558) > 0.5, "G.107's exponent, not amplet2's")
+    }
+
     @Test("R to MOS: 1 at or below 0, 4.5 at or above 100, G.107's cubic between, never below the scale's 1")
     func mos() {
         #expect(EModel.mos(r: -5) == 1 && EModel.mos(r: 0) == 1)
