@@ -69,10 +69,15 @@ public struct LabPlan: Sendable {
                     throw LabError("\(end): the interface names '\(Self.ingressInterface)' and '\(Self.egressInterface)' are the lab's own")
                 }
                 let (a, b) = allocate()
+                var initial = try link.conditions()
+                if let priority = vnet.priority {
+                    initial.priorityTOS = try TrafficMark(parsing: priority).tos
+                    initial.priorityBands = true
+                }
                 links.append(
                     PlannedLink(
                         vnet: index, a: link.a, b: link.b, aAddress: a, bAddress: b, cost: link.cost, path: link.path,
-                        access: false, initial: try link.conditions()))
+                        access: false, initial: initial))
             }
             let (s, i) = allocate()
             // With [access], the access router stands between the sender and every VNet.

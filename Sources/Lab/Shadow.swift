@@ -22,9 +22,11 @@ extension Topology {
         public var cost: [String: Int]?
         /// Its queue policy, if it differs.
         public var queue: QueuePolicy?
+        /// Strict priority for a DSCP on its links (`"EF"`), if it differs.
+        public var priority: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, of, suffix, cost, queue
+            case name, of, suffix, cost, queue, priority
         }
 
         /// The clone, as a VNet of the topology.
@@ -44,6 +46,7 @@ extension Topology {
             clone.reserve = nil
             clone.shadowOf = of
             if let queue { clone.queue = queue }
+            if let priority { clone.priority = priority }
             var unknown = Set((cost ?? [:]).keys)
             clone.links = production.links.map { link in
                 var copy = link

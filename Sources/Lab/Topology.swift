@@ -140,9 +140,11 @@ public struct Topology: Codable, Sendable, Equatable {
         /// The production VNet this one shadows (`Shadow.swift`): it gets a copy of everything
         /// that enters that VNet, and its output reaches the receiver only once promoted.
         public var shadowOf: String?
+        /// Strict priority on its links for this DSCP (`priority = "EF"`, InterfaceShaping.priorityLines).
+        public var priority: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, tun, routers, ingress, egress, queue, reserve
+            case name, tun, routers, ingress, egress, queue, reserve, priority
             case shadowOf = "shadow_of"
             case helloS = "hello_s"
             case deadS = "dead_s"
@@ -163,6 +165,7 @@ public struct Topology: Codable, Sendable, Equatable {
             queue = try c.decodeIfPresent(QueuePolicy.self, forKey: .queue)
             reserve = try c.decodeIfPresent(String.self, forKey: .reserve)
             shadowOf = try c.decodeIfPresent(String.self, forKey: .shadowOf)
+            priority = try c.decodeIfPresent(String.self, forKey: .priority)
         }
     }
 
@@ -297,6 +300,10 @@ public struct Topology: Codable, Sendable, Equatable {
         guard Set(vnets.map(\.name)).count == vnets.count else { throw fail("VNet names must be unique") }
         for vnet in vnets {
             do { try vnet.queue?.validate() } catch { throw fail("VNet \(vnet.name): \(error)") }
+            if let priority = vnet.priority {
+                do { _ = try TrafficMark(parsing: priority) } catch { throw fail("VNet \(vnet.name): priority: \(error)") }
+                guard vnet.queue == nil else { throw fail("VNet \(vnet.name): priority and a queue policy together are not supported") }
+            }
         }
         let names = vnets.map(\.name).joined(separator: ", ")
         if let defaultVNet, !vnets.contains(where: { $0.name == defaultVNet }) {

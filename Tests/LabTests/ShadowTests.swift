@@ -51,6 +51,13 @@ struct ShadowPlanTests {
         {
             #expect(throws: LabError.self, "\(bad)") { try load("[[event]]\nat_s = 1\n" + bad + "\n") }
         }
+        // A shadow that has priority from the start ([[shadow]] priority = "EF"): its links' first qdiscs are the bands.
+        let text = try String(contentsOfFile: shadowTopology, encoding: .utf8) + "priority = \"EF\"\n"
+        try text.write(toFile: directory + "/p.toml", atomically: true, encoding: .utf8)
+        let prioritised = try LabPlan(topology: try Topology.load(directory + "/p.toml"), runID: "s1", shaper: .tbf)
+        #expect(prioritised.topology.vnets[1].priority == "EF" && prioritised.topology.vnets[0].priority == nil)
+        #expect(prioritised.initialQdiscs(router: "a1s").contains { $0.contains("match ip dsfield 0xb8 0xfc flowid 2:1") })
+        #expect(!prioritised.initialQdiscs(router: "a1").contains { $0.contains("htb") })
         // The shadow's links get the bands; the production's are untouched; none leaves the bands with nothing in the first.
         let plan = try LabPlan(topology: try Topology.load(shadowTopology), runID: "s1", shaper: .tbf)
         let change = try plan.change([schedule.events[0], schedule.events[1]], conditions: [:], blackholes: [:])
