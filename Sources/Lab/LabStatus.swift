@@ -51,9 +51,12 @@ extension Lab {
         public var access: [String: [String: AccessClass]]?
         /// With shadows: for each production VNet, the VNet (it or its shadow) whose output passes now.
         public var production: [String: String]?
+        /// Shadows not copied into now (`lab copy --off`), and VNets retired.
+        public var idle: [String]?
+        public var retired: [String]?
 
         enum CodingKeys: String, CodingKey {
-            case topology, shaper, namespaces, links, vnets, ospf, reservations, access, production
+            case topology, shaper, namespaces, links, vnets, ospf, reservations, access, production, idle, retired
             case runID = "run_id"
             case shaperReason = "shaper_reason"
         }
@@ -90,7 +93,8 @@ extension Lab {
             runID: runID, topology: plan.topology.name, shaper: shaper, shaperReason: state.shaperReason,
             namespaces: state.namespaces, links: links, vnets: routes, ospf: ospf,
             reservations: plan.topology.access == nil ? nil : state.reservations, access: access,
-            production: plan.topology.shadowPairs.isEmpty ? nil : state.production)
+            production: plan.topology.shadowPairs.isEmpty ? nil : state.production, idle: state.idle.isEmpty ? nil : state.idle,
+            retired: state.retired.isEmpty ? nil : state.retired)
     }
 
     /// The qdiscs on an interface with their counters (`tc -s -j qdisc show`); empty when tc

@@ -202,7 +202,9 @@ extension LabCommand {
             for route in status.vnets {
                 print("VNet \(route.vnet): \(route.ingress) routes the receiver via \(route.nextHop ?? "nothing")\(route.nextRouter.map { " (\($0))" } ?? "")")
             }
-            for (vnet, production) in (status.production ?? [:]).sorted(by: { $0.key < $1.key }) { print("shadow: \(vnet)'s output comes from \(production)") }
+            for (vnet, production) in (status.production ?? [:]).sorted(by: { $0.key < $1.key }) {
+                print("shadow: \(vnet)'s output comes from \(production)" + [("idle", status.idle), ("retired", status.retired)].compactMap { name, list in list.map { "; \(name): \($0.joined(separator: ", "))" } }.joined())
+            }
             if let reservations = status.reservations {
                 print("reservations: " + (reservations.isEmpty ? "none" : reservations.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
             }
@@ -396,5 +398,3 @@ extension LabCommand {
         }
     }
 }
-
-func number(_ value: Double) -> String { value.plainText }

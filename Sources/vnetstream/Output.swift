@@ -57,3 +57,6 @@ final class JSONLines {
 
     func close() { file?.close() }
 }
+
+/// A number as plain text, as few digits as it needs (`1.5`, `20`).
+func number(_ value: Double) -> String { value.plainText }
