@@ -120,18 +120,12 @@ public struct InterfaceShaping: Equatable, Sendable {
         }
     }
 
-    /// With a queue policy the queue sits under a TBF that sets the rate: RED as its child
-    /// (handle 2:), or TBF's own tail-drop queue cut at RED's max threshold. Under the netem
-    /// shaper a netem root (delay, jitter, loss; handle 1:) comes first, and TBF and RED hang
-    /// below it (handles 2: and 3:). Changing a TBF replaces its child with a plain FIFO, so
-    /// the child's line always follows; the lines are the same whatever changed.
-    func queueLines(_ queue: Topology.QueuePolicy) -> [String] {
+    /// The qdiscs that set the link's rate for a queue below them: a TBF (its `limit` in bytes)
+    /// at the root, or under the netem shaper a netem root (delay, jitter, loss; handle 1:) with
+    /// the TBF below it (handle 2:). Returns the lines and the TBF's handle.
+    func rateLines(limit: Int) -> (lines: [String], handle: Int) {
         let c = conditions
         let bits = c.rate?.bitsPerSecond ?? 10e9
-        let burst = Self.tbfBurstBytes(bits)
-        // tc counts a packet's bytes on the link: its IPv4 bytes and the 14 B Ethernet header.
-        let packet = Double(queue.packetBytes + Self.ethernetHeaderBytes)
-        let tailDrop = Int((queue.redMaxPackets * packet).rounded())
         var lines: [String] = []
         var parent = "root"
         var handle = 1
@@ -146,7 +140,22 @@ public struct InterfaceShaping: Equatable, Sendable {
             parent = "parent 1:1"
             handle = 2
         }
-        lines.append("qdisc replace dev \(interface) \(parent) handle \(handle): tbf rate \(Int(bits.rounded()))bit burst \(burst) limit \(tailDrop)")
+        lines.append("qdisc replace dev \(interface) \(parent) handle \(handle): tbf rate \(Int(bits.rounded()))bit burst \(Self.tbfBurstBytes(bits)) limit \(limit)")
+        return (lines, handle)
+    }
+
+    /// With a queue policy the queue sits under a TBF that sets the rate: RED as its child
+    /// (handle 2:), or TBF's own tail-drop queue cut at RED's max threshold. Under the netem
+    /// shaper a netem root (delay, jitter, loss; handle 1:) comes first, and TBF and RED hang
+    /// below it (handles 2: and 3:). Changing a TBF replaces its child with a plain FIFO, so
+    /// the child's line always follows; the lines are the same whatever changed.
+    func queueLines(_ queue: Topology.QueuePolicy) -> [String] {
+        let c = conditions
+        let bits = c.rate?.bitsPerSecond ?? 10e9
+        // tc counts a packet's bytes on the link: its IPv4 bytes and the 14 B Ethernet header.
+        let packet = Double(queue.packetBytes + Self.ethernetHeaderBytes)
+        let tailDrop = Int((queue.redMaxPackets * packet).rounded())
+        var (lines, handle) = rateLines(limit: tailDrop)
         if red {
             let minBytes = Int((queue.redMinPackets * packet).rounded())
             let maxBytes = Int((queue.redMaxPackets * packet).rounded())
@@ -171,21 +180,7 @@ public struct InterfaceShaping: Equatable, Sendable {
         let bits = c.rate?.bitsPerSecond ?? 10e9
         let burst = Self.tbfBurstBytes(bits)
         let limit = Int(bits * c.queueMs / 1000 / 8) + burst
-        var lines: [String] = []
-        var parent = "root"
-        var handle = 1
-        if shaper == .netem {
-            var line = "qdisc replace dev \(interface) root handle 1: netem limit 10000"
-            if c.delayMs > 0 || c.jitterMs > 0 {
-                line += " delay \(number(c.delayMs))ms"
-                if c.jitterMs > 0 { line += " \(number(c.jitterMs))ms" }
-            }
-            if c.lossPct > 0 { line += " loss random \(number(c.lossPct))%" }
-            lines.append(line)
-            parent = "parent 1:1"
-            handle = 2
-        }
-        lines.append("qdisc replace dev \(interface) \(parent) handle \(handle): tbf rate \(Int(bits.rounded()))bit burst \(burst) limit \(limit)")
+        var (lines, handle) = rateLines(limit: limit)
         let bands = handle + 1
         lines.append("qdisc replace dev \(interface) parent \(handle):1 handle \(bands): htb default 2")
         for band in 1...2 {
