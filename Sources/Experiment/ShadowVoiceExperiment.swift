@@ -224,8 +224,12 @@ public struct ShadowVoiceExperiment: ExperimentKind {
         for (index, phase) in phases.enumerated() {
             for (third, share) in try phase.thirds(file.load).enumerated() {
                 let path = "\(out)/background/phase\(index + 1)-\(third + 1).itg"
-                // Ends a little early so that its session closes before the next boundary's switches.
-                let length = phaseS / 3 - min(0.5, phaseS / 30)
+                // Ends a little early so that its session closes before the next boundary's switches;
+                // well before a retirement, which takes away the way back of a session that began
+                // in the retired VNet (ITGSend starts its flows one by one, and waits for each to close).
+                let end = Double(index) * phaseS + Double(third + 1) * phaseS / 3
+                let retiring = third == 2 && schedule.events.contains { $0.change == .retire && abs($0.atS - end) < 0.001 }
+                let length = phaseS / 3 - (retiring ? min(3, phaseS / 9) : min(0.5, phaseS / 30))
                 // Ports and an ITGRecv of its own: an ITGRecv whose session ends in an error stops
                 // serving every other session, and it still closes one segment's ports as the next opens.
                 let ports = Self.backgroundPort + segments.count * file.load.flows
