@@ -3,7 +3,6 @@ import Foundation
 import Lab
 import Monitoring
 import Packets
-import Pacing
 import RunRecords
 import Units
 import Voice
@@ -155,12 +154,16 @@ public struct ShadowVoiceExperiment: ExperimentKind {
         do { schedule = try Self.boundaries(phases, production: production, shadow: shadow, phaseS: file.phaseS * file.timeScale, load: file.load, mark: mark) } catch {
             throw fail("\(error)")
         }
+        if topology.access != nil, schedule.events.contains(where: { $0.change == .retire && $0.target.description == production }) {
+            throw fail("\(file.topology) has [access], and retiring the production VNet behind it is not supported yet: keep \(production) active")
+        }
         // A monitoring node at each VNet's exit keeps the call's copies.
         for vnet in [production, shadow] {
-            let egress = topology.vnets.first { $0.name == vnet }!.egress
-            if !topology.monitors.contains(where: { $0.vnet == vnet }) {
-                topology.monitors.append(Topology.Monitor(vnet: vnet, routers: [egress], direction: .out, traffic: "port:\(voicePort)", method: .nft))
+            guard !topology.monitors.contains(where: { $0.vnet == vnet }) else {
+                throw fail("\(file.topology) monitors \(vnet) itself; the experiment puts its own monitoring node at each VNet's exit: remove that [[monitor]]")
             }
+            let egress = topology.vnets.first { $0.name == vnet }!.egress
+            topology.monitors.append(Topology.Monitor(vnet: vnet, routers: [egress], direction: .out, traffic: "port:\(voicePort)", method: .nft))
         }
         do { try topology.validate(file: "\(file.topology) with the exit monitors of \(path)") } catch { throw LabError("\(error)") }
         return ShadowVoiceExperiment(
@@ -246,7 +249,7 @@ public struct ShadowVoiceExperiment: ExperimentKind {
                     RunProcess(
                         name: moni.node, node: moni.node,
                         arguments: try lab.monitorWatchArguments(moni, intervalS: 1, durationS: limit, json: "\(Self.monitorFolder(out))/\(moni.node).json")
-                            + ["--pcap", Self.pcapBase(out, moni.node), "--pcap-mb", "1024", "--pcap-files", "2"],
+                            + ["--pcap", Self.pcapBase(out, moni.node), "--pcap-mb", "1024", "--pcap-files", "2", "--monotonic"],
                         role: .listener, ending: .whenOthersEnd)
                 }
                 processes.append(
@@ -299,11 +302,12 @@ public struct ShadowVoiceExperiment: ExperimentKind {
         let run = finished[0]
         let out = context.out
         let plan = run.lab.plan
-        // pcap times are the wall clock; the call's stamps CLOCK_MONOTONIC (one machine, one offset).
-        let offsetS = Date().timeIntervalSince1970 - Double(MonotonicClock.now()) / 1e9
+        // The monitoring nodes' pcaps are on CLOCK_MONOTONIC (--monotonic), as the call's stamps
+        // are: this machine steps its wall clock, which once made every delay there negative.
         var observers: [(name: String, packets: [VoicePacket])] = [("receiver", try CSVLog.read(VoicePacket.self, from: "\(out)/receiver-voice.csv"))]
         for vnet in [production, shadow] {
-            guard let moni = plan.monitoring.monis.first(where: { topology.vnets[$0.vnet].name == vnet }) else { continue }
+            let egress = topology.vnets.first { $0.name == vnet }!.egress
+            guard let moni = plan.monitoring.monis.first(where: { topology.vnets[$0.vnet].name == vnet && $0.router == egress }) else { continue }
             var packets: [VoicePacket] = []
             for index in 0..<2 {
                 let path = "\(Self.pcapBase(out, moni.node)).\(index).pcap"
@@ -312,7 +316,7 @@ public struct ShadowVoiceExperiment: ExperimentKind {
                     let headerBytes = Int(ip[0] & 0x0f) * 4
                     guard ip.count > headerBytes + 8, ip[9] == 17 else { return }
                     let udp = Array(ip[(headerBytes + 8)...])
-                    if let packet = VoicePacket(datagram: udp, arrivalNanoseconds: UInt64(max(0, (time - offsetS) * 1e9))) { packets.append(packet) }
+                    if let packet = VoicePacket(datagram: udp, arrivalNanoseconds: UInt64(max(0, time * 1e9))) { packets.append(packet) }
                 }
             }
             observers.append((vnet, packets.sorted { $0.arrivalNanoseconds < $1.arrivalNanoseconds }))

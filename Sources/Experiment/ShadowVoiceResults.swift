@@ -149,7 +149,7 @@ public struct ShadowVoiceResults: Codable, Sendable, ResultsDocument {
             return (current, false)
         }
         // A packet is the call's RTP timestamp (it grows by 160 a packet).
-        var received = Set((observers.first { $0.name == "receiver" }?.packets ?? []).map(\.timestamp))
+        let received = Set((observers.first { $0.name == "receiver" }?.packets ?? []).map(\.timestamp))
         var seenAt: [UInt32: [(vnet: String, t: Double)]] = [:]
         for observer in observers where observer.name != "receiver" {
             for packet in observer.packets { seenAt[packet.timestamp, default: []].append((observer.name, (Double(packet.arrivalNanoseconds) - zero) / 1e9)) }
@@ -167,7 +167,6 @@ public struct ShadowVoiceResults: Codable, Sendable, ResultsDocument {
             let sentAround = Set(seenAt.filter { $0.value.contains { $0.t >= at - 2 && $0.t <= at + 2 } }.keys)
             switches.append(SwitchRow(atS: at, to: vnet, lostBySwitch: lost, aroundSent: sentAround.count, aroundReceived: sentAround.filter { received.contains($0) }.count))
         }
-        received.removeAll()
         // Isolation: the boundary where the shadow became active, against the thirds after it with the same load.
         var isolation: Isolation?
         let load = experiment.file.load

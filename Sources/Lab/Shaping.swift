@@ -147,8 +147,9 @@ public struct InterfaceShaping: Equatable, Sendable {
     /// With a queue policy the queue sits under a TBF that sets the rate: RED as its child
     /// (handle 2:), or TBF's own tail-drop queue cut at RED's max threshold. Under the netem
     /// shaper a netem root (delay, jitter, loss; handle 1:) comes first, and TBF and RED hang
-    /// below it (handles 2: and 3:). Changing a TBF replaces its child with a plain FIFO, so
-    /// the child's line always follows; the lines are the same whatever changed.
+    /// below it (handles 2: and 3:). The child's line always follows the TBF's (on this
+    /// kernel a TBF change keeps its child; the lines do not depend on it), so the lines are
+    /// the same whatever changed.
     func queueLines(_ queue: Topology.QueuePolicy) -> [String] {
         let c = conditions
         let bits = c.rate?.bitsPerSecond ?? 10e9

@@ -22,11 +22,14 @@ public enum MonitorNode {
         /// A rolling pcap of the copies (nil: none).
         public var ring: InterfaceCapture.PcapRing?
         public var snaplen: Int
+        /// The pcap's timestamps on CLOCK_MONOTONIC (InterfaceCapture's `monotonic`), not the wall clock.
+        public var monotonic: Bool
 
         public init(
             node: String, router: String, vnet: String, interface: String, ports: [MirrorObserver.Port], filter: String, collector: UDPEndpoint,
-            intervalS: Double, durationS: Double, ring: InterfaceCapture.PcapRing?, snaplen: Int
+            intervalS: Double, durationS: Double, ring: InterfaceCapture.PcapRing?, snaplen: Int, monotonic: Bool = false
         ) {
+            self.monotonic = monotonic
             self.node = node
             self.router = router
             self.vnet = vnet
@@ -72,7 +75,8 @@ public enum MonitorNode {
                 lock.lock()
                 observer.observe(frame: bytes)
                 lock.unlock()
-            }, ring: configuration.ring), filter: configuration.filter, snaplen: configuration.snaplen, immediate: false)
+            }, ring: configuration.ring), filter: configuration.filter, snaplen: configuration.snaplen, immediate: false,
+            monotonic: configuration.monotonic)
         var totals = Totals(node: configuration.node, copies: 0, droppedByKernel: 0, intervals: 0, datagrams: 0, unsent: 0, cpuS: 0)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys

@@ -50,7 +50,9 @@ public struct EModel: Sendable, Equatable {
     /// packets lost or too late, `burstR` their burstiness; Bpl 25.1 with packet loss
     /// concealment, 4.3 without (G.113 Appendix I). The echo path's delay is the same, the
     /// listener echo loop twice it.
+    /// A delay below 0 (clocks that disagree) counts as 0, and one that is no number as well.
     public static func g711(oneWayMs: Double, lossPct: Double, burstR: Double = 1, concealment: Bool = true) -> EModel {
+        let oneWayMs = oneWayMs.isFinite ? max(0, oneWayMs) : 0
         var model = EModel()
         model.t = oneWayMs
         model.ta = oneWayMs

@@ -100,6 +100,9 @@ struct MonitorCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Rolling pcap files kept.", valueName: "n"))
         var pcapFiles: Int = 4
 
+        @Flag(help: "The rolling pcap's timestamps on CLOCK_MONOTONIC (seconds since boot), not the wall clock (which this machine steps).")
+        var monotonic = false
+
         @OptionGroup(title: "Output (the node's totals)") var output: OutputOptions
 
         func validate() throws {
@@ -115,7 +118,8 @@ struct MonitorCommand: ParsableCommand {
                 .init(
                     node: node, router: router, vnet: vnet, interface: interface, ports: ports, filter: filter, collector: collector,
                     intervalS: interval, durationS: duration,
-                    ring: pcap.map { InterfaceCapture.PcapRing(base: $0, fileBytes: Int64(pcapMB * 1_048_576), files: pcapFiles) }, snaplen: 256),
+                    ring: pcap.map { InterfaceCapture.PcapRing(base: $0, fileBytes: Int64(pcapMB * 1_048_576), files: pcapFiles) }, snaplen: 256,
+                    monotonic: monotonic),
                 stop: { stop.isRequested })
             try output.emit(totals)
             output.say(

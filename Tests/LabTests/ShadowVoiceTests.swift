@@ -42,6 +42,18 @@ struct ShadowVoicePlanTests {
         #expect(refusal(ShadowVoiceExperimentFile.table1(production: "A", shadow: "B")) == "")
     }
 
+    @Test("a topology that monitors the pair itself is refused: the experiment puts its own monitoring node at each exit")
+    func ownMonitors() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let topology = try String(contentsOfFile: repositoryRoot + "/Experiments/topologies/shadow-voip.toml", encoding: .utf8)
+        try (topology + "\n[[monitor]]\nvnet = \"A\"\n").write(toFile: directory + "/t.toml", atomically: true, encoding: .utf8)
+        let experiment = try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: "topologies/shadow-voip.toml", with: "t.toml")
+        try experiment.write(toFile: directory + "/e.toml", atomically: true, encoding: .utf8)
+        #expect(throws: LabError.self) { _ = try ShadowVoiceExperiment.load(directory + "/e.toml") }
+        do { _ = try ShadowVoiceExperiment.load(directory + "/e.toml") } catch { #expect("\(error)".contains("monitors A itself"), "\(error)") }
+    }
+
     @Test("the background: each flow's on/off times replay the same for the same load and length, carry the load asked for, and are heavy-tailed")
     func background() throws {
         let load = BackgroundLoad.defaults

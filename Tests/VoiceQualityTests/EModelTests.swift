@@ -186,3 +186,14 @@ struct PlayoutTests {
         #expect(adaptive.whole!.mos > fixed.whole!.mos)
     }
 }
+
+@Suite("The E-model on bad input")
+struct EModelInputTests {
+    @Test("a delay below 0 or not a number (clocks that disagree) scores as no delay, never as NaN")
+    func badDelay() {
+        for delay in [-5000.0, -0.1, .nan, .infinity] {
+            let model = EModel.g711(oneWayMs: delay, lossPct: 1)
+            #expect(model.r.isFinite && abs(model.r - EModel.g711(oneWayMs: 0, lossPct: 1).r) < 1e-9, "\(delay): R \(model.r)")
+        }
+    }
+}
