@@ -221,19 +221,8 @@ extension Lab {
 
     public func exitDrops() throws -> ExitDrops {
         let json = try host.run(["ip", "netns", "exec", plan.namespace(plan.topology.receiver), "nft", "-j", "list", "counters", "table", "ip", "vnetshadow"])
-        // {"nftables": [{"metainfo": ...}, {"counter": {"name": "standby", "packets": N, ...}}, ...]}
-        struct Listing: Decodable {
-            struct Entry: Decodable {
-                struct Counter: Decodable {
-                    var name: String
-                    var packets: Int
-                }
-                var counter: Counter?
-            }
-            var nftables: [Entry]
-        }
-        let counters = try JSONDecoder().decode(Listing.self, from: Data(json.utf8)).nftables.compactMap(\.counter)
-        func packets(_ name: String) -> Int { counters.first { $0.name == name }?.packets ?? 0 }
+        let counters = try NFTCounters.parse(json)
+        func packets(_ name: String) -> Int { counters[name] ?? 0 }
         return ExitDrops(standby: packets("standby"), copies: packets("copies"))
     }
 }
