@@ -309,7 +309,8 @@ extension ExperimentReporting {
     public var targetsMarkdown: String {
         var out = "## Targets\n\n| target | run | measured | met |\n|---|---|---|---|\n"
         for check in targets {
-            out += "| \(check.target) | \(check.run) | \(check.measured) | \(check.pass ? "yes" : "**no**")\(check.note.map { " (\($0))" } ?? "") |\n"
+            let met = !check.judged ? "not judged" : check.pass ? "yes" : "**no**"
+            out += "| \(check.target) | \(check.run) | \(check.measured) | \(met)\(check.note.map { " (\($0))" } ?? "") |\n"
         }
         return out
     }

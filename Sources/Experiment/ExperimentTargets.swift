@@ -7,6 +7,9 @@ public struct TargetCheck: Sendable {
     public var measured: String
     public var pass: Bool
     public var note: String?
+    /// false: the run could not judge the target (what it needed was not as planned, said in
+    /// `measured`); it is shown as such, and not counted as missed.
+    public var judged = true
 }
 
 extension ExperimentReport {

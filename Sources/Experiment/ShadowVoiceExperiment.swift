@@ -207,6 +207,32 @@ public struct ShadowVoiceExperiment: ExperimentKind {
         return Schedule(name: "shadow-voip phases", description: "the boundaries of the experiment's phases", events: events)
     }
 
+    /// One ITGSend of the background: a third of a phase, at its share of the capacity.
+    struct BackgroundSegment: Equatable {
+        var phase: Int
+        var third: Int
+        var share: Double
+        var startS: Double
+        var lengthS: Double
+    }
+
+    /// The background's segments in order. Each ends a little early so that its session closes
+    /// before the next boundary's switches; well before a retirement, which takes away the way
+    /// back of a session that began in the retired VNet (ITGSend starts its flows one by one,
+    /// and waits for each to close).
+    func backgroundSegments() throws -> [BackgroundSegment] {
+        var segments: [BackgroundSegment] = []
+        for (index, phase) in phases.enumerated() {
+            for (third, share) in try phase.thirds(file.load).enumerated() {
+                let end = Double(index) * phaseS + Double(third + 1) * phaseS / 3
+                let retiring = third == 2 && schedule.events.contains { $0.change == .retire && abs($0.atS - end) < 0.001 }
+                let length = phaseS / 3 - (retiring ? min(3, phaseS / 9) : min(0.5, phaseS / 30))
+                segments.append(BackgroundSegment(phase: index, third: third, share: share, startS: Double(index) * phaseS + Double(third) * phaseS / 3, lengthS: length))
+            }
+        }
+        return segments
+    }
+
     public var name: String { file.name }
     public var startLeadS: Double { file.startLeadS }
     var phaseS: Double { file.phaseS * file.timeScale }
@@ -224,21 +250,13 @@ public struct ShadowVoiceExperiment: ExperimentKind {
         // The background: one ITGSend per third of a phase, each a fresh signalling session (a
         // session that outlives a retired VNet would lose its way back).
         var segments: [(startS: Double, script: String)] = []
-        for (index, phase) in phases.enumerated() {
-            for (third, share) in try phase.thirds(file.load).enumerated() {
-                let path = "\(out)/background/phase\(index + 1)-\(third + 1).itg"
-                // Ends a little early so that its session closes before the next boundary's switches;
-                // well before a retirement, which takes away the way back of a session that began
-                // in the retired VNet (ITGSend starts its flows one by one, and waits for each to close).
-                let end = Double(index) * phaseS + Double(third + 1) * phaseS / 3
-                let retiring = third == 2 && schedule.events.contains { $0.change == .retire && abs($0.atS - end) < 0.001 }
-                let length = phaseS / 3 - (retiring ? min(3, phaseS / 9) : min(0.5, phaseS / 30))
-                // Ports and an ITGRecv of its own: an ITGRecv whose session ends in an error stops
-                // serving every other session, and it still closes one segment's ports as the next opens.
-                let ports = Self.backgroundPort + segments.count * file.load.flows
-                try file.load.writeScript(to: path, share: share, durationS: length, receiver: receiver, firstPort: ports, signalling: Self.signallingPort + segments.count)
-                segments.append((Double(index) * phaseS + Double(third) * phaseS / 3, path))
-            }
+        for (index, segment) in try backgroundSegments().enumerated() {
+            let path = "\(out)/background/phase\(segment.phase + 1)-\(segment.third + 1).itg"
+            // Ports and an ITGRecv of its own: an ITGRecv whose session ends in an error stops
+            // serving every other session, and it still closes one segment's ports as the next opens.
+            let ports = Self.backgroundPort + index * file.load.flows
+            try file.load.writeScript(to: path, share: segment.share, durationS: segment.lengthS, receiver: receiver, firstPort: ports, signalling: Self.signallingPort + index)
+            segments.append((segment.startS, path))
         }
         return [
             LabRun(name: file.name, folder: out, topology: topology, topologyFile: topologyFile, schedule: schedule) { [file, topology, production, shadow, streamS, mark] lab, start in
@@ -265,6 +283,14 @@ public struct ShadowVoiceExperiment: ExperimentKind {
                             arguments: ["monitor", "counters", "--interface", plan.exitInterface(vnet: index), "--csv", "\(out)/exit-\(vnet).csv", "--interval", "1s",
                                 "--seconds", String(Int(limit))], role: .listener, ending: .whenOthersEnd))
                 }
+                // What is offered into the production VNet: its background is the same in every
+                // third of a share only if each ITGSend kept its departures.
+                let entry = topology.vnets.firstIndex { $0.name == production }!
+                processes.append(
+                    RunProcess(
+                        name: "entry-\(production)", node: topology.sender,
+                        arguments: ["monitor", "counters", "--interface", plan.entryInterface(vnet: entry), "--csv", "\(out)/entry-\(production).csv", "--interval", "1s",
+                            "--seconds", String(Int(limit))], role: .listener, ending: .whenOthersEnd))
                 for index in segments.indices {
                     processes.append(
                         RunProcess(
@@ -284,11 +310,14 @@ public struct ShadowVoiceExperiment: ExperimentKind {
                             "--start-at", String(start), "--json-file", "\(out)/voice-send.json"], role: .stream))
                 // Waited for, not required to succeed: what each segment did is read from its log
                 // (ITGSend 2.8.1's own bursty mode aborted now and then), and the load is measured
-                // at the exits anyway.
+                // at the entry and the exits anyway. At real-time priority (it sleeps between
+                // packets): on a busy host it started its flows late and sent behind its times,
+                // and the same third of the same departures made 47 or 83 of 500 packets late.
                 for (index, segment) in segments.enumerated() {
                     processes.append(
                         RunProcess(
-                            name: "itgsend-\(index + 1)", node: topology.sender, arguments: [segment.script], role: .listener, program: "ITGSend", startAtS: segment.startS))
+                            name: "itgsend-\(index + 1)", node: topology.sender, arguments: ["-f", "10", try Command.locate("ITGSend"), segment.script], role: .listener,
+                            program: "chrt", startAtS: segment.startS))
                 }
                 context.print(
                     "\(self.phases.count) phases of \(decimal(self.phaseS)) s: G.711 call (\(mark)) and \(file.load.flows) D-ITG on/off flows, L \(decimal(file.load.low * 100, 0)) % / "
@@ -324,6 +353,7 @@ public struct ShadowVoiceExperiment: ExperimentKind {
         let switches = run.applied.filter { $0.event.hasSuffix(" promote") }.map(\.appliedS)
         var exits: [String: [CounterSample]] = [:]
         for vnet in [production, shadow] { exits[vnet] = (try? CSVLog.read(CounterSample.self, from: "\(out)/exit-\(vnet).csv")) ?? [] }
+        let entry = (try? CSVLog.read(CounterSample.self, from: "\(out)/entry-\(production).csv")) ?? []
         // Each background segment's flows that finished sending, and whether ITGSend aborted.
         var background: [ShadowVoiceResults.SegmentRow] = []
         for index in 0..<(phases.count * 3) {
@@ -335,7 +365,7 @@ public struct ShadowVoiceExperiment: ExperimentKind {
         }
         var results = ShadowVoiceResults.build(
             experiment: self, provenance: context.provenance, start: run.start, observers: observers, applied: run.applied, switchesS: switches,
-            exits: exits, exitDrops: try? run.lab.exitDrops())
+            exits: exits, entry: entry, exitDrops: try? run.lab.exitDrops())
         results.background = background
         return results
     }

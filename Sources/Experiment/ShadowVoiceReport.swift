@@ -63,7 +63,12 @@ public struct ShadowVoiceReport: ExperimentReporting {
         if let iso = r.isolation, let range = iso.ranges {
             out += "\n\(a) over the last third before its shadow became active (\(decimal(iso.atS)) s): lost or late \(decimal(iso.idle.pplPct, 2)) %, "
             out += "mean delay \(iso.idle.meanDelayMs.map { decimal($0, 2) } ?? "?") ms; over the \(iso.active.count) thirds with the same background replayed and "
-            out += "\(b) active: \(decimal(range.ppl.lowerBound, 2))-\(decimal(range.ppl.upperBound, 2)) % and \(decimal(range.delay.lowerBound, 2))-\(decimal(range.delay.upperBound, 2)) ms.\n"
+            out += "\(b) active: \(decimal(range.ppl.lowerBound, 2))-\(decimal(range.ppl.upperBound, 2)) % and \(decimal(range.delay.lowerBound, 2))-\(decimal(range.delay.upperBound, 2)) ms"
+            if let offered = iso.idleOfferedMbit, let active = iso.activeOfferedMbit, let low = active.min(), let high = active.max() {
+                out += "; offered into \(a): \(decimal(offered, 2)) Mbit/s in the idle third, \(decimal(low, 2))-\(decimal(high, 2)) in the active ones"
+            }
+            if let left = iso.leftOut { out += "; left out, their background off the plan: \(left.joined(separator: ", "))" }
+            out += ".\n"
         }
         let troubled = r.background.filter { $0.trouble != nil }
         out += "\nBackground: \(r.background.count) ITGSend segments, \(r.background.map(\.flowsFinished).reduce(0, +)) of \(r.background.count * r.load.flows) flows finished sending"
@@ -89,12 +94,18 @@ public struct ShadowVoiceReport: ExperimentReporting {
         }
         if let iso = r.isolation, let band = iso.bands, let idleDelay = iso.idle.meanDelayMs {
             let pass = band.ppl.contains(iso.idle.pplPct) && band.delay.contains(idleDelay)
+            var measured = "idle \(decimal(iso.idle.pplPct, 2)) %, \(decimal(idleDelay, 2)) ms; active \(decimal(band.ppl.lowerBound, 2))-\(decimal(band.ppl.upperBound, 2)) %, "
+                + "\(decimal(band.delay.lowerBound, 2))-\(decimal(band.delay.upperBound, 2)) ms"
+            if let offered = iso.idleOfferedMbit, let median = iso.offeredMedianMbit {
+                measured += "; offered into \(a) \(decimal(offered, 2)) Mbit/s idle, median \(decimal(median, 2))"
+            }
+            if !iso.idleComparable {
+                measured += ": the idle third's background was not its plan's (more than \(decimal(ShadowVoiceResults.Isolation.offeredTolerance * 100, 1)) % off), so nothing to compare"
+            }
             checks.append(
                 TargetCheck(
                     target: "the shadow does not touch production: \(a) with \(b) idle within the noise of \(a) with \(b) active (mean +- 3 sd, at least +-\(decimal(Self.isolationPplPoints)) points and +-\(decimal(Self.isolationDelayMs)) ms)",
-                    run: "\(decimal(iso.atS)) s, \(iso.active.count) thirds",
-                    measured: "idle \(decimal(iso.idle.pplPct, 2)) %, \(decimal(idleDelay, 2)) ms; active \(decimal(band.ppl.lowerBound, 2))-\(decimal(band.ppl.upperBound, 2)) %, "
-                        + "\(decimal(band.delay.lowerBound, 2))-\(decimal(band.delay.upperBound, 2)) ms", pass: pass, note: nil))
+                    run: "\(decimal(iso.atS)) s, \(iso.active.count) thirds", measured: measured, pass: pass, note: nil, judged: iso.idleComparable))
         }
         let low = r.phases.filter { $0.load.uppercased() == "L" }.compactMap(\.receiver)
         if !low.isEmpty {

@@ -80,13 +80,43 @@ public struct ShadowVoiceResults: Codable, Sendable, ResultsDocument {
         public var atS: Double
         public var idle: VoiceAccounting.Bin
         public var active: [VoiceAccounting.Bin]
+        /// What was offered into the production VNet (at its entry, Mbit/s, the call included)
+        /// in the idle third and in each active one (nil in results from before it was counted).
+        public var idleOfferedMbit: Double?
+        public var activeOfferedMbit: [Double]?
+        /// The thirds of the same plan left out, as `start s: offered Mbit/s`: what was offered
+        /// there was off the thirds' median by more than `offeredTolerance` (an ITGSend that
+        /// fell behind its departures), so their background was not the same.
+        public var leftOut: [String]?
+
+        /// How far a third's offered load may be off the median of the thirds of its plan and
+        /// still count as the same background: a fraction. The call's loss at a high load moves
+        /// several points with a few percent of load.
+        public static let offeredTolerance = 0.015
+
+        /// The median of the offered loads over the idle third and every third of its plan.
+        public var offeredMedianMbit: Double?
+
+        /// Whether the idle third's background was its plan's (not counted: taken as so).
+        public var idleComparable: Bool { idleOfferedMbit.map { Self.comparable($0, median: offeredMedianMbit) } ?? true }
+
+        static func comparable(_ offered: Double, median: Double?) -> Bool {
+            guard let median, median > 0 else { return true }
+            return abs(offered - median) <= offeredTolerance * median
+        }
+
+        static func median(_ values: [Double]) -> Double? {
+            let sorted = values.sorted()
+            guard !sorted.isEmpty else { return nil }
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
     }
 
     public static func load(_ path: String) throws -> ShadowVoiceResults { try loadDocument(path, kind: "shadow-voip results") }
 
     static func build(
         experiment: ShadowVoiceExperiment, provenance: Provenance, start: UInt64, observers: [(name: String, packets: [VoicePacket])],
-        applied: [SchedulePlayer.Applied], switchesS: [Double], exits: [String: [CounterSample]], exitDrops: Lab.ExitDrops?
+        applied: [SchedulePlayer.Applied], switchesS: [Double], exits: [String: [CounterSample]], entry: [CounterSample] = [], exitDrops: Lab.ExitDrops?
     ) -> ShadowVoiceResults {
         let phaseS = experiment.phaseS
         let binS = experiment.file.binS
@@ -108,16 +138,14 @@ public struct ShadowVoiceResults: Codable, Sendable, ResultsDocument {
             let inside = (fates[name] ?? []).filter { fate in seconds(fate).map { $0 >= from && $0 < to } ?? false }
             return inside.isEmpty ? nil : VoiceAccounting.summary(inside, startS: from, jitterMs: jitter[name] ?? 0)
         }
-        // Exit throughput from the receiver's interface counters, by the run's clock.
-        func exitMbit(from: Double, to: Double) -> [String: Double] {
-            var rates: [String: Double] = [:]
-            for (vnet, samples) in exits {
-                let inside = samples.filter { $0.t - zero / 1e9 >= from && $0.t - zero / 1e9 <= to }
-                guard let first = inside.first, let last = inside.last, last.t > first.t else { continue }
-                rates[vnet] = (Double(last.rxBytes - first.rxBytes) * 8 / (last.t - first.t) / 1e6 * 100).rounded() / 100
-            }
-            return rates
+        // Throughput from interface counters over their samples inside [from, to], by the run's clock.
+        func mbit(_ samples: [CounterSample], _ bytes: KeyPath<CounterSample, Int>, from: Double, to: Double) -> Double? {
+            let inside = samples.filter { $0.t - zero / 1e9 >= from && $0.t - zero / 1e9 <= to }
+            guard let first = inside.first, let last = inside.last, last.t > first.t else { return nil }
+            return (Double(last[keyPath: bytes] - first[keyPath: bytes]) * 8 / (last.t - first.t) / 1e6 * 100).rounded() / 100
         }
+        // Exit throughput from the receiver's interface counters.
+        func exitMbit(from: Double, to: Double) -> [String: Double] { exits.compactMapValues { mbit($0, \.rxBytes, from: from, to: to) } }
         let production = experiment.production
         let shadow = experiment.shadow
         var phases: [PhaseRow] = []
@@ -167,24 +195,31 @@ public struct ShadowVoiceResults: Codable, Sendable, ResultsDocument {
             let sentAround = Set(seenAt.filter { $0.value.contains { $0.t >= at - 2 && $0.t <= at + 2 } }.keys)
             switches.append(SwitchRow(atS: at, to: vnet, lostBySwitch: lost, aroundSent: sentAround.count, aroundReceived: sentAround.filter { received.contains($0) }.count))
         }
-        // Isolation: the boundary where the shadow became active, against the thirds after it with the same load.
+        // Isolation: the last third before the shadow became active, against the thirds after it
+        // with the same background segment (share and length) while the shadow was active and the
+        // production VNet had no priority. A third whose offered load was off the others' (an
+        // ITGSend behind its departures) had another background, and is left out.
         var isolation: Isolation?
-        let load = experiment.file.load
-        if let activation = experiment.schedule.events.first(where: { $0.change == .copying(true) }) {
-            let at = activation.atS
-            let index = Int((at / phaseS).rounded())
-            if index > 0, let share = try? experiment.phases[index - 1].thirds(load).last,
-                let idle = figures(production, from: at - phaseS / 3, to: at)
-            {
-                var active: [VoiceAccounting.Bin] = []
-                for (number, phase) in experiment.phases.enumerated().dropFirst(index)
-                where phase.active.contains(shadow) && phase.active.contains(production) && !phase.priority.contains(production) {
-                    for (third, value) in ((try? phase.thirds(load)) ?? []).enumerated() where value == share {
-                        let from = Double(number) * phaseS + Double(third) * phaseS / 3
-                        if let bin = figures(production, from: from, to: from + phaseS / 3) { active.append(bin) }
-                    }
-                }
-                if !active.isEmpty { isolation = Isolation(atS: at, idle: idle, active: active) }
+        let segments = (try? experiment.backgroundSegments()) ?? []
+        let third = phaseS / 3
+        if let activation = experiment.schedule.events.first(where: { $0.change == .copying(true) }),
+            let before = segments.last(where: { abs($0.startS + third - activation.atS) < 0.001 }),
+            let idle = figures(production, from: before.startS, to: activation.atS)
+        {
+            let offered = { (segment: ShadowVoiceExperiment.BackgroundSegment) in mbit(entry, \.txBytes, from: segment.startS, to: segment.startS + third) }
+            let candidates = segments.filter { segment in
+                let phase = experiment.phases[segment.phase]
+                return segment.startS >= activation.atS - 0.001 && phase.active.contains(shadow) && phase.active.contains(production)
+                    && !phase.priority.contains(production) && segment.share == before.share && abs(segment.lengthS - before.lengthS) < 0.001
+            }.compactMap { segment in figures(production, from: segment.startS, to: segment.startS + third).map { (segment, $0, offered(segment)) } }
+            let idleOffered = offered(before)
+            let median = Isolation.median([idleOffered].compactMap { $0 } + candidates.compactMap(\.2))
+            let kept = candidates.filter { $0.2.map { Isolation.comparable($0, median: median) } ?? true }
+            let dropped = candidates.filter { candidate in !kept.contains { $0.0 == candidate.0 } }
+            if !kept.isEmpty {
+                isolation = Isolation(
+                    atS: activation.atS, idle: idle, active: kept.map(\.1), idleOfferedMbit: idleOffered, activeOfferedMbit: entry.isEmpty ? nil : kept.compactMap(\.2),
+                    leftOut: dropped.isEmpty ? nil : dropped.map { "\(decimal($0.0.startS)) s: \($0.2.map { decimal($0, 2) } ?? "?") Mbit/s" }, offeredMedianMbit: median)
             }
         }
         return ShadowVoiceResults(

@@ -95,6 +95,11 @@ extension LabPlan {
         return "table ip vnetshadow\nflush table ip vnetshadow\n" + rules.joined(separator: "\n") + "\n"
     }
 
+    /// The sender's interface into each VNet's ingress: what is offered to the VNet.
+    public func entryInterface(vnet: Int) -> String {
+        links.first { $0.access && $0.vnet == vnet && $0.b.interface == Self.ingressInterface }!.a.interface
+    }
+
     /// The receiver's interface from each VNet's egress.
     public func exitInterface(vnet: Int) -> String {
         links.first { $0.access && $0.vnet == vnet && $0.a.interface == Self.egressInterface }!.b.interface

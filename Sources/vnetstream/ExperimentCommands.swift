@@ -96,7 +96,8 @@ func present(_ report: any ExperimentReporting, results: String, then line: Stri
         }
         try output.emit(text: text.hasSuffix("\n") ? String(text.dropLast()) : text)
     }
-    let missed = report.targets.filter { !$0.pass }
+    for check in report.targets where !check.judged { output.say("target not judged: \(check.target): \(check.run): \(check.measured)") }
+    let missed = report.targets.filter { $0.judged && !$0.pass }
     guard enforce, !missed.isEmpty else { return }
     for check in missed { output.say("target missed: \(check.target): \(check.run): \(check.measured)") }
     throw ExitCode(3)

@@ -3,10 +3,10 @@ import Packets
 import RunRecords
 import TestSupport
 import Testing
-import Voice
 
 @testable import Experiment
 @testable import Lab
+@testable import Voice
 
 @Suite("The shadow-voip experiment as plans (no root needed)")
 struct ShadowVoicePlanTests {
@@ -93,5 +93,34 @@ struct ShadowVoicePlanTests {
         let fates = accounting.fates(playoutMs: 60)
         #expect(fates.count == 100 && fates[5].received == false && fates[5].sendNanoseconds == 1_100_000_000, "a lost packet's send time is its place's")
         #expect(VoiceAccounting.summary(fates, startS: 0, jitterMs: accounting.jitterMs) == report.whole)
+    }
+
+    @Test("the shadow's isolation is judged only on the same background: a third offered more than 1.5 % off the thirds' median is left out, an idle third off it is not judged and not missed")
+    func isolationOnTheSameBackground() {
+        func bin(_ ppl: Double, _ delay: Double) -> VoiceAccounting.Bin {
+            VoiceAccounting.Bin(
+                startS: 0, expected: 500, received: 500, lost: 0, late: 0, meanDelayMs: delay, mouthToEarMs: delay + 80, jitterMs: 1, pplPct: ppl, burstR: 1, r: 80, mos: 4)
+        }
+        typealias Isolation = ShadowVoiceResults.Isolation
+        #expect(Isolation.median([17.4, 16.6, 17.3]) == 17.3 && Isolation.median([1, 3]) == 2 && Isolation.median([]) == nil)
+        #expect(Isolation.comparable(17.1, median: 17.3) && !Isolation.comparable(17.0, median: 17.3) && Isolation.comparable(5, median: nil))
+        var isolation = Isolation(
+            atS: 60, idle: bin(9.4, 15.8), active: [bin(16.0, 22.0), bin(16.4, 22.5), bin(15.8, 21.9)], idleOfferedMbit: 16.63, activeOfferedMbit: [17.34, 17.4, 17.5],
+            leftOut: ["100 s: 16.97 Mbit/s"], offeredMedianMbit: 17.34)
+        #expect(!isolation.idleComparable, "4 % short of the median: not the same background")
+        #expect(isolation.bands.map { !$0.ppl.contains(9.4) } == true, "and its loss lies outside the band, which would read as a miss")
+        isolation.idleOfferedMbit = 17.3
+        #expect(isolation.idleComparable)
+        isolation.idleOfferedMbit = nil
+        #expect(isolation.idleComparable, "results from before the entry was counted are judged as they were")
+        struct Shown: ExperimentReporting {
+            var targets: [TargetCheck]
+            var markdown: String { "" }
+            func write(folder: String, plotsCopy: String?) throws -> [String] { [] }
+        }
+        let shown = Shown(targets: [
+            TargetCheck(target: "t1", run: "r", measured: "m", pass: false, note: nil, judged: false), TargetCheck(target: "t2", run: "r", measured: "m", pass: false, note: nil),
+        ]).targetsMarkdown
+        #expect(shown.contains("| t1 | r | m | not judged |") && shown.contains("| t2 | r | m | **no** |"), "\(shown)")
     }
 }
