@@ -51,6 +51,12 @@ public struct AdaptiveController: SplitController {
         var loss = LossEstimator()
         var lossTest = LossChangeTest()
         var lossy = false
+        /// Its outages, and whether they come often enough to cost (a flapping VNet).
+        var outages = OutageHistory()
+        /// What its outages cost while it flaps, as a loss rate (set when its outages change).
+        var flapCost = 0.0
+        /// Whether the placement charges it: random loss, or flapping.
+        var charged: Bool { lossy || outages.flapping }
         /// The previous report's cumulative figures and delay, for per-interval samples.
         var previous: (received: UInt32, lost: UInt32, delay: Int32)?
         /// What the sender put on the VNet and the capacity has not drained yet, bits (as of
@@ -112,7 +118,8 @@ public struct AdaptiveController: SplitController {
     public private(set) var reportPeriod: Double?
     var started: UInt64?
     var events: [ControlEvent] = []
-    var appliedLossy: [Bool]
+    /// Which VNets the applied placement charged (lossy or flapping).
+    var appliedCharged: [Bool]
 
     /// `ceilings`: each VNet's most (its reservation, bits per second; nil or missing: none).
     public init(vnets: Int, parameters: Parameters = Parameters(), ceilings: [Double?] = []) {
@@ -123,10 +130,11 @@ public struct AdaptiveController: SplitController {
         path.loss = LossEstimator(windowSeconds: parameters.lossWindow)
         path.lossTest = LossChangeTest(
             cleanRate: parameters.cleanBelowPct / 100, lossyRate: parameters.lossyAbovePct / 100, threshold: parameters.lossEvidence)
+        path.outages = OutageHistory(halfLife: parameters.flapHalfLife, suppress: parameters.flapSuppress, reuse: parameters.flapReuse)
         paths = Array(repeating: path, count: vnets)
         for (index, ceiling) in ceilings.prefix(vnets).enumerated() { paths[index].ceiling = ceiling }
         appliedEstimates = Array(repeating: nil, count: vnets)
-        appliedLossy = Array(repeating: false, count: vnets)
+        appliedCharged = Array(repeating: false, count: vnets)
     }
 
     /// The tiers the splitter fills in order (cleanest first) when VNets differ in random
@@ -197,7 +205,7 @@ public struct AdaptiveController: SplitController {
             if largest >= parameters.trainMinimumPacketBytes {
                 plan.train = due
                 plan.trainPackets = parameters.trainPackets
-                plan.trainOfCopies = paths[due].lossy
+                plan.trainOfCopies = paths[due].charged
                 paths[due].trainPacketsToCome = parameters.trainPackets
                 paths[due].nextProbe = now + nanoseconds(parameters.probeInterval)
             } else if now >= paths[due].nextProbe + nanoseconds(parameters.probeInterval) {
@@ -375,10 +383,10 @@ public struct AdaptiveController: SplitController {
         let fallback = known.isEmpty ? 1 : known.reduce(0, +) / Double(known.count)
         let vnets = paths.map { path in
             Placement.VNet(
-                capacity: path.carryingRate ?? fallback, cost: path.lossy ? max(path.loss.rate, parameters.lossyAbovePct / 100) : 0, live: !path.dead)
+                capacity: path.carryingRate ?? fallback, cost: (path.lossy ? max(path.loss.rate, parameters.lossyAbovePct / 100) : 0) + path.flapCost, live: !path.dead)
         }
         let proposed = vnets.map { $0.live ? $0.capacity : 0 }
-        let livenessChanged = zip(proposed, weights).contains { ($0 == 0) != ($1 == 0) } || paths.map(\.lossy) != appliedLossy
+        let livenessChanged = zip(proposed, weights).contains { ($0 == 0) != ($1 == 0) } || paths.map(\.charged) != appliedCharged
         let moved = paths.indices.contains { index in
             guard let now = paths[index].carryingRate else { return false }
             guard let before = appliedEstimates[index] else { return true }
@@ -387,7 +395,7 @@ public struct AdaptiveController: SplitController {
         guard livenessChanged || moved else { return }
         weights = proposed
         appliedEstimates = paths.map(\.carryingRate)
-        appliedLossy = paths.map(\.lossy)
+        appliedCharged = paths.map(\.charged)
         let grouped = Placement.tiers(live, costs: vnets.map(\.cost), margin: parameters.tierMarginPct / 100)
         if grouped.count > 1 {
             tiers = grouped + [paths.indices.filter { paths[$0].dead }].filter { !$0.isEmpty }

@@ -60,6 +60,12 @@ extension AdaptiveController {
         /// `pacingHoldMs` in the sender (then it goes anyway). 0 hold: no pacing.
         public var pacingBurstMs: Double = 20
         public var pacingHoldMs: Double = 500
+        /// Flapping VNets (`OutageHistory`): each outage adds 1 to a penalty halving every
+        /// `flapHalfLife` seconds; above `flapSuppress` the VNet flaps and is charged what its
+        /// outages cost, below `flapReuse` it is steady again. 0 suppress: no damping.
+        public var flapHalfLife: Double = 20
+        public var flapSuppress: Double = 1.5
+        public var flapReuse: Double = 0.5
 
         public init() {}
 
@@ -88,6 +94,9 @@ extension AdaptiveController {
             case randomLossHoldoff = "random_loss_holdoff_s"
             case pacingBurstMs = "pacing_burst_ms"
             case pacingHoldMs = "pacing_hold_ms"
+            case flapHalfLife = "flap_half_life_s"
+            case flapSuppress = "flap_suppress"
+            case flapReuse = "flap_reuse"
         }
 
         public init(from decoder: Decoder) throws {
@@ -122,6 +131,10 @@ extension AdaptiveController {
             pacingBurstMs = try c.decodeIfPresent(Double.self, forKey: .pacingBurstMs) ?? d.pacingBurstMs
             // Results written before the sender paced: no pacing.
             pacingHoldMs = try c.decodeIfPresent(Double.self, forKey: .pacingHoldMs) ?? 0
+            // Results written before flap damping: none.
+            flapHalfLife = try c.decodeIfPresent(Double.self, forKey: .flapHalfLife) ?? d.flapHalfLife
+            flapSuppress = try c.decodeIfPresent(Double.self, forKey: .flapSuppress) ?? 0
+            flapReuse = try c.decodeIfPresent(Double.self, forKey: .flapReuse) ?? d.flapReuse
         }
     }
 }

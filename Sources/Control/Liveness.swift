@@ -46,6 +46,11 @@ extension AdaptiveController {
         guard let arrival = lastReportArrival, let reportAt = lastReportAt, now &- arrival <= nanoseconds(reportFreshnessSeconds)
         else { return }
         var changed = false
+        for index in paths.indices where paths[index].outages.settle(at: now) {
+            paths[index].flapCost = 0
+            events.append(ControlEvent(kind: .steady, vnet: index, detail: "no outage for a while (\(paths[index].outages.outages) in all)"))
+            changed = true
+        }
         for index in paths.indices where !paths[index].dead {
             let path = paths[index]
             guard path.highestReported < path.sent, let oldest = path.sendTime(of: path.highestReported), reportAt > oldest else { continue }
@@ -72,6 +77,17 @@ extension AdaptiveController {
             events.append(
                 ControlEvent(kind: .dead, vnet: index, detail: "stalled \(Int(overdue)) ms (threshold \(Int(threshold)) ms)\(quietText)"))
             changed = true
+            // An outage costs what was sent into it before this moment: about the overdue time.
+            let started = paths[index].outages.outage(at: now)
+            if paths[index].outages.flapping {
+                paths[index].flapCost = paths[index].outages.cost(at: now, outageSeconds: overdue / 1000)
+            }
+            if started {
+                events.append(
+                    ControlEvent(
+                        kind: .flapping, vnet: index,
+                        detail: "\(paths[index].outages.outages) outages, about \(Self.percent(paths[index].outages.rate(at: now) / 100)) a second: charged \(Self.percent(paths[index].flapCost)) %"))
+            }
         }
         if changed { recomputeWeights() }
     }

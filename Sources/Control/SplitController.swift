@@ -48,8 +48,8 @@ public struct FramePlan: Equatable, Sendable {
     /// other packets are split as usual.
     public var train: Int?
     public var trainPackets = 0
-    /// The train is copies only (of the frame's largest packet): the VNet loses at random, so
-    /// the stream's own packets stay off it while its capacity is measured.
+    /// The train is copies only (of the frame's largest packet): the VNet loses at random or
+    /// flaps, so the stream's own packets stay off it while its capacity is measured.
     public var trainOfCopies = false
     /// A copy of the frame's first packet on each of these VNets (probing a dead VNet costs the
     /// stream nothing: the receiver counts a packet lost only if no copy arrived).
@@ -80,6 +80,10 @@ public struct ControlEvent: Equatable, Sendable {
         case lossy
         /// Its random loss is certainly below the clean threshold again.
         case clean
+        /// Its outages came too often (`OutageHistory`): filled only after the steady VNets.
+        case flapping
+        /// No outage for long enough: steady again.
+        case steady
     }
 
     public var kind: Kind

@@ -88,7 +88,8 @@ extension ExperimentReport {
                             target: "leaves a failed VNet within \(decimal(goals.leaveMs)) ms", run: "\(name) \(failover.path)",
                             measured: failover.leftMs.map { "\(decimal($0, 0)) ms" } ?? "–", pass: (failover.leftMs ?? .infinity) <= goals.leaveMs,
                             note: nil))
-                    if failover.reroutedS != nil {
+                    // A flapping VNet is left behind the steady ones while they have room.
+                    if failover.reroutedS != nil, failover.flapping != true {
                         checks.append(
                             TargetCheck(
                                 target: "returns to the VNet after it recovers", run: "\(name) \(failover.path)",

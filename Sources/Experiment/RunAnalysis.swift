@@ -34,6 +34,9 @@ public struct RunAnalysis {
     /// The window the split's shares are measured over. Two seconds: at 25 frames/s one VBR I
     /// frame can be a third of a second's bytes, and a split moves whole packets.
     public static let shareWindowS = 2.0
+    /// Two outages of a VNet that begin this close together make it a flapping VNet, which the
+    /// adaptive controller fills only after the steady ones (Docs/controller.md, "Flapping VNets").
+    public static let flapWindowS = 20.0
 
     public init(
         sent: [SentPacket], received: [ReceivedPacket], startMonotonic: UInt64, intervalS: Double, durationS: Double,
@@ -246,6 +249,8 @@ public struct RunAnalysis {
             // cleanest VNets go first, and a VNet that lost stays behind until it is shown
             // clean); from then on the loss against the loss-aware bound judges the split.
             guard !capacity.losses.contains(where: { $0.tS <= point + 1e-6 && $0.lossPct > 0 }) else { continue }
+            // So once a VNet has flapped.
+            guard !capacity.outages.contains(where: { $0.fromS <= point + 1e-6 && flaps($0) }) else { continue }
             let total = capacities.reduce(0, +)
             guard total > 0 else { continue }
             let target = capacities.map { $0 / total * 100 }
@@ -277,6 +282,12 @@ public struct RunAnalysis {
         return result
     }
 
+    /// Whether `outage` makes its VNet a flapping one: it began within `flapWindowS` of an
+    /// earlier outage of the same VNet.
+    func flaps(_ outage: CapacityTimeline.Outage) -> Bool {
+        capacity.outages.contains { $0.vnet == outage.vnet && $0.fromS < outage.fromS && outage.fromS - $0.fromS <= Self.flapWindowS }
+    }
+
     /// For every outage: when the split left the VNet, and when it came back after the reroute.
     /// Left: the last packet of the split on the VNet before it went quiet for a second or more,
     /// or half the outage when that is shorter (a flapping path's 1 s outages); the outage's whole
@@ -302,7 +313,7 @@ public struct RunAnalysis {
             let back = outage.toS.flatMap { to in resumed.map { max(0, $0 - to) } }
             return RunResult.Failover(
                 vnet: outage.vnet, path: outage.path, failedS: round3(outage.fromS), reroutedS: outage.toS.map(round3),
-                leftMs: round3(left), returnedAfterS: back.map(round3))
+                leftMs: round3(left), returnedAfterS: back.map(round3), flapping: flaps(outage) ? true : nil)
         }
     }
 

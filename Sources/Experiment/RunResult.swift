@@ -91,9 +91,12 @@ public struct RunResult: Codable, Sendable {
         public var leftMs: Double?
         /// From the reroute to the first packet of the split on the VNet again.
         public var returnedAfterS: Double?
+        /// The VNet flapped by this outage (`RunAnalysis.flapWindowS`): a controller that puts
+        /// it behind the steady VNets need not return to it while they have room. nil: no.
+        public var flapping: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case vnet, path
+            case vnet, path, flapping
             case failedS = "failed_s"
             case reroutedS = "rerouted_s"
             case leftMs = "left_ms"

@@ -99,7 +99,7 @@ public enum SenderLogEvent: Codable, Sendable, Equatable {
     /// A change the controller made.
     public struct Control: Codable, Sendable, Equatable {
         public enum Event: String, Codable, Sendable {
-            case dead, alive, capacity, lossy, clean
+            case dead, alive, capacity, lossy, clean, flapping, steady
         }
 
         public var tS: Double

@@ -145,6 +145,21 @@ struct RunAnalysisTests {
         })
         #expect(leaving.map { $0 >= 0.05 && $0 <= 0.15 } == true, "settled after \(String(describing: leaving))")
         #expect(settleOfOutage(even) == nil)
+
+        // A second outage 3 s later makes VNet 1 a flapping one: the split is no longer judged
+        // against capacity-proportional from then on, nor the return to it.
+        let again = CapacityTimeline.Outage(vnet: 1, path: "P1,1", fromS: 7, toS: 8, rerouted: false)
+        let twice = RunAnalysis(
+            sent: even, received: [], startMonotonic: 0, intervalS: 10, durationS: 10,
+            capacity: CapacityTimeline(vnets: 2, steps: [.init(tS: 0, vnet: 1, kbitS: 400), .init(tS: 0, vnet: 2, kbitS: 400)], outages: [flap, again]),
+            queueBytes: { _, c in c * 0.1 / 8 + 1600 }, usesAllVNets: true, uniVNet: nil)
+        #expect(twice.shifts().map(\.atS) == [0, 4, 5], "\(twice.shifts().map(\.atS))")
+        #expect(twice.failovers().map(\.flapping) == [nil, true])
+        let apart = CapacityTimeline.Outage(vnet: 1, path: "P1,1", fromS: 4 + RunAnalysis.flapWindowS + 1, toS: 4 + RunAnalysis.flapWindowS + 2, rerouted: false)
+        let far = RunAnalysis(
+            sent: even, received: [], startMonotonic: 0, intervalS: 10, durationS: 30,
+            capacity: CapacityTimeline(vnets: 2, steps: [], outages: [flap, apart]), queueBytes: { _, c in c * 0.1 / 8 + 1600 }, usesAllVNets: true, uniVNet: nil)
+        #expect(far.failovers().map(\.flapping) == [nil, nil], "two outages further apart than the window: no flap")
     }
 
     @Test("the fluid bound counts random loss: none while a clean VNet has room, the share that must go on the lossy VNet otherwise")

@@ -14,6 +14,8 @@ struct LivenessModel {
         var delay: UInt64 = 5_000_000
         var queueLimitBytes = 12_000
         var failedAt: UInt64 = .max
+        /// Down now and then (a flapping path), besides failing for good at `failedAt`.
+        var down: (UInt64) -> Bool = { _ in false }
         /// Whether the packet with this path sequence is lost at random.
         var loses: (UInt32) -> Bool = { _ in false }
         var busyUntil: UInt64 = 0
@@ -47,7 +49,7 @@ struct LivenessModel {
         pathSequence[vnet] += 1
         var link = links[vnet]
         defer { links[vnet] = link }
-        guard now < link.failedAt, !link.loses(header.pathSequence) else { return }
+        guard now < link.failedAt, !link.down(now), !link.loses(header.pathSequence) else { return }
         let rate = link.rate(now)
         let backlog = Double(link.busyUntil > now ? link.busyUntil - now : 0) * rate / 8e9
         guard backlog + Double(packetBytes) <= Double(link.queueLimitBytes) else { return }
@@ -175,5 +177,58 @@ struct LivenessTests {
         var old = LivenessModel(links: links, parameters: LivenessModel.overdueOnly)
         old.run(until: 20_000 * Self.ms)
         #expect(!old.deaths(of: 0).isEmpty)
+    }
+
+    @Test("a VNet down 1 s in every 3 s flaps from its second outage: it is placed after the steady VNet, and is steady again once its outages stop for long enough")
+    func flappingVNet() throws {
+        var links = [Self.link(800), Self.link(800)]
+        // Down 1 s from 5 s, 8 s, 11 s and 14 s.
+        links[0].down = { now in now >= 5000 * Self.ms && now < 15_000 * Self.ms && (now / Self.ms - 5000) % 3000 < 1000 }
+        var model = LivenessModel(links: links, packetBytes: 800)
+        model.run(until: 80_000 * Self.ms)
+        let deaths = model.deaths(of: 0)
+        #expect(deaths.count == 4 && model.deaths(of: 1).isEmpty, "\(self.deaths(model))")
+        let flapping = model.events.filter { $0.event.kind == .flapping }
+        #expect(flapping.count == 1 && flapping.first?.event.vnet == 0 && flapping.first.map { $0.at == deaths[1] } == true, "\(flapping.map(\.event.detail))")
+        let steady = try #require(model.events.first { $0.event.kind == .steady })
+        // Four outages 3 s apart leave a penalty of 3.44 at about 14 s; below 0.5 takes 20 s x log2(6.9), 56 s.
+        #expect(steady.event.vnet == 0 && (65_000 * Self.ms...75_000 * Self.ms).contains(steady.at), "steady at \(steady.at / Self.ms) ms")
+        #expect(model.controller.tiers == nil, "steady: one tier again")
+        // In between, the steady VNet came first.
+        var between = LivenessModel(links: links, packetBytes: 800)
+        between.run(until: 17_000 * Self.ms)
+        #expect(between.controller.tiers == [[1], [0]] && between.controller.dead == [false, false], "\(String(describing: between.controller.tiers))")
+        // Without damping, a VNet alive again is one tier with the other.
+        var parameters = AdaptiveController.Parameters()
+        parameters.flapSuppress = 0
+        var undamped = LivenessModel(links: links, packetBytes: 800, parameters: parameters)
+        undamped.run(until: 17_000 * Self.ms)
+        #expect(undamped.controller.tiers == nil && undamped.events.allSatisfy { $0.event.kind != .flapping })
+    }
+
+    @Test("an outage history: one outage never flaps, two within the half-life do, the penalty halves every half-life, the cost is the outage rate times an outage's length")
+    func outageHistory() {
+        let s: UInt64 = 1_000_000_000
+        var history = OutageHistory(halfLife: 20, suppress: 1.5, reuse: 0.5)
+        let first = history.outage(at: 10 * s)
+        #expect(!first && !history.flapping && history.cost(at: 10 * s, outageSeconds: 0.1) == 0)
+        #expect(abs(history.penalty(at: 30 * s) - 0.5) < 1e-9)
+        // A second outage 25 s later: 1 + 2^-1.25 = 1.42, not yet.
+        let second = history.outage(at: 35 * s)
+        #expect(!second)
+        let third = history.outage(at: 36 * s)
+        #expect(third && history.flapping, "a third one a second later: 2.38")
+        let rate = history.rate(at: 36 * s)
+        #expect(abs(rate - history.penalty(at: 36 * s) * 0.693147 / 20) < 1e-4 && abs(history.cost(at: 36 * s, outageSeconds: 0.15) - rate * 0.15) < 1e-9)
+        let early = history.settle(at: 60 * s)
+        #expect(!early, "2.38 x 2^-1.2 = 1.03: still flapping")
+        let late = history.settle(at: 82 * s)
+        #expect(late && !history.flapping, "2.38 x 2^-2.3 = 0.48")
+        var off = OutageHistory(halfLife: 20, suppress: 0, reuse: 0.5)
+        for t: UInt64 in 1...10 {
+            let started = off.outage(at: t * s)
+            #expect(!started)
+        }
+        #expect(!off.flapping && off.outages == 10)
     }
 }
