@@ -275,22 +275,18 @@ public struct ShadowVoiceExperiment: ExperimentKind {
                         name: "collector", node: MonitorPlan.collectorNode,
                         arguments: lab.collectorArguments(records: "\(Self.monitorFolder(out))/records.jsonl", durationS: limit), role: .listener,
                         ending: .whenOthersEnd))
-                for vnet in [production, shadow] {
-                    let index = topology.vnets.firstIndex { $0.name == vnet }!
-                    processes.append(
-                        RunProcess(
-                            name: "exit-\(vnet)", node: topology.receiver,
-                            arguments: ["monitor", "counters", "--interface", plan.exitInterface(vnet: index), "--csv", "\(out)/exit-\(vnet).csv", "--interval", "1s",
-                                "--seconds", String(Int(limit))], role: .listener, ending: .whenOthersEnd))
-                }
-                // What is offered into the production VNet: its background is the same in every
-                // third of a share only if each ITGSend kept its departures.
-                let entry = topology.vnets.firstIndex { $0.name == production }!
-                processes.append(
+                // Interface counters every second: what leaves each VNet toward the receiver, and
+                // what is offered into the production VNet (its background is the same in every
+                // third of a share only if each ITGSend kept its departures).
+                func counters(_ name: String, node: String, interface: String) -> RunProcess {
                     RunProcess(
-                        name: "entry-\(production)", node: topology.sender,
-                        arguments: ["monitor", "counters", "--interface", plan.entryInterface(vnet: entry), "--csv", "\(out)/entry-\(production).csv", "--interval", "1s",
-                            "--seconds", String(Int(limit))], role: .listener, ending: .whenOthersEnd))
+                        name: name, node: node,
+                        arguments: ["monitor", "counters", "--interface", interface, "--csv", "\(out)/\(name).csv", "--interval", "1s", "--seconds", String(Int(limit))],
+                        role: .listener, ending: .whenOthersEnd)
+                }
+                let index = { (vnet: String) in topology.vnets.firstIndex { $0.name == vnet }! }
+                for vnet in [production, shadow] { processes.append(counters("exit-\(vnet)", node: topology.receiver, interface: plan.exitInterface(vnet: index(vnet)))) }
+                processes.append(counters("entry-\(production)", node: topology.sender, interface: plan.entryInterface(vnet: index(production))))
                 for index in segments.indices {
                     processes.append(
                         RunProcess(
