@@ -83,3 +83,48 @@ public enum Placement {
         return lost / total
     }
 }
+
+extension AdaptiveController {
+    /// The weights, tiers and budgets: the placement (`Placement`, Docs/controller.md) as the
+    /// splitter realises it. With every live VNet in one loss tier, the weights are the
+    /// capacities (capacity-proportional, whatever the stream's rate). With several tiers, the
+    /// splitter fills the cleanest tier up to `headroom` of each VNet's capacity and sends what
+    /// overflows (a VBR frame's burst) to the next, splitting by capacity within a tier.
+    /// Liveness and lossiness changes always apply; estimate changes only beyond the hysteresis.
+    /// Capacities are the VNets' carrying rates (`carryingRate`), as pacing and shedding use them.
+    mutating func recomputeWeights() {
+        let live = paths.indices.filter { !paths[$0].dead }
+        guard !live.isEmpty else {
+            weights = Array(repeating: 1, count: paths.count)
+            appliedEstimates = paths.map(\.carryingRate)
+            tiers = nil
+            budgets = nil
+            return
+        }
+        let known = live.compactMap { paths[$0].carryingRate }
+        let fallback = known.isEmpty ? 1 : known.reduce(0, +) / Double(known.count)
+        let vnets = paths.map { path in
+            Placement.VNet(
+                capacity: path.carryingRate ?? fallback, cost: (path.lossy ? max(path.loss.rate, parameters.lossyAbovePct / 100) : 0) + path.flapCost, live: !path.dead)
+        }
+        let proposed = vnets.map { $0.live ? $0.capacity : 0 }
+        let livenessChanged = zip(proposed, weights).contains { ($0 == 0) != ($1 == 0) } || paths.map(\.charged) != appliedCharged
+        let moved = paths.indices.contains { index in
+            guard let now = paths[index].carryingRate else { return false }
+            guard let before = appliedEstimates[index] else { return true }
+            return abs(now - before) > parameters.hysteresis * before
+        }
+        guard livenessChanged || moved else { return }
+        weights = proposed
+        appliedEstimates = paths.map(\.carryingRate)
+        appliedCharged = paths.map(\.charged)
+        let grouped = Placement.tiers(live, costs: vnets.map(\.cost), margin: parameters.tierMarginPct / 100)
+        if grouped.count > 1 {
+            tiers = grouped + [paths.indices.filter { paths[$0].dead }].filter { !$0.isEmpty }
+            budgets = vnets.map { $0.live ? parameters.headroom * $0.capacity : 0 }
+        } else {
+            tiers = nil
+            budgets = nil
+        }
+    }
+}
