@@ -33,6 +33,8 @@ let package = Package(
         // The controller: from the receiver's reports, each VNet's capacity and liveness, and the
         // split that follows from them; also the fixed and duplicate modes. No I/O.
         .target(name: "Control", dependencies: ["Packets", "Splitting"]),
+        // Recovery: retransmission across VNets (the buffer, what to resend and where). No I/O.
+        .target(name: "Recovery", dependencies: ["Packets", "Control"]),
         // Source adaptation: which frames to shed, by priority, when the VNets together cannot
         // carry the stream. No I/O.
         .target(name: "Shedding", dependencies: ["Traces"]),
@@ -53,7 +55,7 @@ let package = Package(
         // The sender and receiver loops: the stages above put together over real devices.
         .target(
             name: "Streaming",
-            dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Control", "Shedding", "Devices", "Accounting", "Capture", "Units", "RunRecords"]),
+            dependencies: ["Traces", "Pacing", "Packets", "Splitting", "Control", "Recovery", "Shedding", "Devices", "Accounting", "Capture", "Units", "RunRecords"]),
         // The VNet lab: topologies and schedules (TOML), namespaces, veth, tun, OSPF with bird2,
         // shaping with netem or TBF + nftables, path failures, and the netem VM.
         .target(
@@ -94,7 +96,7 @@ let package = Package(
         .testTarget(
             name: "LabTests", dependencies: ["Lab", "Units", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control", "Traces", "Monitoring", "Voice"],
             exclude: ["Fixtures"]),
-        .testTarget(name: "StreamingTests", dependencies: ["Streaming", "Control", "Packets", "Splitting", "RunRecords"]),
+        .testTarget(name: "StreamingTests", dependencies: ["Streaming", "Control", "Packets", "Splitting", "RunRecords", "Recovery", "Accounting"]),
         .testTarget(name: "VoiceQualityTests", dependencies: ["VoiceQuality", "Voice"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.

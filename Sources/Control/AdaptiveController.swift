@@ -157,6 +157,16 @@ public struct AdaptiveController: SplitController {
     /// Which VNets are dead.
     public var dead: [Bool] { paths.map(\.dead) }
 
+    /// Dead VNets are not live; a lossy or flapping one carries its loss rate (at least the
+    /// lossy threshold); one whose virtual queue overflowed lately is full.
+    public func outlook(now: UInt64) -> [VNetOutlook] {
+        paths.map { path in
+            VNetOutlook(
+                live: !path.dead, lossRate: path.charged ? max(path.loss.rate, parameters.lossyAbovePct / 100) : 0,
+                full: now < path.mayOverflowUntil)
+        }
+    }
+
     /// What each live VNet can carry (`carryingRate`; a dead VNet is not paced: its packets move).
     public var pacingRates: [Double?]? {
         parameters.pacingHoldMs > 0 ? paths.map { $0.dead ? nil : $0.carryingRate } : nil

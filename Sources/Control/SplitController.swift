@@ -27,6 +27,24 @@ public protocol SplitController {
     mutating func received(_ report: ReceiverReport, over vnet: Int, now: UInt64)
     /// What changed since the last call, for the log (state changes, new estimates).
     mutating func takeEvents() -> [ControlEvent]
+    /// Each VNet's prospects for a packet sent on it now (where a retransmission goes).
+    func outlook(now: UInt64) -> [VNetOutlook]
+}
+
+/// What the controller expects of a VNet for one more packet now.
+public struct VNetOutlook: Sendable, Equatable {
+    /// It delivers (not declared dead; for a fixed split: it has a weight).
+    public var live: Bool
+    /// Its random loss rate as estimated (0 to 1; 0 when it is not known to lose).
+    public var lossRate: Double
+    /// Its queue may be overflowing: what is sent now may be lost to congestion.
+    public var full: Bool
+
+    public init(live: Bool, lossRate: Double = 0, full: Bool = false) {
+        self.live = live
+        self.lossRate = lossRate
+        self.full = full
+    }
 }
 
 extension SplitController {
@@ -37,6 +55,8 @@ extension SplitController {
     public var deliverableRate: Double? { nil }
     public var pacingRates: [Double?]? { nil }
     public var pacingHoldNanoseconds: UInt64 { 0 }
+    /// Without estimates: a VNet with a weight is live, and nothing more is known.
+    public func outlook(now: UInt64) -> [VNetOutlook] { weights.map { VNetOutlook(live: $0 > 0) } }
 }
 
 /// How one frame goes out.

@@ -4,9 +4,11 @@ public struct Packetizer: Sendable {
     /// Media bytes one packet carries after the IPv4, UDP and media headers.
     public let payloadLimit: Int
 
-    /// For an MTU (the largest IPv4 packet the VNets carry).
-    public init(mtu: Int) {
-        payloadLimit = mtu - IPv4UDP.headerSize - MediaHeader.size
+    /// For an MTU (the largest IPv4 packet the VNets carry), leaving `reserve` bytes free in
+    /// each packet (`MediaHeader.originSize` when packets may be resent, so that a
+    /// retransmission still fits).
+    public init(mtu: Int, reserve: Int = 0) {
+        payloadLimit = mtu - IPv4UDP.headerSize - MediaHeader.size - max(0, reserve)
         precondition(payloadLimit > 0, "an MTU of \(mtu) leaves no room for media")
     }
 

@@ -1,14 +1,18 @@
-/// VNetStream's messages on the wire, version 3. Specified in `Docs/wire-format.md`; every
+/// VNetStream's messages on the wire, version 4. Specified in `Docs/wire-format.md`; every
 /// field is big-endian. Encoding and decoding are pure functions over bytes: no I/O here.
 public enum Wire {
     /// `VN`, the first two bytes of every VNetStream datagram.
     public static let magic: UInt16 = 0x564E
-    public static let version: UInt8 = 3
+    public static let version: UInt8 = 4
 
     public enum Kind: UInt8, Sendable {
         case media = 1
         case report = 2
         case streamEnd = 3
+        /// The receiver's request to resend packets it found missing (`Nack`).
+        case nack = 4
+        /// A media packet sent again: the media header, then where it was first sent.
+        case retransmission = 5
     }
 
     /// Why a datagram was dropped instead of decoded; the receiver and sender count each.
@@ -54,8 +58,27 @@ public struct MediaHeader: Sendable, Equatable {
     /// encoders emit B frames); clear: B frames come between their references (display order).
     public var referencesFirst: Bool
     /// How long the packet waited in the sender's pacing onto its VNet, microseconds (a
-    /// probe train's packets share one wait).
+    /// probe train's packets share one wait). A retransmission's counts from its send time.
     public var heldMicroseconds: UInt32
+    /// A retransmission's first sending: the VNet and path sequence it was lost under (nil: an
+    /// original). Its own path id and path sequence are those of the VNet it goes on now.
+    public var origin: Origin?
+
+    /// Where a packet was first sent.
+    public struct Origin: Sendable, Equatable, Hashable {
+        public var pathID: UInt8
+        public var pathSequence: UInt32
+
+        public init(pathID: UInt8, pathSequence: UInt32) {
+            self.pathID = pathID
+            self.pathSequence = pathSequence
+        }
+    }
+
+    /// Bytes a retransmission adds after the media header: its origin.
+    public static let originSize = 8
+    /// Bytes of this header on the wire: `size`, plus the origin for a retransmission.
+    public var encodedSize: Int { origin == nil ? Self.size : Self.size + Self.originSize }
 
     /// When the packet left the sender: the send time plus its wait in the pacing. What the
     /// network's delay, packet time and probe trains go by, so that the sender's own wait does
@@ -67,8 +90,10 @@ public struct MediaHeader: Sendable, Equatable {
     public init(
         streamID: UInt32, streamSequence: UInt32, pathSequence: UInt32, frameNumber: UInt32,
         sendTimeNanoseconds: UInt64, fragmentIndex: UInt16, fragmentCount: UInt16, pathID: UInt8,
-        frameType: UInt8, mark: UInt8, shedBefore: UInt8 = 0, referencesFirst: Bool = false, heldMicroseconds: UInt32 = 0
+        frameType: UInt8, mark: UInt8, shedBefore: UInt8 = 0, referencesFirst: Bool = false, heldMicroseconds: UInt32 = 0,
+        origin: Origin? = nil
     ) {
+        self.origin = origin
         self.streamID = streamID
         self.streamSequence = streamSequence
         self.pathSequence = pathSequence
@@ -84,13 +109,13 @@ public struct MediaHeader: Sendable, Equatable {
         self.heldMicroseconds = heldMicroseconds
     }
 
-    /// Writes the header into `buffer` at `offset` (which must have `size` bytes there).
+    /// Writes the header into `buffer` at `offset` (which must have `encodedSize` bytes there).
     public func write(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) {
-        precondition(offset >= 0 && offset + Self.size <= buffer.count)
+        precondition(offset >= 0 && offset + encodedSize <= buffer.count)
         var w = ByteStore(buffer, offset: offset)
         w.u16(Wire.magic)
         w.u8(Wire.version)
-        w.u8(Wire.Kind.media.rawValue)
+        w.u8(origin == nil ? Wire.Kind.media.rawValue : Wire.Kind.retransmission.rawValue)
         w.u32(streamID)
         w.u32(streamSequence)
         w.u32(pathSequence)
@@ -103,18 +128,28 @@ public struct MediaHeader: Sendable, Equatable {
         w.u8(mark)
         w.u8(min(shedBefore, Self.maximumShedRun) | (referencesFirst ? 0x80 : 0))
         w.u32(heldMicroseconds)
+        if let origin {
+            w.u8(origin.pathID)
+            w.u8(0)
+            w.u16(0)
+            w.u32(origin.pathSequence)
+        }
     }
 
     public var encoded: [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: Self.size)
+        var bytes = [UInt8](repeating: 0, count: encodedSize)
         bytes.withUnsafeMutableBytes { write(into: $0, at: 0) }
         return bytes
     }
 
-    /// Decodes a media header from the start of `datagram`, or says why not.
+    /// Decodes a media header (an original's or a retransmission's) from the start of
+    /// `datagram`, or says why not.
     public static func decode(_ datagram: UnsafeRawBufferPointer) -> Result<MediaHeader, Wire.DropReason> {
         var r = ByteReader(datagram)
-        if let reason = checkPreamble(&r, kind: .media, fixedSize: size) { return .failure(reason) }
+        let retransmission = datagram.count >= 4 && datagram[3] == Wire.Kind.retransmission.rawValue
+        if let reason = checkPreamble(&r, kind: retransmission ? .retransmission : .media, fixedSize: retransmission ? size + originSize : size) {
+            return .failure(reason)
+        }
         var header = MediaHeader(
             streamID: r.u32(), streamSequence: r.u32(), pathSequence: r.u32(), frameNumber: r.u32(),
             sendTimeNanoseconds: r.u64(), fragmentIndex: r.u16(), fragmentCount: r.u16(), pathID: r.u8(),
@@ -123,6 +158,11 @@ public struct MediaHeader: Sendable, Equatable {
         header.shedBefore = frameFlags & 0x7F
         header.referencesFirst = frameFlags & 0x80 != 0
         header.heldMicroseconds = r.u32()
+        if retransmission {
+            let pathID = r.u8()
+            r.skip(3)
+            header.origin = Origin(pathID: pathID, pathSequence: r.u32())
+        }
         guard header.fragmentCount > 0, header.fragmentIndex < header.fragmentCount,
             header.sendTimeNanoseconds < 1 << 62
         else { return .failure(.garbled) }
@@ -366,5 +406,95 @@ extension Wire {
         guard datagram[2] == version else { return .failure(.futureVersion) }
         guard let kind = Kind(rawValue: datagram[3]) else { return .failure(.unknownKind) }
         return .success(kind)
+    }
+}
+
+/// The receiver's request to resend: runs of path sequences it found missing on a path (a gap
+/// in that VNet's sequence), sent over every VNet as reports are. The sender resends what it
+/// still holds and what can still arrive in time (`Docs/wire-format.md`, kind 4).
+public struct Nack: Sendable, Equatable {
+    public static let fixedSize = 16
+    public static let rangeSize = 8
+    /// The most ranges one NACK carries (it stays within one 1500-byte packet).
+    public static let maximumRanges = 128
+
+    /// `count` packets from `first` on, in path `pathID`'s sequence.
+    public struct Range: Sendable, Equatable {
+        public var pathID: UInt8
+        public var first: UInt32
+        public var count: UInt16
+
+        public init(pathID: UInt8, first: UInt32, count: UInt16) {
+            self.pathID = pathID
+            self.first = first
+            self.count = count
+        }
+    }
+
+    public var streamID: UInt32
+    /// Counts NACKs, from 0; copies sent over several VNets share it.
+    public var sequence: UInt32
+    public var ranges: [Range]
+
+    public init(streamID: UInt32, sequence: UInt32, ranges: [Range]) {
+        self.streamID = streamID
+        self.sequence = sequence
+        self.ranges = ranges
+    }
+
+    public var encoded: [UInt8] {
+        precondition(ranges.count <= Self.maximumRanges)
+        var w = ByteWriter(capacity: Self.fixedSize + ranges.count * Self.rangeSize)
+        w.preamble(.nack)
+        w.u32(streamID)
+        w.u32(sequence)
+        w.u16(UInt16(ranges.count))
+        w.zeros(2)
+        for range in ranges {
+            w.u8(range.pathID)
+            w.zeros(1)
+            w.u16(range.count)
+            w.u32(range.first)
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ datagram: UnsafeRawBufferPointer) -> Result<Nack, Wire.DropReason> {
+        var r = ByteReader(datagram)
+        if let reason = checkPreamble(&r, kind: .nack, fixedSize: fixedSize) { return .failure(reason) }
+        let streamID = r.u32()
+        let sequence = r.u32()
+        let count = Int(r.u16())
+        r.skip(2)
+        guard count <= maximumRanges else { return .failure(.garbled) }
+        guard r.remaining >= count * rangeSize else { return .failure(.short) }
+        var ranges: [Range] = []
+        ranges.reserveCapacity(count)
+        for _ in 0..<count {
+            let pathID = r.u8()
+            r.skip(1)
+            let length = r.u16()
+            let first = r.u32()
+            guard length > 0, Int(pathID) < ReceiverReport.maximumPaths else { return .failure(.garbled) }
+            ranges.append(Range(pathID: pathID, first: first, count: length))
+        }
+        return .success(Nack(streamID: streamID, sequence: sequence, ranges: ranges))
+    }
+
+    public static func decode(_ bytes: [UInt8]) -> Result<Nack, Wire.DropReason> {
+        bytes.withUnsafeBytes { decode($0) }
+    }
+
+    /// Path sequences, in order, as few ranges as cover them (runs longer than 65535 are cut).
+    public static func ranges(pathID: UInt8, sequences: [UInt32]) -> [Range] {
+        var ranges: [Range] = []
+        for sequence in sequences.sorted() {
+            if let last = ranges.last, last.pathID == pathID, last.first &+ UInt32(last.count) == sequence, last.count < .max {
+                ranges[ranges.count - 1].count += 1
+            } else {
+                ranges.append(Range(pathID: pathID, first: sequence, count: 1))
+            }
+        }
+        return ranges
     }
 }

@@ -238,8 +238,10 @@ public final class Receiver {
                     return !had && accountings.allSatisfy { $0.end != nil }
                 case .failure(let reason): drop(reason)
                 }
-            case .success(.report):
-                drop(.unknownKind)  // reports go the other way
+            case .success(.report), .success(.nack), .success(.retransmission):
+                // Reports and NACKs go the other way; this receiver does not NACK yet, so no
+                // retransmission is asked of a sender.
+                drop(.unknownKind)
             }
             return false
         }

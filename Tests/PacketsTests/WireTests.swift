@@ -24,6 +24,16 @@ let sampleEnd = StreamEnd(
     streamID: 7, streamPackets: 7500, frameCount: 3750, lastSendTimeNanoseconds: 149_960_000_000,
     paths: [.init(pathID: 0, packetsSent: 3750), .init(pathID: 1, packetsSent: 3750)])
 
+let sampleRetransmission: MediaHeader = {
+    var header = sampleHeader
+    header.origin = MediaHeader.Origin(pathID: 0, pathSequence: 0x0102_0304)
+    return header
+}()
+
+let sampleNack = Nack(
+    streamID: 7, sequence: 41,
+    ranges: [Nack.Range(pathID: 0, first: 1000, count: 3), Nack.Range(pathID: 1, first: 0xFFFF_FFFE, count: 65535)])
+
 @Suite("Wire format")
 struct WireTests {
     @Test("media headers, reports and stream ends survive a round trip")
@@ -32,12 +42,47 @@ struct WireTests {
         #expect(try MediaHeader.decode(sampleHeader.encoded).get() == sampleHeader)
         #expect(try ReceiverReport.decode(sampleReport.encoded).get() == sampleReport)
         #expect(sampleEnd.encoded.withUnsafeBytes { (try? StreamEnd.decode($0).get()) == sampleEnd })
+        #expect(sampleRetransmission.encoded.count == MediaHeader.size + MediaHeader.originSize)
+        #expect(try MediaHeader.decode(sampleRetransmission.encoded).get() == sampleRetransmission)
+        #expect(try Nack.decode(sampleNack.encoded).get() == sampleNack)
+    }
+
+    @Test("a retransmission is kind 5 with its origin after the media header; a NACK's ranges are 8 bytes each")
+    func recoveryLayout() {
+        let resent = sampleRetransmission.encoded
+        #expect(Array(resent[0..<4]) == [0x56, 0x4E, Wire.version, 5])
+        #expect(Array(resent[4..<40]) == Array(sampleHeader.encoded[4..<40]))
+        #expect(Array(resent[40..<48]) == [0, 0, 0, 0, 0x01, 0x02, 0x03, 0x04])
+        let nack = sampleNack.encoded
+        #expect(nack.count == Nack.fixedSize + 2 * Nack.rangeSize)
+        #expect(Array(nack[0..<16]) == [0x56, 0x4E, Wire.version, 4, 0, 0, 0, 7, 0, 0, 0, 41, 0, 2, 0, 0])
+        #expect(Array(nack[16..<24]) == [0, 0, 0, 3, 0, 0, 0x03, 0xE8])
+        #expect(Array(nack[24..<32]) == [1, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE])
+        // A range of no packets, or on a path no report can carry, is garbled; a count beyond
+        // what the bytes hold is short.
+        var empty = nack
+        empty[18] = 0
+        empty[19] = 0
+        #expect(Nack.decode(empty) == .failure(.garbled))
+        var farPath = nack
+        farPath[16] = 40
+        #expect(Nack.decode(farPath) == .failure(.garbled))
+        #expect(Nack.decode(Array(nack.dropLast())) == .failure(.short))
+        // The media decoder refuses a retransmission cut before its origin.
+        #expect(MediaHeader.decode(Array(resent[0..<44])) == .failure(.short))
+    }
+
+    @Test("NACK ranges: consecutive path sequences in as few ranges as cover them")
+    func nackRanges() {
+        let ranges = Nack.ranges(pathID: 2, sequences: [9, 5, 6, 7, 12, 13])
+        #expect(ranges == [.init(pathID: 2, first: 5, count: 3), .init(pathID: 2, first: 9, count: 1), .init(pathID: 2, first: 12, count: 2)])
+        #expect(Nack.ranges(pathID: 0, sequences: []).isEmpty)
     }
 
     @Test("the header's bytes are the ones the spec gives")
     func layout() {
         let bytes = sampleHeader.encoded
-        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, 3, 1])
+        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, 4, 1])
         #expect(Array(bytes[4..<8]) == [0xDE, 0xAD, 0xBE, 0xEF])
         #expect(Array(bytes[32..<36]) == [1, UInt8(ascii: "B"), 0xB8, 0])
         // The held time, 123,456 µs: the departure is the send time plus it.
@@ -83,7 +128,7 @@ struct WireTests {
     @Test("a million random and mutated inputs decode or are refused, never crash")
     func fuzz() {
         var generator = SplitMix64(seed: 0x5EED)
-        let seeds = [sampleHeader.encoded, sampleReport.encoded, sampleEnd.encoded]
+        let seeds = [sampleHeader.encoded, sampleReport.encoded, sampleEnd.encoded, sampleRetransmission.encoded, sampleNack.encoded]
         var decoded = 0
         var buffer = [UInt8](repeating: 0, count: 256)
         for round in 0..<1_000_000 {
@@ -95,12 +140,12 @@ struct WireTests {
                 if length >= 4, round % 4 == 0 {
                     buffer[0] = 0x56
                     buffer[1] = 0x4E
-                    buffer[2] = 1
-                    buffer[3] = UInt8(1 + generator.next() % 3)
+                    buffer[2] = Wire.version
+                    buffer[3] = UInt8(1 + generator.next() % 5)
                 }
             } else {
                 // A valid message with a few bytes changed, cut short, or run long.
-                let seed = seeds[Int(generator.next() % 3)]
+                let seed = seeds[Int(generator.next() % UInt64(seeds.count))]
                 length = max(0, min(buffer.count, seed.count + Int(generator.next() % 9) - 4))
                 for i in 0..<length { buffer[i] = i < seed.count ? seed[i] : UInt8(truncatingIfNeeded: generator.next()) }
                 for _ in 0..<(1 + generator.next() % 3) where length > 0 {
@@ -120,6 +165,10 @@ struct WireTests {
                     #expect(ReceiverReport.decode(report.encoded) == .success(report))
                 }
                 if case .success = StreamEnd.decode(input) { decoded += 1 }
+                if case .success(let nack) = Nack.decode(input) {
+                    decoded += 1
+                    #expect(Nack.decode(nack.encoded) == .success(nack))
+                }
                 _ = IPv4UDP.parse(input)
             }
         }
@@ -221,5 +270,9 @@ struct IPv4UDPTests {
         #expect(packetizer.fragments(ofFrame: 1433) == [717, 716])
         let big = packetizer.fragments(ofFrame: 16745)
         #expect(big.reduce(0, +) == 16745 && big.allSatisfy { $0 <= 1432 } && big.count == 12)
+        // Room for a retransmission's origin: the largest packet plus 8 bytes still fits.
+        let resending = Packetizer(mtu: 1500, reserve: MediaHeader.originSize)
+        #expect(resending.fragments(ofFrame: 1432) == [716, 716])
+        #expect(resending.payloadLimit + 28 + 40 + MediaHeader.originSize == 1500)
     }
 }
