@@ -81,7 +81,7 @@ let package = Package(
             name: "vnetstream",
             dependencies: [
                 "Traces", "VideoTraces", "Units", "CPcap", "Capture", "Streaming", "Packets", "Splitting", "Control", "Pacing", "Lab", "Experiment",
-                "RunRecords", "Accounting", "Devices", "Monitoring", "Voice",
+                "RunRecords", "Accounting", "Devices", "Monitoring", "Voice", "Recovery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).

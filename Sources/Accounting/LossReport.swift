@@ -43,9 +43,21 @@ public struct LossReport: Codable, Sendable {
         public var perVNet: [PathFigures]
         /// The interval's frames (by send time) per type: lost, shed, decodable.
         public var frames: [FrameFigures]?
+        /// After recovery: the stream's packets not delivered by their playout deadline (lost
+        /// for good, or late), of `streamSent`; originals that arrived after it; packets a
+        /// retransmission delivered in time. (`lost` above is the network's loss.)
+        public var residualLost: Int?
+        public var residualLossPct: Double?
+        public var late: Int?
+        public var recovered: Int?
+        /// The stream's own packets sent in the interval (retransmissions not counted again).
+        public var streamSent: Int?
 
         enum CodingKeys: String, CodingKey {
-            case sent, received, lost, duplicates, frames
+            case sent, received, lost, duplicates, frames, late, recovered
+            case residualLost = "residual_lost"
+            case residualLossPct = "residual_loss_pct"
+            case streamSent = "stream_sent"
             case startS = "start_s"
             case endS = "end_s"
             case lossPct = "loss_pct"
@@ -152,9 +164,30 @@ public struct LossReport: Codable, Sendable {
     /// Datagrams dropped undecoded, by reason; and those of other streams.
     public var dropped: [String: Int]
     public var otherStreams: Int
+    /// The receiver's side of recovery (a stream whose sender resends); nil: it did not.
+    public var recovery: Recovery?
+
+    /// What the receiver asked for and got: NACK messages sent, path sequences asked for,
+    /// retransmissions that answered one, entries given up at their deadline, and the smoothed
+    /// time from a NACK to its answer.
+    public struct Recovery: Codable, Sendable, Equatable {
+        public var latencyMs: Double
+        public var nacks: Int
+        public var asked: Int
+        public var answered: Int
+        public var gaveUp: Int
+        public var recoveryMs: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case nacks, asked, answered
+            case latencyMs = "latency_ms"
+            case gaveUp = "gave_up"
+            case recoveryMs = "recovery_ms"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case intervals, total, paths, frames, dropped
+        case intervals, total, paths, frames, dropped, recovery
         case streamID = "stream_id"
         case intervalS = "interval_s"
         case endReceived = "end_received"
@@ -202,12 +235,14 @@ extension StreamAccounting {
                 let delay = index < path.delayByInterval.count ? path.delayByInterval[index] : DelayTally()
                 return figures(id: id, tally: tally, allSent: all.sent, delay: delay)
             }
-            intervals.append(
-                LossReport.Interval(
-                    startS: Double(index) * seconds, endS: Double(index + 1) * seconds, sent: all.sent,
-                    received: all.received, lost: all.missing, lossPct: percent(all.missing, all.sent),
-                    duplicates: all.duplicates + perVNet.reduce(0) { $0 + $1.duplicates }, perVNet: perVNet,
-                    frames: frameTallies[index].map(frameFigures)))
+            var interval = LossReport.Interval(
+                startS: Double(index) * seconds, endS: Double(index + 1) * seconds, sent: all.sent,
+                received: all.received, lost: all.missing, lossPct: percent(all.missing, all.sent),
+                duplicates: all.duplicates + perVNet.reduce(0) { $0 + $1.duplicates }, perVNet: perVNet,
+                frames: frameTallies[index].map(frameFigures))
+            interval.fillResidual(
+                delivered: playout.tallies[index].received, late: playout.late[index], recovered: playout.recovered[index], streamSent: streamTallies[index].sent)
+            intervals.append(interval)
         }
         let streamSent = stream.received + stream.missing
         let totalPerVNet = ids.map { id -> LossReport.PathFigures in
@@ -221,10 +256,11 @@ extension StreamAccounting {
             }
             return figures(id: id, tally: tally, allSent: streamSent, delay: path.delay)
         }
-        let total = LossReport.Interval(
+        var total = LossReport.Interval(
             startS: 0, endS: Double(count) * seconds, sent: streamSent, received: stream.received,
             lost: stream.missing, lossPct: percent(stream.missing, streamSent),
             duplicates: stream.duplicates + totalPerVNet.reduce(0) { $0 + $1.duplicates }, perVNet: totalPerVNet)
+        total.fillResidual(delivered: playout.delivered.received, late: playout.late.total, recovered: playout.recovered.total, streamSent: streamSent)
         let pathSummaries = ids.map { id -> LossReport.PathSummary in
             let path = paths[id]!
             return LossReport.PathSummary(
@@ -244,10 +280,16 @@ extension StreamAccounting {
         for byType in frameTallies.values {
             for (type, tally) in byType { framesByType[type] = (framesByType[type] ?? FrameTally()) + tally }
         }
-        return LossReport(
+        var report = LossReport(
             streamID: streamID, intervalS: seconds, endReceived: end != nil, intervals: intervals, total: total,
             paths: pathSummaries, frames: frameFigures(framesByType),
             dropped: Dictionary(uniqueKeysWithValues: dropped.map { ($0.key.rawValue, $0.value) }), otherStreams: otherStreams)
+        if resends {
+            report.recovery = LossReport.Recovery(
+                latencyMs: Double(playout.latencyNanoseconds) / 1e6, nacks: nackList.nacks, asked: nackList.asked, answered: nackList.answered,
+                gaveUp: nackList.gaveUp, recoveryMs: milliseconds(nackList.smoothedRecovery.map { Double($0) }))
+        }
+        return report
     }
 
     private func figures(id: UInt8, tally: IntervalTally, allSent: Int, delay: DelayTally) -> LossReport.PathFigures {
@@ -256,6 +298,21 @@ extension StreamAccounting {
             lossPctOfPath: percent(tally.missing, tally.sent), lossPctOfAll: percent(tally.missing, allSent),
             duplicates: tally.duplicates, reordered: tally.reordered, delayMsMean: milliseconds(delay.mean),
             delayMsMax: delay.count > 0 ? milliseconds(Double(delay.maximum)) : nil)
+    }
+}
+
+extension LossReport.Interval {
+    /// The figures after recovery: `delivered` of the stream's `streamSent` packets came by
+    /// their deadline (an original, or a retransmission of it).
+    mutating func fillResidual(delivered: Int, late: Int, recovered: Int, streamSent: Int) {
+        // The sender's end message settles the tail; before it, what is still to come is not
+        // yet counted, in either tracker.
+        let missing = max(0, streamSent - delivered)
+        residualLost = missing
+        residualLossPct = percent(missing, streamSent)
+        self.late = late
+        self.recovered = recovered
+        self.streamSent = streamSent
     }
 }
 
@@ -284,6 +341,16 @@ extension LossReport {
             text += frames.map { "\($0.type) \($0.decodable)/\($0.frames) (\(fixed($0.decodablePct)) %)" }.joined(separator: ", ") + "\n"
             let shed = frames.filter { $0.shed > 0 }
             if !shed.isEmpty { text += "frames shed by the sender: " + shed.map { "\($0.type) \($0.shed)" }.joined(separator: ", ") + "\n" }
+        }
+        if let recovery {
+            text += "\nafter recovery (playout deadline \(trim(recovery.latencyMs)) ms): network loss against what the viewer lost\n"
+            for interval in intervals + [total] {
+                let label = interval.startS == total.startS && interval.endS == total.endS && interval.sent == total.sent ? "total" : "\(trim(interval.startS))-\(trim(interval.endS)) s"
+                text += "  \(label): network \(interval.lost) lost (\(fixed(interval.lossPct)) %), residual \(interval.residualLost ?? 0) (\(fixed(interval.residualLossPct ?? 0)) %), "
+                text += "\(interval.recovered ?? 0) recovered, \(interval.late ?? 0) late\n"
+            }
+            text += "  NACKs: \(recovery.nacks) sent for \(recovery.asked) packets, \(recovery.answered) answered, \(recovery.gaveUp) given up"
+            text += (recovery.recoveryMs.map { ", recovery in \(fixed($0)) ms (smoothed)" } ?? "") + "\n"
         }
         if !endReceived { text += "\nthe sender's end-of-stream message did not arrive: losses after the last packet received are not counted\n" }
         let drops = dropped.filter { $0.value > 0 }.sorted { $0.key < $1.key }

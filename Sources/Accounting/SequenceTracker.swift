@@ -39,6 +39,11 @@ struct SequenceTracker {
         case tooOld
     }
 
+    /// Whether `sequence` arrived (as far as the window remembers: an older one reads false).
+    func contains(_ sequence: Int64) -> Bool {
+        sequence >= 0 && sequence <= highest && highest - sequence < Int64(Self.window) && isSeen(sequence)
+    }
+
     private func isSeen(_ sequence: Int64) -> Bool {
         let slot = Int(sequence % Int64(Self.window))
         return seen[slot >> 6] & (1 << UInt64(slot & 63)) != 0

@@ -19,6 +19,12 @@ public struct StreamAccounting {
     var pathList: [PathAccounting] = []
     var pathSlot = [Int](repeating: -1, count: 256)
     var frames = FrameAccounting()
+    /// The playout deadline and what was delivered by it (residual loss, late, recovered).
+    var playout: Playout
+    /// What to NACK (only when the stream's packets say the sender resends).
+    public internal(set) var nackList = NackList()
+    /// Whether the sender resends what a NACK asks for (the packets' flag).
+    public internal(set) var resends = false
     /// Datagrams dropped undecoded, by reason.
     public internal(set) var dropped: [Wire.DropReason: Int] = [:]
     /// Datagrams of other streams.
@@ -36,11 +42,13 @@ public struct StreamAccounting {
 
     public typealias FrameTypeLetter = UInt8
 
-    public init(streamID: UInt32, intervalSeconds: Double, frameTypes: [UInt8]? = nil) {
+    /// `latencySeconds`: the playout deadline after each frame's time.
+    public init(streamID: UInt32, intervalSeconds: Double, frameTypes: [UInt8]? = nil, latencySeconds: Double = 0.2) {
         precondition(intervalSeconds > 0)
         self.streamID = streamID
         self.intervalNanoseconds = UInt64((intervalSeconds * 1e9).rounded())
         self.streamTallies = IntervalTallies(intervalNanoseconds: intervalNanoseconds)
+        self.playout = Playout(latencySeconds: latencySeconds, intervalNanoseconds: intervalNanoseconds)
         self.frameTypes = frameTypes
     }
 
@@ -65,18 +73,62 @@ public struct StreamAccounting {
             return
         }
         lastArrival = arrival
-        let outcome = stream.record(
-            Int64(header.streamSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &streamTallies)
+        // Network loss counts originals; a retransmission counts toward what was delivered.
+        let retransmission = header.origin != nil
+        let outcome =
+            retransmission
+            ? nil : stream.record(Int64(header.streamSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &streamTallies)
+        let first = outcome == .new || outcome == .late
+        let deadline = playout.deadline(sendTime: header.sendTimeNanoseconds, firstArrival: firstArrival!, firstSendTime: firstSendTime)
+        let path = slot(header.pathID)
+        if header.resends {
+            resends = true
+            noteGaps(header, path: path, arrival: arrival)
+        }
         // Relative one-way delay: how much later than the first packet this one arrived,
         // beyond how much later it left the sender (its departure: a wait in the sender's
         // pacing is not the network's). Clock offsets between hosts cancel out.
         let delay = Int64(bitPattern: elapsed) - (Int64(bitPattern: header.departureNanoseconds) - Int64(bitPattern: firstSendTime))
-        pathList[slot(header.pathID)].record(
+        pathList[path].record(
             header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), arrival: arrival, delay: delay)
-        if outcome == .new || outcome == .late {
-            frames.record(header, bytes: bytes, interval: streamTallies.index(header.sendTimeNanoseconds), types: frameTypes)
+        let sequence = Int64(header.streamSequence)
+        let deliveredBefore = playout.delivered.contains(sequence)
+        playout.record(header, bytes: bytes, arrival: arrival, deadline: deadline, firstOriginal: retransmission ? nil : first)
+        if let origin = header.origin { nackList.arrived(origin, now: arrival, retransmission: true) }
+        // Frames: each packet once, the first time it came: an original's first arrival (unless
+        // a retransmission delivered it before), or a retransmission delivered in time whose
+        // original never came.
+        let counts =
+            retransmission
+            ? !deliveredBefore && playout.delivered.contains(sequence) && !stream.contains(sequence) : first && !deliveredBefore
+        if counts {
+            frames.record(
+                header, bytes: retransmission ? bytes - MediaHeader.originSize : bytes, interval: streamTallies.index(header.sendTimeNanoseconds),
+                types: frameTypes)
         }
     }
+
+    /// Before the path's tracker takes the packet: the path sequences it skipped are missing
+    /// (to be NACKed, due by this packet's deadline, an upper bound of theirs), and one that
+    /// fills a gap is no longer.
+    private mutating func noteGaps(_ header: MediaHeader, path: Int, arrival: UInt64) {
+        let highest = pathList[path].tracker.highest
+        let sequence = Int64(header.pathSequence)
+        if sequence > highest + 1 {
+            let latest = max(header.sendTimeNanoseconds, pathList[path].tracker.highestSendTime)
+            nackList.missing(
+                pathID: header.pathID, first: UInt32(truncatingIfNeeded: highest + 1), count: Int(sequence - highest - 1),
+                deadline: playout.deadline(sendTime: latest, firstArrival: firstArrival!, firstSendTime: firstSendTime), now: arrival)
+        } else if sequence < highest {
+            nackList.arrived(MediaHeader.Origin(pathID: header.pathID, pathSequence: header.pathSequence), now: arrival, retransmission: false)
+        }
+    }
+
+    /// The NACK to send now, if the sender resends and anything is due.
+    public mutating func nack(now: UInt64) -> Nack? { resends ? nackList.due(streamID: streamID, now: now) : nil }
+
+    /// When `nack(now:)` next has something to do (nil: nothing pending).
+    public var nextNackDue: UInt64? { resends ? nackList.nextDue : nil }
 
     /// The sender's end-of-stream message: counts after the last arrival become losses.
     public mutating func record(_ end: StreamEnd, arrival: UInt64) {
@@ -93,7 +145,20 @@ public struct StreamAccounting {
             return
         }
         self.end = end
+        // A path's lost tail shows no gap (nothing came after it): the end message says how
+        // many each path carried, so what is missing past its highest is asked for now.
+        if resends, let firstArrival {
+            for path in end.paths where pathSlot[Int(path.pathID)] >= 0 {
+                let tracker = pathList[pathSlot[Int(path.pathID)]].tracker
+                guard Int64(path.packetsSent) > tracker.highest + 1 else { continue }
+                nackList.missing(
+                    pathID: path.pathID, first: UInt32(truncatingIfNeeded: tracker.highest + 1), count: Int(Int64(path.packetsSent) - tracker.highest - 1),
+                    deadline: playout.deadline(sendTime: end.lastSendTimeNanoseconds, firstArrival: firstArrival, firstSendTime: firstSendTime),
+                    now: arrival)
+            }
+        }
         stream.close(sent: Int64(end.streamPackets), lastSendTime: end.lastSendTimeNanoseconds, tallies: &streamTallies)
+        playout.close(sent: Int64(end.streamPackets), lastSendTime: end.lastSendTimeNanoseconds)
         for path in end.paths {
             pathList[slot(path.pathID)].close(sent: Int64(path.packetsSent), lastSendTime: end.lastSendTimeNanoseconds)
         }

@@ -57,6 +57,9 @@ public struct MediaHeader: Sendable, Equatable {
     /// The stream sends every B frame after both its reference frames (coding order, as
     /// encoders emit B frames); clear: B frames come between their references (display order).
     public var referencesFirst: Bool
+    /// The sender keeps what it sends and resends what a NACK asks for (`send --recovery`): the
+    /// receiver NACKs only such streams.
+    public var resends = false
     /// How long the packet waited in the sender's pacing onto its VNet, microseconds (a
     /// probe train's packets share one wait). A retransmission's counts from its send time.
     public var heldMicroseconds: UInt32
@@ -85,7 +88,7 @@ public struct MediaHeader: Sendable, Equatable {
     /// not read as queueing in the network.
     public var departureNanoseconds: UInt64 { sendTimeNanoseconds &+ UInt64(heldMicroseconds) * 1000 }
 
-    public static let maximumShedRun: UInt8 = 127
+    public static let maximumShedRun: UInt8 = 63
 
     public init(
         streamID: UInt32, streamSequence: UInt32, pathSequence: UInt32, frameNumber: UInt32,
@@ -126,7 +129,7 @@ public struct MediaHeader: Sendable, Equatable {
         w.u8(pathID)
         w.u8(frameType)
         w.u8(mark)
-        w.u8(min(shedBefore, Self.maximumShedRun) | (referencesFirst ? 0x80 : 0))
+        w.u8(min(shedBefore, Self.maximumShedRun) | (resends ? 0x40 : 0) | (referencesFirst ? 0x80 : 0))
         w.u32(heldMicroseconds)
         if let origin {
             w.u8(origin.pathID)
@@ -155,7 +158,8 @@ public struct MediaHeader: Sendable, Equatable {
             sendTimeNanoseconds: r.u64(), fragmentIndex: r.u16(), fragmentCount: r.u16(), pathID: r.u8(),
             frameType: r.u8(), mark: r.u8())
         let frameFlags = r.u8()
-        header.shedBefore = frameFlags & 0x7F
+        header.shedBefore = frameFlags & 0x3F
+        header.resends = frameFlags & 0x40 != 0
         header.referencesFirst = frameFlags & 0x80 != 0
         header.heldMicroseconds = r.u32()
         if retransmission {

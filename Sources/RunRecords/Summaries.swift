@@ -65,6 +65,59 @@ public struct SenderSummary: Codable, Sendable {
     public var pacedLongestMs: Double?
     /// Probe-train copies that stream packets waiting behind the train replaced.
     public var trainCopiesSaved: Int?
+    /// What retransmission did (`--recovery arq-same` or `arq`); nil: recovery was off.
+    public var recovery: Recovery?
+
+    /// The sender's side of recovery: what the NACKs asked for, and what went again.
+    public struct Recovery: Codable, Sendable, Equatable {
+        public var mode: String
+        public var latencyMs: Double
+        public var nacks: Int
+        /// Path sequences the NACKs named.
+        public var requested: Int
+        public var resent: Int
+        /// UDP payload bytes resent: the extra the mode cost.
+        public var resentBytes: Int
+        /// Of `resent`: on another VNet than the one that lost the packet.
+        public var resentElsewhere: Int
+        /// Of `resent`: a dead VNet's packets that no report had covered.
+        public var deadTail: Int
+        /// Asked for, but too late for the deadline; no longer held; resent moments before.
+        public var tooLate: Int
+        public var notHeld: Int
+        public var recent: Int
+        /// The retransmission buffer's fixed memory, bytes.
+        public var bufferBytes: Int
+
+        public init(
+            mode: String, latencyMs: Double, nacks: Int, requested: Int, resent: Int, resentBytes: Int, resentElsewhere: Int, deadTail: Int,
+            tooLate: Int, notHeld: Int, recent: Int, bufferBytes: Int
+        ) {
+            self.mode = mode
+            self.latencyMs = latencyMs
+            self.nacks = nacks
+            self.requested = requested
+            self.resent = resent
+            self.resentBytes = resentBytes
+            self.resentElsewhere = resentElsewhere
+            self.deadTail = deadTail
+            self.tooLate = tooLate
+            self.notHeld = notHeld
+            self.recent = recent
+            self.bufferBytes = bufferBytes
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case mode, nacks, requested, resent, recent
+            case latencyMs = "latency_ms"
+            case resentBytes = "resent_bytes"
+            case resentElsewhere = "resent_elsewhere"
+            case deadTail = "dead_tail"
+            case tooLate = "too_late"
+            case notHeld = "not_held"
+            case bufferBytes = "buffer_bytes"
+        }
+    }
 
     public struct Shed: Codable, Sendable, Equatable {
         public var frames: Int
@@ -101,7 +154,7 @@ public struct SenderSummary: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case frames, packets, mtu, mark, vnets, pacing, ignored, offload, shed
+        case frames, packets, mtu, mark, vnets, pacing, ignored, offload, shed, recovery
         case pacedPackets = "paced_packets"
         case pacedLongestMs = "paced_longest_ms"
         case trainCopiesSaved = "train_copies_saved"

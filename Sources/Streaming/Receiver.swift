@@ -23,6 +23,9 @@ public struct ReceiverConfiguration: Sendable {
     public var linger: Double = 1
     /// Never run longer than this, seconds.
     public var maximumDuration: Double = 4 * 3600
+    /// The playout deadline after each frame's time, seconds: what arrives later is late, and
+    /// a stream whose sender resends is NACKed only for what can still make it.
+    public var latency: Double = 0.2
     /// Frame types in coding order, from the trace the sender streams (optional).
     public var frameTypes: [UInt8]?
     /// Interfaces to capture on, and where the pcap files go (one per interface).
@@ -109,6 +112,7 @@ public final class Receiver {
                 reportsSent += try sendReports(now: now)
                 nextReport = now + reportPeriod
             }
+            try sendNacks(now: now)
             if now >= nextProgress, let progressPeriod {
                 printProgress(elapsed: Double(now - begin) / 1e9)
                 nextProgress += progressPeriod
@@ -126,7 +130,8 @@ public final class Receiver {
                 break loop
             }
             if now >= begin + seconds(configuration.maximumDuration) { break loop }
-            let readable = try waitForReadable([socket.fileDescriptor], timeoutNanoseconds: Int64(nextReport - min(now, nextReport)))
+            let wake = min(nextReport, accountings.lazy.compactMap(\.nextNackDue).min() ?? .max)
+            let readable = try waitForReadable([socket.fileDescriptor], timeoutNanoseconds: Int64(wake - min(now, wake)))
             guard readable[0] else { continue }
             // At most 64 batches before the clock, reports and timeouts are looked at again:
             // a sender faster than this loop must not silence the reports.
@@ -200,7 +205,7 @@ public final class Receiver {
             switch Wire.kind(of: datagram) {
             case .failure(let reason):
                 drop(reason)
-            case .success(.media):
+            case .success(.media), .success(.retransmission):
                 switch MediaHeader.decode(datagram) {
                 case .success(let header):
                     let id = header.streamID
@@ -210,7 +215,8 @@ public final class Receiver {
                         return false
                     }
                     let index = self.index(of: id) ?? {
-                        var accounting = StreamAccounting(streamID: id, intervalSeconds: configuration.interval, frameTypes: configuration.frameTypes)
+                        var accounting = StreamAccounting(
+                            streamID: id, intervalSeconds: configuration.interval, frameTypes: configuration.frameTypes, latencySeconds: configuration.latency)
                         accounting.keepsProgressWindows = configuration.progressInterval != nil
                         accountings.append(accounting)
                         order.append(id)
@@ -238,9 +244,8 @@ public final class Receiver {
                     return !had && accountings.allSatisfy { $0.end != nil }
                 case .failure(let reason): drop(reason)
                 }
-            case .success(.report), .success(.nack), .success(.retransmission):
-                // Reports and NACKs go the other way; this receiver does not NACK yet, so no
-                // retransmission is asked of a sender.
+            case .success(.report), .success(.nack):
+                // Reports and NACKs go the other way.
                 drop(.unknownKind)
             }
             return false
@@ -257,6 +262,16 @@ public final class Receiver {
         guard let found = order.firstIndex(of: id) else { return nil }
         lastIndex = found
         return found
+    }
+
+    /// Sends each stream's NACK that is due, over every VNet at once (to each path's return
+    /// address), so that one dead or queueing VNet does not hold it up.
+    private func sendNacks(now: UInt64) throws {
+        for index in accountings.indices {
+            guard let due = accountings[index].nextNackDue, due <= now, let nack = accountings[index].nack(now: now) else { continue }
+            let bytes = nack.encoded
+            for endpoint in Set(returnAddresses[index].compactMap { $0 }) { _ = try socket.send(bytes, to: endpoint) }
+        }
     }
 
     /// Sends each stream's current report to its paths' return addresses; returns how many went

@@ -3,6 +3,7 @@ import Devices
 import Foundation
 import Pacing
 import Packets
+import Recovery
 import RunRecords
 import Shedding
 import Splitting
@@ -35,6 +36,9 @@ public final class Sender {
         if case .fixed(let ratio) = configuration.mode, ratio.weights.count != configuration.routes.count {
             throw SenderError("the split \(ratio) has \(ratio.weights.count) weights for \(configuration.routes.count) VNets")
         }
+        guard configuration.latency > 0, configuration.latency <= 60 else {
+            throw SenderError("the playout latency must be above 0 and at most 60 s (it was \(configuration.latency) s)")
+        }
         self.configuration = configuration
         tuns = try configuration.routes.map { try TunDevice.attach($0.tun, virtioHeader: configuration.segmentationOffload) }
         let mtu = try configuration.mtu ?? tuns.map { try $0.mtu() }.min()!
@@ -45,7 +49,7 @@ public final class Sender {
         core = SenderCore(
             streamID: configuration.streamID, mark: configuration.mark, mtu: mtu, vnets: configuration.routes.count,
             mode: configuration.mode, adaptive: configuration.adaptive, stages: configuration.stages,
-            ceilings: configuration.routes.map(\.ceiling))
+            ceilings: configuration.routes.map(\.ceiling), recovery: configuration.recovery, latencySeconds: configuration.latency)
         let trace = configuration.trace
         core.referencesFirst = trace.isReordered
         if configuration.shedding {
@@ -95,6 +99,9 @@ public final class Sender {
     public func runUnpaced(payloadBytes: Int, duration: Double) throws -> SenderSummary {
         guard payloadBytes >= MediaHeader.size, IPv4UDP.headerSize + payloadBytes <= mtu else {
             throw SenderError("--payload-bytes must be \(MediaHeader.size) to \(mtu - IPv4UDP.headerSize) (the VNetStream header, and the MTU)")
+        }
+        guard configuration.recovery == .none else {
+            throw SenderError("--recovery \(configuration.recovery) needs a paced stream (a trace or --cbr RATE), not --cbr max")
         }
         start = configuration.startAt ?? MonotonicClock.now() + 20_000_000
         Pacer.wait(until: start)
@@ -190,6 +197,14 @@ public final class Sender {
                     frames: shedder.shedFrames.values.reduce(0, +), bytes: shedder.shedBytes,
                     byType: Dictionary(uniqueKeysWithValues: shedder.shedFrames.map { ($0.key.rawValue, $0.value) }))
             })
+        if let retransmitter = core.retransmitter {
+            let tally = retransmitter.tally
+            summary.recovery = SenderSummary.Recovery(
+                mode: retransmitter.mode.rawValue, latencyMs: rounded(configuration.latency * 1000), nacks: tally.nacks,
+                requested: tally.requested, resent: tally.resent, resentBytes: tally.resentBytes, resentElsewhere: tally.resentElsewhere,
+                deadTail: tally.deadTail, tooLate: tally.tooLate, notHeld: tally.notHeld, recent: tally.recent,
+                bufferBytes: retransmitter.buffer.bytes)
+        }
         if configuration.mode == .adaptive {
             summary.pacedPackets = core.pacing.heldPackets
             summary.pacedLongestMs = rounded(Double(core.pacing.longestHold) / 1e6)
@@ -271,6 +286,16 @@ public final class Sender {
             return
         }
         let payload = UnsafeRawBufferPointer(rebasing: packet[datagram.payload])
+        if case .success(.nack) = Wire.kind(of: payload) {
+            switch Nack.decode(payload) {
+            case .success(let nack) where nack.streamID == configuration.streamID && core.retransmitter != nil:
+                core.received(nack, now: MonotonicClock.now())
+            case .success(let nack) where nack.streamID == configuration.streamID: ignored["nack_without_recovery", default: 0] += 1
+            case .success: ignored["other_stream", default: 0] += 1
+            case .failure(let reason): ignored[reason.rawValue, default: 0] += 1
+            }
+            return
+        }
         switch ReceiverReport.decode(payload) {
         case .success(let report) where report.streamID == configuration.streamID:
             let now = MonotonicClock.now()

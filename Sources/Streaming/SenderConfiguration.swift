@@ -1,6 +1,7 @@
 import Control
 import Foundation
 import Packets
+import Recovery
 import Traces
 
 /// One VNet as the sender reaches it: a tun interface, and the sender's own address in that
@@ -57,6 +58,11 @@ public struct SenderConfiguration {
     /// then P frames from the end of the group; never I frames). The trace needs frame types:
     /// give a trace without them a GoP pattern first (`FrameTrace.assigning`).
     public var shedding = false
+    /// How lost packets are recovered: `arq-same` and `arq` keep what was sent and resend what
+    /// the receiver's NACKs ask for (on the same VNet, or on the one most likely to deliver it).
+    public var recovery: RecoveryMode = .none
+    /// The playout deadline: a packet is of use until its frame's time plus this, seconds.
+    public var latency: Double = 0.2
 
     public init(trace: FrameTrace, routes: [VNetRoute], destination: UDPEndpoint, mode: SendMode) {
         self.trace = trace

@@ -1,5 +1,6 @@
 import Control
 import Packets
+import Recovery
 import Shedding
 import Splitting
 
@@ -65,6 +66,10 @@ public struct SenderCore {
     private var pacingRates: [Double?]?
     /// Packets taken off a VNet that died while they waited, placed again by the split.
     private var moved: [OutgoingPacket] = []
+    /// Retransmission (nil: `--recovery none`): what NACKs ask for, resent on the VNet it picks.
+    public private(set) var retransmitter: Retransmitter?
+    /// Resends waiting for `due` (they go through their VNet's pacing like any packet).
+    private var resends: [OutgoingPacket] = []
     /// The latest time the driver gave.
     private var lastNow: UInt64 = 0
     /// The next packet's stream sequence (also: packets of the stream so far).
@@ -81,6 +86,9 @@ public struct SenderCore {
         public var copyBytes = 0
         public var localDrops = 0
         public var reportsReceived = 0
+        /// Retransmissions written on this VNet (also in `packets` and `bytes`).
+        public var resent = 0
+        public var resentBytes = 0
         /// Since the driver last took them (`takeInterval`).
         public var intervalPackets = 0
         public var intervalBytes = 0
@@ -91,11 +99,13 @@ public struct SenderCore {
     /// adaptive controller's capacity estimate.
     public init(
         streamID: UInt32, mark: TrafficMark, mtu: Int, vnets: Int, mode: SendMode, adaptive: AdaptiveController.Parameters,
-        stages: [any SenderStage] = [], ceilings: [Double?] = []
+        stages: [any SenderStage] = [], ceilings: [Double?] = [], recovery: RecoveryMode = .none, latencySeconds: Double = 0.2
     ) {
         self.streamID = streamID
         self.mark = mark
-        packetizer = Packetizer(mtu: mtu)
+        // A retransmission carries its origin after the header: room for it in every packet.
+        packetizer = Packetizer(mtu: mtu, reserve: recovery.resends ? MediaHeader.originSize : 0)
+        retransmitter = recovery.resends ? Retransmitter(mode: recovery, vnets: vnets, latencySeconds: latencySeconds) : nil
         controller = mode.controller(vnets: vnets, adaptive: adaptive, ceilings: ceilings)
         splitter = TieredSplitter(weights: mode.initialWeights(vnets: vnets))
         self.stages = stages
@@ -124,6 +134,7 @@ public struct SenderCore {
             streamID: streamID, streamSequence: streamSequence, pathSequence: 0, frameNumber: number, sendTimeNanoseconds: sendTime,
             fragmentIndex: 0, fragmentCount: UInt16(fragments.count), pathID: 0, frameType: type, mark: mark.tos,
             shedBefore: UInt8(min(shedRun, Int(MediaHeader.maximumShedRun))), referencesFirst: referencesFirst)
+        header.resends = retransmitter != nil
         shedRun = 0
         let firstSequence = streamSequence
         var carried = Set<Int>()
@@ -207,6 +218,11 @@ public struct SenderCore {
     /// Packets whose wait is over (the pacing's, or moved off a VNet that died), appended to `out`.
     public mutating func due(now: UInt64, into out: inout [OutgoingPacket]) {
         lastNow = max(lastNow, now)
+        if !resends.isEmpty {
+            let again = resends
+            resends.removeAll()
+            pacing.admit(again, exempt: { $0.copy }, now: now, into: &out)
+        }
         if !moved.isEmpty {
             let again = moved
             moved.removeAll()
@@ -219,7 +235,7 @@ public struct SenderCore {
     }
 
     /// When `due` has something next (nil: nothing waits).
-    public var nextDue: UInt64? { moved.isEmpty ? pacing.nextRelease() : 0 }
+    public var nextDue: UInt64? { moved.isEmpty && resends.isEmpty ? pacing.nextRelease() : 0 }
 
     /// The packet as it goes on the wire: its path id and the VNet's next path sequence.
     public mutating func stamp(_ packet: OutgoingPacket) -> MediaHeader {
@@ -243,6 +259,11 @@ public struct SenderCore {
                 vnets[vnet].copies += 1
                 vnets[vnet].copyBytes += payloadBytes
             }
+            retransmitter?.written(header, payloadBytes: payloadBytes, copy: copy, now: now)
+            if header.origin != nil {
+                vnets[vnet].resent += 1
+                vnets[vnet].resentBytes += payloadBytes
+            }
         } else {
             vnets[vnet].localDrops += 1
         }
@@ -255,13 +276,31 @@ public struct SenderCore {
         vnets[vnet].reportsReceived += 1
         vnets[vnet].intervalReports += 1
         controller.received(report, over: vnet, now: now)
+        retransmitter?.received(report)
         for index in stages.indices { stages[index].received(report, over: vnet, now: now) }
     }
 
-    /// What the controller changed since the last call; the split follows it.
+    /// The receiver's NACK: what it asks for and can still arrive in time waits for `due`, on
+    /// the VNet the retransmitter picks, charged to that VNet's share.
+    public mutating func received(_ nack: Nack, now: UInt64) {
+        lastNow = max(lastNow, now)
+        guard retransmitter != nil else { return }
+        queue(retransmitter!.received(nack, outlook: controller.outlook(now: now), now: now))
+    }
+
+    private mutating func queue(_ answers: [Retransmitter.Resend]) {
+        for answer in answers {
+            splitter.take(answer.vnet, bytes: IPv4UDP.headerSize + answer.payloadBytes)
+            resends.append(OutgoingPacket(header: answer.header, payloadBytes: answer.payloadBytes, vnet: answer.vnet, copy: false))
+        }
+    }
+
+    /// What the controller changed since the last call; the split follows it. A VNet that has
+    /// just died has its packets no report covered resent elsewhere (with recovery on).
     public mutating func takeEvents() -> [ControlEvent] {
         let events = controller.takeEvents()
         followWeights()
+        if retransmitter != nil { queue(retransmitter!.follow(controller.outlook(now: lastNow), now: lastNow)) }
         return events
     }
 

@@ -173,7 +173,8 @@ public struct VNetPacing: Sendable {
         let wait = now &- held.since
         longestHold = max(longestHold, wait)
         var packet = held.packet
-        packet.header.heldMicroseconds = UInt32(min(UInt64(UInt32.max), wait / 1000))
+        // Added to what it carries: a retransmission already counts from its frame's time.
+        packet.header.heldMicroseconds = UInt32(min(UInt64(UInt32.max), UInt64(packet.header.heldMicroseconds) + wait / 1000))
         return packet
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Traces
+import Recovery
 import Units
 
 extension TraceFormat: ExpressibleByArgument {}
@@ -62,3 +63,4 @@ struct TraceInputOptions: ParsableArguments {
         return trace.assigning(pattern)
     }
 }
+extension RecoveryMode: ExpressibleByArgument {}

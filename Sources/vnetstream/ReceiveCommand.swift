@@ -41,6 +41,13 @@ struct Recv: ParsableCommand {
     @Option(help: ArgumentHelp("Stop when nothing arrives for this long after the stream started (default: 5s).", valueName: "time"), transform: timeSeconds)
     var idleTimeout: Double = 5
 
+    @Option(
+        help: ArgumentHelp(
+            "The playout deadline after each frame's time (default: 200ms): what arrives later is late, and NACKs ask only for what can still make it.",
+            valueName: "time"),
+        transform: timeSeconds)
+    var latency: Double = 0.2
+
     @Option(help: ArgumentHelp("Stop when no stream starts within this time (default: 60s).", valueName: "time"), transform: timeSeconds)
     var startTimeout: Double = 60
 
@@ -77,6 +84,7 @@ struct Recv: ParsableCommand {
     func validate() throws {
         if !(interval > 0) { throw ValidationError("--interval must be a positive number of seconds.") }
         if reportMs <= 0 { throw ValidationError("--report-ms must be positive.") }
+        if !(latency > 0 && latency <= 60) { throw ValidationError("--latency must be above 0 and at most 60s.") }
         if !captureInterfaces.isEmpty && pcapDir == nil { throw ValidationError("--capture needs --pcap-dir DIR.") }
         if let progress, !(progress > 0) { throw ValidationError("--progress must be a positive time, like 1s.") }
     }
@@ -84,6 +92,7 @@ struct Recv: ParsableCommand {
     func run() throws {
         var configuration = ReceiverConfiguration(listen: listen)
         configuration.interval = interval
+        configuration.latency = latency
         configuration.reportMilliseconds = reportMs
         configuration.streamID = streamID
         configuration.idleTimeout = idleTimeout

@@ -5,6 +5,7 @@ import Foundation
 import RunRecords
 import Pacing
 import Packets
+import Recovery
 import Splitting
 import Streaming
 import Traces
@@ -147,6 +148,23 @@ struct Send: ParsableCommand {
                 """))
     var shed = false
 
+    @Option(
+        help: ArgumentHelp(
+            "How lost packets are recovered: none, arq-same or arq.",
+            discussion: """
+                arq-same resends what the receiver's NACKs ask for on the VNet that lost it (as SRT \
+                and RIST do); arq resends on the VNet most likely to deliver it in time: another \
+                one whenever that VNet is dead, lossy or full, and a dead VNet's unreported tail \
+                at once. Both keep a fixed ring of 4096 packets per VNet (Docs/recovery.md).
+                """,
+            valueName: "mode"))
+    var recovery: RecoveryMode = .none
+
+    @Option(
+        help: ArgumentHelp("The playout deadline after each frame's time: nothing is resent that cannot arrive by it (default: 200ms).", valueName: "time"),
+        transform: timeSeconds)
+    var latency: Double = 0.2
+
     var resolvedMode: SendMode.Kind { mode ?? (split != nil ? .static : .adaptive) }
 
     /// The one send mode these options name.
@@ -180,6 +198,8 @@ struct Send: ParsableCommand {
         if shed && resolvedMode != .adaptive {
             throw ValidationError("--shed goes with --mode adaptive (it sheds by the VNets' measured capacity), not --mode \(resolvedMode.rawValue).")
         }
+        if !(latency > 0 && latency <= 60) { throw ValidationError("--latency must be above 0 and at most 60s.") }
+        if recovery != .none && cbr == .max { throw ValidationError("--recovery \(recovery) needs a paced stream: give a trace or --cbr RATE, not --cbr max.") }
         if shed && cbr == .max { throw ValidationError("--shed needs frames: give a trace or --cbr RATE, not --cbr max.") }
         if segmentation && cbr == .max { throw ValidationError("--cbr max segments already (--no-segmentation turns it off); --segmentation is for paced streams.") }
         if segmentation && resolvedMode == .adaptive {
@@ -238,6 +258,8 @@ struct Send: ParsableCommand {
         configuration.streamID = streamID
         configuration.segmentationOffload = (cbr == .max && !noSegmentation) || segmentation
         configuration.shedding = shed
+        configuration.recovery = recovery
+        configuration.latency = latency
         let logFile = try log.map { try LineFile(path: $0) }
         if let logFile { configuration.log = { logFile.write($0) } }
         let packetFile = try packetLog.map { try LineFile(path: $0) }
@@ -257,6 +279,12 @@ struct Send: ParsableCommand {
                     + (vnet.localDrops > 0 ? ", \(vnet.localDrops) not taken by the tun" : ""))
         }
         if let offload = summary.offload { lines.append("  into the tuns: \(offload)") }
+        if let recovery = summary.recovery {
+            lines.append(
+                "  recovery \(recovery.mode) (latency \(decimal(recovery.latencyMs, 0)) ms): \(recovery.nacks) NACKs for \(recovery.requested) packets, "
+                    + "\(recovery.resent) resent (\(recovery.resentBytes) bytes, \(recovery.resentElsewhere) on another VNet, \(recovery.deadTail) of a dead VNet's tail), "
+                    + "\(recovery.tooLate) too late, \(recovery.notHeld) no longer held")
+        }
         if let shed = summary.shed {
             let byType = shed.byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             lines.append("  shed \(shed.frames) frames (\(shed.bytes) bytes)" + (byType.isEmpty ? "" : ": \(byType)"))

@@ -194,6 +194,40 @@ struct SendReceiveTests {
         #expect(last.packetsReceived == 0)
     }
 
+    @Test("20 % random loss on VNet 2: without recovery the viewer loses what the network did; arq-same and arq NACK it back by the deadline, arq over VNet 1")
+    func recovery() throws {
+        let network = try TwoVNetNetwork()
+        defer { network.teardown() }
+        try network.dropMedia(router: network.router2, percent: 20, retransmissions: true)
+        var runs: [String: StreamRun] = [:]
+        for mode in ["none", "arq-same", "arq"] {
+            runs[mode] = try stream(
+                network, send: ["--cbr", "400kbit", "--duration", "4", "--split", "1:1", "--recovery", mode, "--latency", "200ms"],
+                recv: ["--latency", "200ms"])
+        }
+        // 2000-byte frames at 25 fps: two packets each, 200 in all, one of each frame on VNet 2.
+        let none = try #require(runs["none"])
+        #expect(none.report.total.sent == 200 && none.report.total.lost >= 5, "\(none.report.markdown)")
+        #expect(none.report.total.residualLost == none.report.total.lost && none.report.recovery == nil && none.summary.recovery == nil)
+        for mode in ["arq-same", "arq"] {
+            let run = try #require(runs[mode])
+            let total = run.report.total
+            let sender = try #require(run.summary.recovery, "\(mode): no recovery in the sender's summary")
+            let receiver = try #require(run.report.recovery, "\(mode): no recovery in the receiver's report")
+            #expect(total.lost >= 5, "\(mode): \(run.report.markdown)")
+            // Each loss asked for and resent; VNet 1 is clean, so arq's resends all arrive.
+            #expect(receiver.asked >= total.lost && sender.resent >= total.lost && sender.nacks > 0, "\(mode): \(sender) \(receiver)")
+            #expect((total.residualLost ?? -1) <= 1 && (total.recovered ?? 0) >= total.lost - 1, "\(mode): \(run.report.markdown)")
+            #expect(sender.resentBytes >= sender.resent * 1000)
+            // Resends are packets of the VNet they went on, charged to its share of the split:
+            // the VNets carry the stream's 200 and the resends, still about 1:1 in bytes.
+            let packets = run.summary.vnets.map(\.packets)
+            #expect(packets.reduce(0, +) == 200 + sender.resent && abs(packets[0] - packets[1]) <= 2, "\(mode): \(packets), \(sender.resent) resent")
+            if mode == "arq-same" { #expect(sender.resentElsewhere == 0) }
+            if mode == "arq" { #expect(sender.resentElsewhere == sender.resent && sender.latencyMs == 200) }
+        }
+    }
+
     @Test("garbage datagrams mid-stream are counted by reason and change nothing else")
     func garbage() throws {
         let network = try TwoVNetNetwork()

@@ -136,6 +136,39 @@ struct SenderCoreTests {
         #expect((core.stages.first as? CountingStage)?.reports == 1 && core.vnets[0].reportsReceived == 1)
     }
 
+    @Test("with --recovery arq: packets say the sender resends and leave room for the origin; a NACK's packet goes again on the other VNet, charged to it")
+    func recoveryThroughTheCore() throws {
+        var core = SenderCore(
+            streamID: 1, mark: .bestEffort, mtu: 1500, vnets: 2, mode: .fixed(SplitRatio(weights: [1, 1])), adaptive: .init(),
+            recovery: .arq, latencySeconds: 0.2)
+        let written = drive(&core, frames: 10, bytes: 3000)
+        #expect(written.allSatisfy { $0.0.resends })
+        // 1500 - 28 - 40 - 8: every packet, with its origin added, still fits the MTU.
+        #expect(written.allSatisfy { $0.1.ipv4Bytes + MediaHeader.originSize <= 1500 } && written.count == 30)
+        let lost = try #require(written.first { $0.0.pathID == 0 && $0.0.pathSequence == 4 })
+        // Its frame's time (frame 2 or 3: 80 or 120 ms) plus 200 ms, less the 20 ms margin, is later.
+        let now: UInt64 = 150_000_000
+        #expect(lost.0.frameNumber <= 3)
+        core.received(Nack(streamID: 1, sequence: 0, ranges: Nack.ranges(pathID: 0, sequences: [4])), now: now)
+        #expect(core.nextDue == 0)
+        var out: [OutgoingPacket] = []
+        core.due(now: now, into: &out)
+        let resend = try #require(out.first)
+        #expect(out.count == 1 && resend.vnet == 1 && !resend.copy)
+        #expect(resend.header.origin == MediaHeader.Origin(pathID: 0, pathSequence: 4) && resend.header.streamSequence == lost.0.streamSequence)
+        #expect(resend.payloadBytes == lost.1.payloadBytes + MediaHeader.originSize)
+        let header = core.stamp(resend)
+        core.written(header, payloadBytes: resend.payloadBytes, copy: false, taken: true, now: now)
+        #expect(header.pathID == 1 && header.pathSequence == 15 && core.vnets[1].resent == 1 && core.vnets[1].packets == 16)
+        #expect(core.retransmitter?.tally.resent == 1 && core.retransmitter?.tally.resentElsewhere == 1)
+        // Without recovery: no flag, no room kept, and a NACK changes nothing.
+        var plain = SenderCore(streamID: 1, mark: .bestEffort, mtu: 1500, vnets: 2, mode: .fixed(SplitRatio(weights: [1, 1])), adaptive: .init())
+        let sent = drive(&plain, frames: 1, bytes: 1432)
+        #expect(sent.count == 1 && !sent[0].0.resends && plain.retransmitter == nil)
+        plain.received(Nack(streamID: 1, sequence: 0, ranges: Nack.ranges(pathID: 0, sequences: [0])), now: 0)
+        #expect(plain.nextDue == nil)
+    }
+
     @Test("duplicate mode puts every packet on every VNet; an unpaced bundle for one segmented write stays on one VNet")
     func duplicateAndBundles() {
         var core = SenderCore(streamID: 1, mark: .bestEffort, mtu: 1500, vnets: 3, mode: .duplicate, adaptive: .init())

@@ -157,15 +157,18 @@ public final class TwoVNetNetwork: @unchecked Sendable {
             .requireSuccess()
     }
 
-    /// Drops `percent` % of the media packets (VNetStream kind 1) a router forwards toward the
-    /// receiver, at random, with an nftables counter of what it dropped.
-    public func dropMedia(router: String, percent: Int) throws {
+    /// Drops `percent` % of the media packets (VNetStream kind 1; with `retransmissions`, kind 5
+    /// too) a router forwards toward the receiver, at random, with an nftables counter of what
+    /// it dropped.
+    public func dropMedia(router: String, percent: Int, retransmissions: Bool = false) throws {
         let match = percent >= 100 ? "" : "numgen random mod 100 < \(percent) "
+        // The kind byte (UDP payload offset 3): 1 media, 5 a retransmission.
+        let kinds = retransmissions ? "{ 1, 5 }" : "1"
         let rules = """
             table inet vnst {
               chain forward {
                 type filter hook forward priority 0;
-                ip daddr \(Self.receiverAddress) udp dport 5004 @th,88,8 1 \(match)counter drop
+                ip daddr \(Self.receiverAddress) udp dport 5004 @th,88,8 \(kinds) \(match)counter drop
               }
             }
             """
