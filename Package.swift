@@ -62,7 +62,7 @@ let package = Package(
             name: "Lab",
             dependencies: ["Units", "Packets", "CNetShims", .product(name: "TOMLKit", package: "TOMLKit")]),
         // Experiments: many runs side by side, each in its own lab, and their results and reports.
-        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Packets", "Capture", "Control", "RunRecords", "Monitoring", "Voice"]),
+        .target(name: "Experiment", dependencies: ["Lab", "Traces", "Units", "Pacing", "Packets", "Capture", "Control", "RunRecords", "Monitoring", "Voice", "Recovery"]),
         // Frame traces from real video files through libavformat / libavcodec's parsers.
         .target(name: "VideoTraces", dependencies: ["Traces", "CFFmpeg"]),
         .systemLibrary(

@@ -1,6 +1,7 @@
 import Control
 import Foundation
 import Lab
+import Recovery
 import Traces
 import Units
 
@@ -55,9 +56,18 @@ public struct ExperimentFile: Decodable, Sendable {
         public var shed: Bool
         /// The modes this source runs in (nil: the file's `modes`).
         public var modes: [SendMode]?
+        /// How its runs recover what the network loses (`send --recovery`), and the playout
+        /// deadline both ends use (`--latency`, milliseconds; not scaled by `time_scale`).
+        public var recovery: RecoveryMode
+        public var latencyMs: Double
+        /// The loss after recovery (not delivered by the deadline) its runs may have per
+        /// interval, percent (checked by --check); nil: no such target.
+        public var residualTargetPct: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, cbr, trace, fps, gop, shed, modes
+            case name, cbr, trace, fps, gop, shed, modes, recovery
+            case latencyMs = "latency_ms"
+            case residualTargetPct = "residual_target_pct"
             case lossTargetPct = "loss_target_pct"
             case fallbackTrace = "fallback_trace"
             case fitMean = "fit_mean"
@@ -76,6 +86,15 @@ public struct ExperimentFile: Decodable, Sendable {
             lossTargetPct = try c.number(.lossTargetPct) ?? 1
             shed = try c.decodeIfPresent(Bool.self, forKey: .shed) ?? false
             modes = try c.decodeIfPresent([SendMode].self, forKey: .modes)
+            let recoveryText = try c.decodeIfPresent(String.self, forKey: .recovery) ?? "none"
+            guard let recovery = RecoveryMode(rawValue: recoveryText) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .recovery, in: c,
+                    debugDescription: "source \(name): recovery '\(recoveryText)' is none of \(RecoveryMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            self.recovery = recovery
+            latencyMs = try c.number(.latencyMs) ?? 200
+            residualTargetPct = try c.number(.residualTargetPct)
             if let text = try c.decodeIfPresent(String.self, forKey: .gop) {
                 do { gop = try GoPPattern(text) } catch let error as GoPPatternError {
                     throw DecodingError.dataCorruptedError(forKey: .gop, in: c, debugDescription: "source \(name): \(error)")
@@ -206,6 +225,7 @@ public struct ExperimentFile: Decodable, Sendable {
                 throw fail("source '\(source.name)': fit_mean and fit_peak go together")
             }
             guard source.fps > 0 else { throw fail("source '\(source.name)': fps must be positive") }
+            guard source.latencyMs > 0, source.latencyMs <= 60_000 else { throw fail("source '\(source.name)': latency_ms must be above 0 and at most 60000") }
         }
     }
 

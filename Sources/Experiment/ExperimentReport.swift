@@ -123,6 +123,7 @@ public struct ExperimentReport {
             out += "\nRouting moved VNet \(failover.vnet) off \(failover.path) \(after) s after the failure (run \(run.source) \(run.mode)).\n"
         }
         out += framesMarkdown
+        out += recoveryMarkdown
         out += kernelMarkdown
         return out
     }

@@ -99,6 +99,7 @@ extension ExperimentReport {
                 }
             }
             if run.shed == true { checks += frameTargets(run, name: name) }
+            checks += recoveryTargets(run, name: name)
             if let kernel = run.kernel {
                 checks.append(
                     TargetCheck(

@@ -53,9 +53,10 @@ public struct MultiNetExperiment: ExperimentKind {
             context.print("source \(source.name): \(what.input) (\(what.reason))")
             for mode in file.modes(of: source) {
                 let folder = "\(context.out)/runs/\(source.name)-\(mode.name.replacingOccurrences(of: ":", with: "_"))"
-                let receiver = ReceiveInvocation(
+                var receiver = ReceiveInvocation(
                     listen: "\(topology.receiverAddress):\(Self.port)", intervalS: intervalS, reportMs: file.reportMs, idleTimeoutS: 45,
                     packetLog: "\(folder)/receiver-packets.csv", json: "\(folder)/receiver.json", trace: trace)
+                if source.recovery != .none || source.latencyMs != 200 { receiver.latencyS = source.latencyMs / 1000 }
                 runs.append(
                     LabRun(
                         name: "\(source.name)-\(mode.name)", folder: folder, topology: topology, topologyFile: topologyFile, schedule: schedule,
@@ -66,6 +67,8 @@ public struct MultiNetExperiment: ExperimentKind {
                             tuns: topology.vnets.map(\.tun), probeIntervalS: file.probeIntervalS, log: "\(folder)/sender.jsonl",
                             packetLog: "\(folder)/sender-packets.csv", json: "\(folder)/sender.json", shed: source.shed)
                         // A VNet's reservation on a provisioned access link caps what the controller believes it carries.
+                        if source.recovery != .none { sender.recovery = source.recovery.rawValue }
+                        if source.recovery != .none || source.latencyMs != 200 { sender.latencyS = source.latencyMs / 1000 }
                         let reserved = topology.reservations
                         if !reserved.isEmpty {
                             sender.ceilings = Dictionary(
@@ -133,9 +136,13 @@ public struct MultiNetExperiment: ExperimentKind {
         }
         let timeline = CapacityTimeline.from(schedule: schedule, applied: finished.applied, topology: topology, outages: outages)
         let folder = finished.run.folder
+        // The network's loss is the originals'; retransmissions are what recovery added (their
+        // effect is the receiver's residual loss, their cost counted below).
+        let sentRows = try CSVLog.read(SentPacket.self, from: "\(folder)/sender-packets.csv")
+        let resentBytes = sentRows.lazy.filter(\.resent).reduce(0) { $0 + $1.bytes }
         var analysis = RunAnalysis(
-            sent: try CSVLog.read(SentPacket.self, from: "\(folder)/sender-packets.csv"),
-            received: try CSVLog.read(ReceivedPacket.self, from: "\(folder)/receiver-packets.csv"),
+            sent: sentRows.filter { !$0.resent },
+            received: try CSVLog.read(ReceivedPacket.self, from: "\(folder)/receiver-packets.csv").filter { !$0.resent },
             startMonotonic: finished.start, intervalS: intervalS, durationS: durationS, capacity: timeline,
             queueBytes: { [plan = finished.lab.plan] vnet, bits in plan.queueBytes(vnet: vnet - 1, bitsPerSecond: bits) ?? 0 },
             usesAllVNets: mode.usesAllVNets, uniVNet: mode.uniVNet)
@@ -152,20 +159,37 @@ public struct MultiNetExperiment: ExperimentKind {
             for index in intervals.indices { intervals[index].frames = frames.intervals[index] }
             total.frames = frames.total
         }
+        if let report = receiver.report {
+            for index in intervals.indices where index < report.intervals.count {
+                intervals[index].residualLossPct = report.intervals[index].residualLossPct
+                intervals[index].recovered = report.intervals[index].recovered
+                intervals[index].late = report.intervals[index].late
+            }
+            total.residualLossPct = report.total.residualLossPct
+            total.recovered = report.total.recovered
+            total.late = report.total.late
+        }
+        let recovery = sender.recovery.map { side in
+            RunResult.RecoveryFigures(
+                mode: side.mode, latencyMs: side.latencyMs, nacks: receiver.report?.recovery?.nacks ?? 0, resent: side.resent,
+                resentElsewhere: side.resentElsewhere, deadTail: side.deadTail,
+                resentBytesPct: percent(Double(resentBytes), Double(analysis.streamBytes)), gaveUp: receiver.report?.recovery?.gaveUp ?? 0,
+                recoveryMs: receiver.report?.recovery?.recoveryMs)
+        }
         let kernel = receiver.report.flatMap { KernelRecord(plan: finished.lab.plan, snapshots: finished.kernel, sender: sender, receiver: $0) }
         let relative = context.relative(folder)
         return RunResult(
             source: source.name, mode: mode, shaper: finished.lab.shaper.rawValue, lab: finished.lab.runID, lossTargetPct: source.lossTargetPct,
             intervals: intervals, total: total, accounting: .init(analysis: total, receiver: receiver.report?.total),
-            streamBytes: analysis.streamBytes, sentBytes: analysis.sentBytes,
-            extraBytesPct: percent(Double(analysis.sentBytes - analysis.streamBytes), Double(analysis.streamBytes)), shifts: analysis.shifts(),
+            streamBytes: analysis.streamBytes, sentBytes: analysis.sentBytes + resentBytes,
+            extraBytesPct: percent(Double(analysis.sentBytes + resentBytes - analysis.streamBytes), Double(analysis.streamBytes)), shifts: analysis.shifts(),
             failovers: analysis.failovers(), capacity: timeline,
             logs: [
                 "sender_packets": "\(relative)/sender-packets.csv", "receiver_packets": "\(relative)/receiver-packets.csv",
                 "sender_log": "\(relative)/sender.jsonl", "sender_summary": "\(relative)/sender.json",
                 "receiver_results": "\(relative)/receiver.json", "schedule": "\(relative)/schedule.jsonl",
                 "routes": "\(relative)/routes.jsonl", "trace": context.relative(traceFile),
-            ], kernel: kernel, shed: source.shed ? true : nil)
+            ], kernel: kernel, shed: source.shed ? true : nil, recovery: recovery, residualTargetPct: source.residualTargetPct)
     }
 
     public static func report(_ results: ExperimentResults, folder: String) -> ExperimentReport {

@@ -47,9 +47,17 @@ public struct RunResult: Codable, Sendable {
         /// The interval's frames: decodable, lost, shed, against the capacity share (traces
         /// with frame types only).
         public var frames: FrameFigures?
+        /// From the receiver's playout (its deadline, `latency_ms`): the stream's packets not
+        /// delivered by their deadline after recovery, percent of those sent; how many a
+        /// retransmission delivered; originals that came after their deadline. (`loss_pct` is
+        /// the network's loss.) nil in results from before they were counted.
+        public var residualLossPct: Double?
+        public var recovered: Int?
+        public var late: Int?
 
         enum CodingKeys: String, CodingKey {
-            case sent, lost, frames
+            case sent, lost, frames, recovered, late
+            case residualLossPct = "residual_loss_pct"
             case startS = "start_s"
             case endS = "end_s"
             case lossPct = "loss_pct"
@@ -154,9 +162,41 @@ public struct RunResult: Codable, Sendable {
     public var kernel: KernelRecord?
     /// The sender shed frames by priority when the VNets fell short (nil: it did not).
     public var shed: Bool?
+    /// What recovery did (`recovery` of the source; nil: none).
+    public var recovery: RecoveryFigures?
+    /// The source's `residual_target_pct` (nil: none).
+    public var residualTargetPct: Double?
+
+    /// The sender's and the receiver's sides of recovery in one run.
+    public struct RecoveryFigures: Codable, Sendable, Equatable {
+        public var mode: String
+        public var latencyMs: Double
+        /// NACK messages the receiver sent; packets resent (of them on another VNet than the one
+        /// that lost it, and of a dead VNet's unreported tail); what resending cost, percent of
+        /// the stream's bytes.
+        public var nacks: Int
+        public var resent: Int
+        public var resentElsewhere: Int
+        public var deadTail: Int
+        public var resentBytesPct: Double
+        /// Entries the receiver gave up at their deadline, and the smoothed NACK-to-answer time.
+        public var gaveUp: Int
+        public var recoveryMs: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case mode, nacks, resent
+            case latencyMs = "latency_ms"
+            case resentElsewhere = "resent_elsewhere"
+            case deadTail = "dead_tail"
+            case resentBytesPct = "resent_bytes_pct"
+            case gaveUp = "gave_up"
+            case recoveryMs = "recovery_ms"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs, accounting, kernel, shed
+        case source, mode, shaper, lab, intervals, total, shifts, failovers, capacity, logs, accounting, kernel, shed, recovery
+        case residualTargetPct = "residual_target_pct"
         case lossTargetPct = "loss_target_pct"
         case streamBytes = "stream_bytes"
         case sentBytes = "sent_bytes"

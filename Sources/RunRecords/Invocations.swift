@@ -20,6 +20,9 @@ public struct SendInvocation: Codable, Sendable, Equatable {
     public var shed: Bool?
     /// `--ceiling TUN=RATE`: each VNet's reservation on the access link, by tun (nil: none).
     public var ceilings: [String: String]?
+    /// `--recovery MODE` and `--latency`, seconds (nil: the defaults, none and 200 ms).
+    public var recovery: String?
+    public var latencyS: Double?
 
     public init(
         trace: String, to: String, startAt: UInt64, mode: SendMode, tuns: [String], probeIntervalS: Double, log: String, packetLog: String,
@@ -46,11 +49,14 @@ public struct SendInvocation: Codable, Sendable, Equatable {
         for tun in tuns { argv += ["--vnet", tun] }
         if shed == true { argv.append("--shed") }
         for (tun, rate) in (ceilings ?? [:]).sorted(by: { $0.key < $1.key }) { argv += ["--ceiling", "\(tun)=\(rate)"] }
+        if let recovery { argv += ["--recovery", recovery] }
+        if let latencyS { argv += ["--latency", latencyS.plainText(places: 6)] }
         return argv + mode.sendArguments
     }
 
     enum CodingKeys: String, CodingKey {
-        case trace, to, mode, tuns, log, json, shed, ceilings
+        case trace, to, mode, tuns, log, json, shed, ceilings, recovery
+        case latencyS = "latency_s"
         case startAt = "start_at"
         case probeIntervalS = "probe_interval_s"
         case packetLog = "packet_log"
@@ -70,6 +76,8 @@ public struct ReceiveInvocation: Codable, Sendable, Equatable {
     public var json: String
     /// The trace the sender streams (`--trace`): the types of frames of which nothing arrived.
     public var trace: String?
+    /// `--latency`, seconds: the playout deadline (nil: the default, 200 ms).
+    public var latencyS: Double?
 
     public init(
         listen: String, intervalS: Double, reportMs: Int = 100, startTimeoutS: Double = 60, idleTimeoutS: Double, lingerS: Double = 2,
@@ -91,11 +99,12 @@ public struct ReceiveInvocation: Codable, Sendable, Equatable {
             "recv", "--listen", listen, "--interval", intervalS.plainText(places: 6), "--report-ms", String(reportMs),
             "--start-timeout", startTimeoutS.plainText(places: 3), "--idle-timeout", idleTimeoutS.plainText(places: 3), "--linger", lingerS.plainText(places: 3),
             "--packet-log", packetLog, "--json-file", json,
-        ] + (trace.map { ["--trace", $0] } ?? [])
+        ] + (trace.map { ["--trace", $0] } ?? []) + (latencyS.map { ["--latency", $0.plainText(places: 6)] } ?? [])
     }
 
     enum CodingKeys: String, CodingKey {
         case listen, json, trace
+        case latencyS = "latency_s"
         case intervalS = "interval_s"
         case reportMs = "report_ms"
         case startTimeoutS = "start_timeout_s"

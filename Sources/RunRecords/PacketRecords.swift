@@ -23,12 +23,14 @@ public enum CSVLog {
             throw RecordError("\(path): cannot read: \(error.localizedDescription)")
         }
         var records: [Record] = []
-        let columns = Record.csvColumns
+        var columns = Record.csvColumns
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if index == 0 {
-                guard line == Record.csvHeader else {
+                // A log from before the last columns were added has the header's first columns.
+                guard line == Record.csvHeader || (!line.isEmpty && Record.csvHeader.hasPrefix(line + ",")) else {
                     throw RecordError("\(path):1: expected the header '\(Record.csvHeader)', found '\(line)'")
                 }
+                columns = line.split(separator: ",").count
                 continue
             }
             if line.isEmpty { continue }
@@ -57,8 +59,12 @@ public struct SentPacket: CSVRecord, Equatable {
     public var copy: Bool
     /// The tun did not take it.
     public var localDrop: Bool
+    /// A retransmission (`--recovery`): the stream's packet again, not part of the split.
+    public var resent: Bool
 
-    public init(t: Double, streamSequence: UInt32, vnet: Int, pathSequence: UInt32, frame: UInt32, bytes: Int, copy: Bool, localDrop: Bool) {
+    public init(
+        t: Double, streamSequence: UInt32, vnet: Int, pathSequence: UInt32, frame: UInt32, bytes: Int, copy: Bool, localDrop: Bool, resent: Bool = false
+    ) {
         self.t = t
         self.streamSequence = streamSequence
         self.vnet = vnet
@@ -67,19 +73,24 @@ public struct SentPacket: CSVRecord, Equatable {
         self.bytes = bytes
         self.copy = copy
         self.localDrop = localDrop
+        self.resent = resent
     }
 
-    public static let csvHeader = "t_s,stream_seq,vnet,path_seq,frame,bytes,copy,local_drop"
+    public static let csvHeader = "t_s,stream_seq,vnet,path_seq,frame,bytes,copy,local_drop,resent"
 
     public var csvRow: String {
-        "\(t.plainText(places: 6)),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(copy ? 1 : 0),\(localDrop ? 1 : 0)"
+        "\(t.plainText(places: 6)),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(copy ? 1 : 0),\(localDrop ? 1 : 0),\(resent ? 1 : 0)"
     }
 
     public init?(csvFields f: [Substring]) {
         guard let t = Double(f[0]), let stream = UInt32(f[1]), let vnet = Int(f[2]), let path = UInt32(f[3]), let frame = UInt32(f[4]),
             let bytes = Int(f[5]), let copy = Int(f[6]), let drop = Int(f[7])
         else { return nil }
-        self.init(t: t, streamSequence: stream, vnet: vnet, pathSequence: path, frame: frame, bytes: bytes, copy: copy == 1, localDrop: drop == 1)
+        let resent = f.count > 8 ? Int(f[8]) : 0
+        guard let resent else { return nil }
+        self.init(
+            t: t, streamSequence: stream, vnet: vnet, pathSequence: path, frame: frame, bytes: bytes, copy: copy == 1, localDrop: drop == 1,
+            resent: resent == 1)
     }
 }
 
@@ -96,10 +107,12 @@ public struct ReceivedPacket: CSVRecord, Equatable {
     /// The TOS byte it arrived with (nil: the kernel did not say).
     public var tos: UInt8?
     public var stream: UInt32
+    /// A retransmission (`--recovery`).
+    public var resent: Bool
 
     public init(
         monotonicNanoseconds: UInt64, streamSequence: UInt32, vnet: Int, pathSequence: UInt32, frame: UInt32, bytes: Int, tos: UInt8?,
-        stream: UInt32
+        stream: UInt32, resent: Bool = false
     ) {
         self.monotonicNanoseconds = monotonicNanoseconds
         self.streamSequence = streamSequence
@@ -109,12 +122,13 @@ public struct ReceivedPacket: CSVRecord, Equatable {
         self.bytes = bytes
         self.tos = tos
         self.stream = stream
+        self.resent = resent
     }
 
-    public static let csvHeader = "mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos,stream"
+    public static let csvHeader = "mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos,stream,resent"
 
     public var csvRow: String {
-        "\(monotonicNanoseconds),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(tos.map(String.init) ?? ""),\(stream)"
+        "\(monotonicNanoseconds),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(tos.map(String.init) ?? ""),\(stream),\(resent ? 1 : 0)"
     }
 
     public init?(csvFields f: [Substring]) {
@@ -123,9 +137,11 @@ public struct ReceivedPacket: CSVRecord, Equatable {
         else { return nil }
         let tos: UInt8? = f[6].isEmpty ? nil : UInt8(f[6])
         if !f[6].isEmpty && tos == nil { return nil }
+        let resent = f.count > 8 ? Int(f[8]) : 0
+        guard let resent else { return nil }
         self.init(
             monotonicNanoseconds: mono, streamSequence: sequence, vnet: vnet, pathSequence: path, frame: frame, bytes: bytes, tos: tos,
-            stream: stream)
+            stream: stream, resent: resent == 1)
     }
 }
 

@@ -229,7 +229,7 @@ public final class Receiver {
                             ReceivedPacket(
                                 monotonicNanoseconds: now, streamSequence: header.streamSequence, vnet: Int(header.pathID) + 1,
                                 pathSequence: header.pathSequence, frame: header.frameNumber, bytes: arrival.count + IPv4UDP.headerSize,
-                                tos: arrival.tos, stream: id
+                                tos: arrival.tos, stream: id, resent: header.origin != nil
                             ).csvRow)
                     }
                     if returnAddresses[index][Int(header.pathID)] != arrival.source { returnAddresses[index][Int(header.pathID)] = arrival.source }

@@ -94,7 +94,7 @@ extension Sender {
                 SentPacket(
                     t: Double(now &- start) / 1e9, streamSequence: header.streamSequence, vnet: Int(header.pathID) + 1,
                     pathSequence: header.pathSequence, frame: header.frameNumber, bytes: IPv4UDP.headerSize + payloadBytes, copy: copy,
-                    localDrop: !taken
+                    localDrop: !taken, resent: header.origin != nil
                 ).csvRow)
         }
     }

@@ -137,6 +137,49 @@ struct ExperimentRunTests {
         #expect(adaptive.total.lossPct < 0.6 * fixed.total.lossPct)
     }
 
+    @Test("shortened recovery: 5 % random loss then a 3 s outage on VNet 1; arq gets back what the network lost by the deadline, arq-same cannot while the VNet is down")
+    func shortenedRecovery() throws {
+        let cbr = "cbr = \"320kbit\"\nlatency_ms = 200"
+        let (results, out) = try library(
+            "recovery", timeScale: 0.5, interval: 15, duration: 60, modes: ["multi-net"],
+            sources: """
+                [[source]]
+                name = "cbr"
+                \(cbr)
+                [[source]]
+                name = "cbr-arq"
+                recovery = "arq"
+                \(cbr)
+                [[source]]
+                name = "cbr-arq-same"
+                recovery = "arq-same"
+                modes = ["static-1:1"]
+                \(cbr)
+                """)
+        let none = try #require(results.runs.first { $0.source == "cbr" })
+        let arq = try #require(results.runs.first { $0.source == "cbr-arq" })
+        let same = try #require(results.runs.first { $0.source == "cbr-arq-same" })
+        #expect(none.recovery == nil && none.total.residualLossPct == none.total.lossPct, "no recovery: the viewer loses what the network did")
+        // Intervals of 7.5 s: 375 packets, one packet is 0.27 %.
+        for interval in arq.intervals {
+            let residual = try #require(interval.residualLossPct)
+            #expect(residual <= 0.3, "arq \(interval.startS)-\(interval.endS) s: \(residual) % after recovery, \(interval.lossPct) % network")
+        }
+        let recovery = try #require(arq.recovery)
+        recordTiming("shortened recovery, arq multi-net loss after recovery", arq.total.residualLossPct ?? -1, "%", bound: "≤ 0.3 per interval")
+        #expect(recovery.mode == "arq" && recovery.resent >= arq.total.lost && recovery.resent == recovery.resentElsewhere, "\(recovery)")
+        // Static 1:1 with arq-same: the random loss comes back (it resends on VNet 1, which
+        // still delivers 95 %), the outage does not (VNet 1 delivers nothing, and its gaps show
+        // only once it is back, past the deadline).
+        let lossy = same.intervals[1]
+        let outage = same.intervals[2]
+        #expect(lossy.lossPct > 0.5 && (lossy.residualLossPct ?? 100) <= 0.3, "arq-same 7.5-15 s: \(lossy.lossPct) % network, \(String(describing: lossy.residualLossPct)) % after")
+        #expect(outage.lossPct > 10 && (outage.residualLossPct ?? 0) > 10, "arq-same 15-22.5 s: \(outage.lossPct) % network, \(String(describing: outage.residualLossPct)) % after")
+        #expect(same.recovery?.resentElsewhere == 0)
+        let report = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        #expect(report.contains("## Recovery") && report.contains("| cbr-arq multi-net | arq, 200 ms |"), "\(report)")
+    }
+
     @Test("shortened crowded failover: a VNet fails while the other is at 90 % of the stream; traffic leaves it within 300 ms")
     func shortenedCrowdedFailover() throws {
         let (results, _) = try library(
