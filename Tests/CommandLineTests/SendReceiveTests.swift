@@ -220,12 +220,38 @@ struct SendReceiveTests {
             #expect((total.residualLost ?? -1) <= 1 && (total.recovered ?? 0) >= total.lost - 1, "\(mode): \(run.report.markdown)")
             #expect(sender.resentBytes >= sender.resent * 1000)
             // Resends are packets of the VNet they went on, charged to its share of the split:
-            // the VNets carry the stream's 200 and the resends, still about 1:1 in bytes.
+            // the VNets carry the stream's 200 and the resends, still near 1:1 in bytes (the
+            // split makes up for a resend with the originals after it; the last frames' resends
+            // have none after them), where uncharged resends would all be surplus on one VNet.
             let packets = run.summary.vnets.map(\.packets)
-            #expect(packets.reduce(0, +) == 200 + sender.resent && abs(packets[0] - packets[1]) <= 2, "\(mode): \(packets), \(sender.resent) resent")
+            #expect(
+                packets.reduce(0, +) == 200 + sender.resent && abs(packets[0] - packets[1]) <= max(2, sender.resent / 2),
+                "\(mode): \(packets), \(sender.resent) resent")
             if mode == "arq-same" { #expect(sender.resentElsewhere == 0) }
             if mode == "arq" { #expect(sender.resentElsewhere == sender.resent && sender.latencyMs == 200) }
         }
+    }
+
+    @Test("VNet 2 fails mid-stream under the adaptive split with arq: the packets it swallowed before it was declared dead are resent over VNet 1 at once")
+    func recoveryOfADeadVNetsTail() throws {
+        let network = try TwoVNetNetwork()
+        defer { network.teardown() }
+        let run = try stream(
+            network, send: ["--cbr", "600kbit", "--duration", "5", "--recovery", "arq"],
+            recv: ["--report-ms", "20"],
+            during: { network in
+                usleep(2_500_000)
+                try network.dropMedia(router: network.router2, percent: 100, retransmissions: true)
+            })
+        let total = run.report.total
+        let recovery = try #require(run.summary.recovery)
+        // VNet 2 carried part of the stream until it failed; what it swallowed then is lost to
+        // the network, and the dead VNet's unreported tail comes back by the deadline.
+        #expect(total.lost > 0 && recovery.deadTail > 0, "\(recovery)\n\(run.report.markdown)")
+        #expect((total.residualLost ?? .max) < total.lost, "\(run.report.markdown)")
+        recordTiming(
+            "dead VNet's tail with arq: lost to the network, then after recovery", Double(total.residualLost ?? -1), "packets",
+            bound: "< \(total.lost) (network), \(recovery.deadTail) resent as the tail")
     }
 
     @Test("garbage datagrams mid-stream are counted by reason and change nothing else")
