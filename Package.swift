@@ -86,7 +86,7 @@ let package = Package(
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).
         .executableTarget(
-            name: "vnetstream-bench", dependencies: ["Traces", "Units", "Pacing", "Packets", "Accounting", "Lab", "Streaming", "RunRecords"],
+            name: "vnetstream-bench", dependencies: ["Traces", "Units", "Pacing", "Packets", "Accounting", "Lab", "Streaming", "RunRecords", "Recovery", "Control"],
             path: "Benchmarks", exclude: ["throughput.toml"]),
         // Helpers for tests that run real programs (ffmpeg, ffprobe, the built vnetstream).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

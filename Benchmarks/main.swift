@@ -1,6 +1,6 @@
 // vnetstream-bench: speed and memory figures, printed, never asserted (machines here are shared
 // and noisy; tests keep their timing margins wide, the tight numbers live here).
-// Run with scripts/bench (release build). Usage: vnetstream-bench [traces] [accounting] [pacing [--seconds N]] [throughput] [cpu-vs-rate]
+// Run with scripts/bench (release build). Usage: vnetstream-bench [traces] [accounting] [recovery] [pacing [--seconds N]] [throughput] [cpu-vs-rate]
 // The throughput suite runs last, so that its headline is the last line printed.
 import Accounting
 import Foundation
@@ -14,7 +14,7 @@ let pacingSeconds: Double = {
     return Double(arguments[flag + 1]) ?? 150
 }()
 if let flag = arguments.firstIndex(of: "--seconds") { arguments.removeSubrange(flag...min(flag + 1, arguments.count - 1)) }
-let suites = arguments.isEmpty ? ["traces", "accounting", "pacing", "cpu-vs-rate", "throughput"] : arguments
+let suites = arguments.isEmpty ? ["traces", "accounting", "recovery", "pacing", "cpu-vs-rate", "throughput"] : arguments
 let shared = ProcessInfo.processInfo.environment["VNETSTREAM_SHARED"] ?? "../shared"
 let jurassic = shared + "/traces/Terse_Jurassic.dat"
 
@@ -192,11 +192,12 @@ for suite in suites {
         switch suite {
         case "traces": try tracesSuite()
         case "accounting": accountingSuite()
+        case "recovery": recoverySuite()
         case "pacing": try pacingSuite(seconds: pacingSeconds)
         case "throughput": try throughputSuite(seconds: 5)
         case "cpu-vs-rate": try cpuVsRateSuite(seconds: 5)
         default:
-            FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, pacing, throughput, cpu-vs-rate\n".utf8))
+            FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, recovery, pacing, throughput, cpu-vs-rate\n".utf8))
             exit(2)
         }
     } catch {
