@@ -26,7 +26,9 @@ struct MonitorPlanTests {
         #expect(monitoring.collector == UDPEndpoint(address: monitoring.links[0].aAddress, port: 6343))
         let commands = monitoring.buildCommands(ports: plan.routerInterfaces(of:), namespace: plan.namespace)
         let text = commands.map { $0.joined(separator: " ") }
-        #expect(text.contains("tc -n vlm1-r2 filter add dev r1 ingress protocol ip pref 10 u32 match ip protocol 17 0xff match u32 0x564e0301 0xffffffff at 28 action mirred egress mirror dev mon"))
+        // The media word: magic `VN`, this build's wire version, kind 1.
+        let media = "0x" + String(UInt32(Wire.magic) << 16 | UInt32(Wire.version) << 8 | UInt32(Wire.Kind.media.rawValue), radix: 16)
+        #expect(text.contains("tc -n vlm1-r2 filter add dev r1 ingress protocol ip pref 10 u32 match ip protocol 17 0xff match u32 \(media) 0xffffffff at 28 action mirred egress mirror dev mon"))
         #expect(text.contains("tc -n vlm1-q1 qdisc add dev mon root tbf rate 300000bit burst 65536 limit 131072"))
         #expect(!text.contains { $0.contains("vlm1-r1 qdisc add dev mon") }, "unshaped unless mirror_rate says")
         #expect(!text.contains { $0.contains("vlm1-q1 filter") }, "the nft method adds no tc filter")
