@@ -12,11 +12,10 @@ struct Playout {
     let latencyNanoseconds: UInt64
     var delivered = SequenceTracker()
     var tallies: IntervalTallies
-    /// Per send-time interval: originals that arrived after their deadline, retransmissions
-    /// that were delivered (in time, and first), and retransmissions that came too late.
+    /// Per send-time interval: originals that arrived after their deadline, and retransmissions
+    /// that were delivered (in time, and first).
     var late = IntervalCounts()
     var recovered = IntervalCounts()
-    var lateRetransmissions = IntervalCounts()
 
     init(latencySeconds: Double, intervalNanoseconds: UInt64) {
         latencyNanoseconds = UInt64(max(0, latencySeconds) * 1e9)
@@ -35,7 +34,6 @@ struct Playout {
         let interval = tallies.index(header.sendTimeNanoseconds)
         guard arrival <= deadline else {
             if firstOriginal == true { late[interval] += 1 }
-            if firstOriginal == nil { lateRetransmissions[interval] += 1 }
             return
         }
         let outcome = delivered.record(Int64(header.streamSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &tallies)
