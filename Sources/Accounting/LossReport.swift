@@ -50,6 +50,8 @@ public struct LossReport: Codable, Sendable {
         public var residualLossPct: Double?
         public var late: Int?
         public var recovered: Int?
+        /// Packets FEC rebuilt that were delivered in time (nil: the stream had no parity).
+        public var recoveredFEC: Int?
         /// The stream's own packets sent in the interval (retransmissions not counted again).
         public var streamSent: Int?
 
@@ -57,6 +59,7 @@ public struct LossReport: Codable, Sendable {
             case sent, received, lost, duplicates, frames, late, recovered
             case residualLost = "residual_lost"
             case residualLossPct = "residual_loss_pct"
+            case recoveredFEC = "recovered_fec"
             case streamSent = "stream_sent"
             case startS = "start_s"
             case endS = "end_s"
@@ -177,10 +180,18 @@ public struct LossReport: Codable, Sendable {
         public var answered: Int
         public var gaveUp: Int
         public var recoveryMs: Double?
+        /// FEC (nil: no parity came): parity packets that came, packets they rebuilt, parities
+        /// that did not fit what arrived, and those given up with two or more still missing.
+        public var parities: Int?
+        public var rebuilt: Int?
+        public var parityUnusable: Int?
+        public var parityGaveUp: Int?
 
         enum CodingKeys: String, CodingKey {
-            case nacks, asked, answered
+            case nacks, asked, answered, parities, rebuilt
             case latencyMs = "latency_ms"
+            case parityUnusable = "parity_unusable"
+            case parityGaveUp = "parity_gave_up"
             case gaveUp = "gave_up"
             case recoveryMs = "recovery_ms"
         }
@@ -242,6 +253,7 @@ extension StreamAccounting {
                 frames: frameTallies[index].map(frameFigures))
             interval.fillResidual(
                 delivered: playout.tallies[index].received, late: playout.late[index], recovered: playout.recovered[index], streamSent: streamTallies[index].sent)
+            if parityReceived { interval.recoveredFEC = playout.rebuilt[index] }
             intervals.append(interval)
         }
         let streamSent = stream.received + stream.missing
@@ -261,6 +273,7 @@ extension StreamAccounting {
             lost: stream.missing, lossPct: percent(stream.missing, streamSent),
             duplicates: stream.duplicates + totalPerVNet.reduce(0) { $0 + $1.duplicates }, perVNet: totalPerVNet)
         total.fillResidual(delivered: playout.delivered.received, late: playout.late.total, recovered: playout.recovered.total, streamSent: streamSent)
+        if parityReceived { total.recoveredFEC = playout.rebuilt.total }
         let pathSummaries = ids.map { id -> LossReport.PathSummary in
             let path = paths[id]!
             return LossReport.PathSummary(
@@ -284,10 +297,16 @@ extension StreamAccounting {
             streamID: streamID, intervalS: seconds, endReceived: end != nil, intervals: intervals, total: total,
             paths: pathSummaries, frames: frameFigures(framesByType),
             dropped: Dictionary(uniqueKeysWithValues: dropped.map { ($0.key.rawValue, $0.value) }), otherStreams: otherStreams)
-        if resends {
+        if resends || parityReceived {
             report.recovery = LossReport.Recovery(
                 latencyMs: Double(playout.latencyNanoseconds) / 1e6, nacks: nackList.nacks, asked: nackList.asked, answered: nackList.answered,
                 gaveUp: nackList.gaveUp, recoveryMs: milliseconds(nackList.smoothedRecovery.map { Double($0) }))
+            if parityReceived {
+                report.recovery?.parities = fec.parities
+                report.recovery?.rebuilt = fec.rebuilt
+                report.recovery?.parityUnusable = fec.unusable
+                report.recovery?.parityGaveUp = fec.gaveUp
+            }
         }
         return report
     }
@@ -315,70 +334,3 @@ extension LossReport.Interval {
         self.streamSent = streamSent
     }
 }
-
-extension LossReport {
-    /// The loss table as Markdown: one row per interval and path, and an `all` row per interval.
-    public var markdown: String {
-        var lines = [
-            "| interval (s) | VNet | sent | received | lost | loss % of path | loss % of all |",
-            "|---|---|---:|---:|---:|---:|---:|",
-        ]
-        func rows(_ interval: Interval, label: String) {
-            for path in interval.perVNet {
-                lines.append(
-                    "| \(label) | \(path.vnet) | \(path.sent) | \(path.received) | \(path.lost) | \(fixed(path.lossPctOfPath)) | \(fixed(path.lossPctOfAll)) |")
-            }
-            lines.append(
-                "| \(label) | all | \(interval.sent) | \(interval.received) | \(interval.lost) | \(fixed(interval.lossPct)) | \(fixed(interval.lossPct)) |")
-        }
-        for interval in intervals { rows(interval, label: "\(trim(interval.startS))-\(trim(interval.endS))") }
-        rows(total, label: "total")
-        var text = lines.joined(separator: "\n") + "\n"
-        if !frames.isEmpty {
-            text += "\nframes lost (a frame is lost when any of its packets is): "
-            text += frames.map { "\($0.type) \($0.lost)/\($0.frames - $0.shed) (\(fixed($0.lossPct)) %)" }.joined(separator: ", ") + "\n"
-            text += "frames decodable (all packets and references arrived): "
-            text += frames.map { "\($0.type) \($0.decodable)/\($0.frames) (\(fixed($0.decodablePct)) %)" }.joined(separator: ", ") + "\n"
-            let shed = frames.filter { $0.shed > 0 }
-            if !shed.isEmpty { text += "frames shed by the sender: " + shed.map { "\($0.type) \($0.shed)" }.joined(separator: ", ") + "\n" }
-        }
-        if let recovery {
-            text += "\nafter recovery (playout deadline \(trim(recovery.latencyMs)) ms): network loss against what the viewer lost\n"
-            for interval in intervals + [total] {
-                let label = interval.startS == total.startS && interval.endS == total.endS && interval.sent == total.sent ? "total" : "\(trim(interval.startS))-\(trim(interval.endS)) s"
-                text += "  \(label): network \(interval.lost) lost (\(fixed(interval.lossPct)) %), residual \(interval.residualLost ?? 0) (\(fixed(interval.residualLossPct ?? 0)) %), "
-                text += "\(interval.recovered ?? 0) recovered, \(interval.late ?? 0) late\n"
-            }
-            text += "  NACKs: \(recovery.nacks) sent for \(recovery.asked) packets, \(recovery.answered) answered, \(recovery.gaveUp) given up"
-            text += (recovery.recoveryMs.map { ", recovery in \(fixed($0)) ms (smoothed)" } ?? "") + "\n"
-        }
-        if !endReceived { text += "\nthe sender's end-of-stream message did not arrive: losses after the last packet received are not counted\n" }
-        let drops = dropped.filter { $0.value > 0 }.sorted { $0.key < $1.key }
-        if !drops.isEmpty || otherStreams > 0 {
-            text += "\ndatagrams dropped: " + drops.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            if otherStreams > 0 { text += (drops.isEmpty ? "" : ", ") + "other streams \(otherStreams)" }
-            text += "\n"
-        }
-        return text
-    }
-
-    /// The loss table as CSV, one row per interval and path (`vnet` is `all` for the total).
-    public var csv: String {
-        var text = "start_s,end_s,vnet,sent,received,lost,loss_pct_of_path,loss_pct_of_all\n"
-        for interval in intervals + [total] {
-            for path in interval.perVNet {
-                text += "\(trim(interval.startS)),\(trim(interval.endS)),\(path.vnet),\(path.sent),\(path.received),\(path.lost),\(path.lossPctOfPath),\(path.lossPctOfAll)\n"
-            }
-            text += "\(trim(interval.startS)),\(trim(interval.endS)),all,\(interval.sent),\(interval.received),\(interval.lost),\(interval.lossPct),\(interval.lossPct)\n"
-        }
-        return text
-    }
-}
-
-func fixed(_ value: Double) -> String {
-    let hundredths = Int((value * 100).rounded())
-    let fraction = hundredths % 100
-    return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-}
-
-func trim(_ value: Double) -> String { value.plainText }

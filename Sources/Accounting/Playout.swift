@@ -16,6 +16,8 @@ struct Playout {
     /// that were delivered (in time, and first).
     var late = IntervalCounts()
     var recovered = IntervalCounts()
+    /// Per send-time interval: packets FEC rebuilt that were delivered (in time, and first).
+    var rebuilt = IntervalCounts()
 
     init(latencySeconds: Double, intervalNanoseconds: UInt64) {
         latencyNanoseconds = UInt64(max(0, latencySeconds) * 1e9)
@@ -30,14 +32,17 @@ struct Playout {
 
     /// A media packet arrived at `arrival`, due by `deadline`: `original` tells whether the
     /// stream's tracker took it as a first arrival (nil: a retransmission).
-    mutating func record(_ header: MediaHeader, bytes: Int, arrival: UInt64, deadline: UInt64, firstOriginal: Bool?) {
+    /// `rebuilt`: FEC made it, nothing arrived.
+    mutating func record(_ header: MediaHeader, bytes: Int, arrival: UInt64, deadline: UInt64, firstOriginal: Bool?, rebuilt: Bool = false) {
         let interval = tallies.index(header.sendTimeNanoseconds)
         guard arrival <= deadline else {
             if firstOriginal == true { late[interval] += 1 }
             return
         }
         let outcome = delivered.record(Int64(header.streamSequence), sendTime: header.sendTimeNanoseconds, bytes: bytes, tallies: &tallies)
-        if firstOriginal == nil, outcome == .new || outcome == .late { recovered[interval] += 1 }
+        if firstOriginal == nil, outcome == .new || outcome == .late {
+            if rebuilt { self.rebuilt[interval] += 1 } else { recovered[interval] += 1 }
+        }
     }
 
     mutating func close(sent: Int64, lastSendTime: UInt64) {
@@ -76,8 +81,16 @@ public struct NackList: Sendable {
     public static let minimumRetry: UInt64 = 20_000_000
     /// Before any recovery was timed.
     public static let initialRetry: UInt64 = 50_000_000
+    /// How long a loss waits before it is first asked for (parity may rebuild it meanwhile).
+    public var holdFirstAsk: UInt64 = 0
 
     private var pending: [MediaHeader.Origin: Entry] = [:]
+    /// Packets delivered before their gap showed (FEC rebuilt one before the next packet on its
+    /// VNet came): the newest `settledCapacity`, so that the gap does not ask for them.
+    private var settled: Set<MediaHeader.Origin> = []
+    private var settledOrder: [MediaHeader.Origin?] = Array(repeating: nil, count: NackList.settledCapacity)
+    private var settledNext = 0
+    static let settledCapacity = 1024
     /// Smoothed time from a NACK to the retransmission's arrival (1/8 gain), nanoseconds.
     public private(set) var smoothedRecovery: UInt64?
     public private(set) var sequence: UInt32 = 0
@@ -103,7 +116,9 @@ public struct NackList: Sendable {
         let skip = max(0, count - Self.capacity)
         gaveUp += skip
         for offset in skip..<count {
-            pending[MediaHeader.Origin(pathID: pathID, pathSequence: first &+ UInt32(offset))] = Entry(deadline: deadline, nextAt: now)
+            let origin = MediaHeader.Origin(pathID: pathID, pathSequence: first &+ UInt32(offset))
+            if !settled.isEmpty, settled.contains(origin) { continue }
+            pending[origin] = Entry(deadline: deadline, nextAt: now &+ holdFirstAsk)
         }
         if pending.count > Self.capacity { shed(pending.count - Self.capacity) }
     }
@@ -117,6 +132,16 @@ public struct NackList: Sendable {
             let sample = now - asked
             smoothedRecovery = smoothedRecovery.map { $0 - $0 / 8 + sample / 8 } ?? sample
         }
+    }
+
+    /// FEC rebuilt the packet sent as `origin`: withdrawn if asked for, and never asked for if
+    /// its gap shows only later.
+    mutating func rebuilt(_ origin: MediaHeader.Origin, now: UInt64) {
+        if pending.removeValue(forKey: origin) != nil { return }
+        if let old = settledOrder[settledNext] { settled.remove(old) }
+        settledOrder[settledNext] = origin
+        settled.insert(origin)
+        settledNext = (settledNext + 1) % Self.settledCapacity
     }
 
     /// When `due` has something to ask for or give up (nil: nothing pending).

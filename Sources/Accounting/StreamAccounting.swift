@@ -25,6 +25,9 @@ public struct StreamAccounting {
     public internal(set) var nackList = NackList()
     /// Whether the sender resends what a NACK asks for (the packets' flag).
     public internal(set) var resends = false
+    /// FEC: what parity rebuilt (the stream's parity packets say it sends them).
+    var fec = ParityDecoder()
+    public internal(set) var parityReceived = false
     /// Datagrams dropped undecoded, by reason.
     public internal(set) var dropped: [Wire.DropReason: Int] = [:]
     /// Datagrams of other streams.
@@ -63,16 +66,10 @@ public struct StreamAccounting {
             otherStreams += 1
             return
         }
-        if firstArrival == nil {
-            firstArrival = arrival
-            firstSendTime = header.departureNanoseconds
-        }
-        let elapsed = arrival &- firstArrival!
-        guard header.sendTimeNanoseconds <= firstSendTime &+ elapsed &+ Self.maximumLead else {
+        guard anchor(sendTime: header.sendTimeNanoseconds, departure: header.departureNanoseconds, arrival: arrival) else {
             drop(.garbled)
             return
         }
-        lastArrival = arrival
         // Network loss counts originals; a retransmission counts toward what was delivered.
         let retransmission = header.origin != nil
         let outcome =
@@ -85,12 +82,9 @@ public struct StreamAccounting {
             resends = true
             noteGaps(header, path: path, arrival: arrival)
         }
-        // Relative one-way delay: how much later than the first packet this one arrived,
-        // beyond how much later it left the sender (its departure: a wait in the sender's
-        // pacing is not the network's). Clock offsets between hosts cancel out.
-        let delay = Int64(bitPattern: elapsed) - (Int64(bitPattern: header.departureNanoseconds) - Int64(bitPattern: firstSendTime))
         pathList[path].record(
-            header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), arrival: arrival, delay: delay)
+            header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), arrival: arrival,
+            delay: delay(departure: header.departureNanoseconds, arrival: arrival))
         let sequence = Int64(header.streamSequence)
         let deliveredBefore = playout.delivered.contains(sequence)
         playout.record(header, bytes: bytes, arrival: arrival, deadline: deadline, firstOriginal: retransmission ? nil : first)
@@ -106,6 +100,67 @@ public struct StreamAccounting {
                 header, bytes: retransmission ? bytes - MediaHeader.originSize : bytes, interval: streamTallies.index(header.sendTimeNanoseconds),
                 types: frameTypes)
         }
+        for packet in fec.arrived(header, payloadBytes: bytes, now: arrival) { recordRebuilt(packet, arrival: arrival) }
+    }
+
+    /// A parity packet of this stream (FEC): its path accounts it as one of its packets; what
+    /// it rebuilds is delivered as a retransmission would be, counted as FEC's.
+    public mutating func record(_ parity: Parity, bytes: Int, tos: UInt8?, arrival: UInt64, kernelStamp: Int64? = nil) {
+        guard parity.streamID == streamID else {
+            otherStreams += 1
+            return
+        }
+        guard anchor(sendTime: parity.sendTimeNanoseconds, departure: parity.departureNanoseconds, arrival: arrival) else {
+            drop(.garbled)
+            return
+        }
+        parityReceived = true
+        let header = parity.pathHeader
+        let path = slot(header.pathID)
+        if resends {
+            noteGaps(header, path: path, arrival: arrival)
+            // Parity comes with the stream: a loss waits for its row and column before it is
+            // NACKed (the sender sends a parity within a quarter of the latency).
+            nackList.holdFirstAsk = playout.latencyNanoseconds / 4
+        }
+        pathList[path].record(
+            header, bytes: bytes, tos: tos, stamp: kernelStamp ?? Int64(bitPattern: arrival), arrival: arrival,
+            delay: delay(departure: parity.departureNanoseconds, arrival: arrival))
+        let deadline = playout.deadline(sendTime: parity.sendTimeNanoseconds, firstArrival: firstArrival!, firstSendTime: firstSendTime)
+        for packet in fec.arrived(parity, deadline: deadline, now: arrival) { recordRebuilt(packet, arrival: arrival) }
+    }
+
+    /// A packet FEC rebuilt at `arrival`: delivered if in time (and not already), its NACK
+    /// withdrawn, its frame's packet counted once.
+    private mutating func recordRebuilt(_ packet: ParityDecoder.Rebuilt, arrival: UInt64) {
+        let header = packet.header
+        let sequence = Int64(header.streamSequence)
+        let deliveredBefore = playout.delivered.contains(sequence)
+        let deadline = playout.deadline(sendTime: header.sendTimeNanoseconds, firstArrival: firstArrival!, firstSendTime: firstSendTime)
+        playout.record(header, bytes: packet.payloadBytes, arrival: arrival, deadline: deadline, firstOriginal: nil, rebuilt: true)
+        if let origin = header.origin { nackList.rebuilt(origin, now: arrival) }
+        if !deliveredBefore && playout.delivered.contains(sequence) && !stream.contains(sequence) {
+            frames.record(header, bytes: packet.payloadBytes, interval: streamTallies.index(header.sendTimeNanoseconds), types: frameTypes)
+        }
+    }
+
+    /// The first packet anchors the sender's clock to the receiver's; false for a send time too
+    /// far ahead of what has elapsed to be believed.
+    private mutating func anchor(sendTime: UInt64, departure: UInt64, arrival: UInt64) -> Bool {
+        if firstArrival == nil {
+            firstArrival = arrival
+            firstSendTime = departure
+        }
+        guard sendTime <= firstSendTime &+ (arrival &- firstArrival!) &+ Self.maximumLead else { return false }
+        lastArrival = arrival
+        return true
+    }
+
+    /// Relative one-way delay: how much later than the first packet this one arrived, beyond
+    /// how much later it left the sender (its departure: a wait in the sender's pacing is not
+    /// the network's). Clock offsets between hosts cancel out.
+    private func delay(departure: UInt64, arrival: UInt64) -> Int64 {
+        Int64(bitPattern: arrival &- firstArrival!) - (Int64(bitPattern: departure) - Int64(bitPattern: firstSendTime))
     }
 
     /// Before the path's tracker takes the packet: the path sequences it skipped are missing

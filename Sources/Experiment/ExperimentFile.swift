@@ -60,12 +60,14 @@ public struct ExperimentFile: Decodable, Sendable {
         /// deadline both ends use (`--latency`, milliseconds; not scaled by `time_scale`).
         public var recovery: RecoveryMode
         public var latencyMs: Double
+        /// The FEC block shape (`send --fec`) of `fec` and `fec+arq` runs (nil: the default).
+        public var fec: FECShape?
         /// The loss after recovery (not delivered by the deadline) its runs may have per
         /// interval, percent (checked by --check); nil: no such target.
         public var residualTargetPct: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, cbr, trace, fps, gop, shed, modes, recovery
+            case name, cbr, trace, fps, gop, shed, modes, recovery, fec
             case latencyMs = "latency_ms"
             case residualTargetPct = "residual_target_pct"
             case lossTargetPct = "loss_target_pct"
@@ -94,6 +96,15 @@ public struct ExperimentFile: Decodable, Sendable {
             }
             self.recovery = recovery
             latencyMs = try c.number(.latencyMs) ?? 200
+            if let text = try c.decodeIfPresent(String.self, forKey: .fec) {
+                do { fec = try FECShape(parsing: text) } catch {
+                    throw DecodingError.dataCorruptedError(forKey: .fec, in: c, debugDescription: "source \(name): fec: \(error)")
+                }
+                guard recovery.parity else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .fec, in: c, debugDescription: "source \(name): fec goes with recovery = \"fec\" or \"fec+arq\", not \"\(recovery)\"")
+                }
+            }
             residualTargetPct = try c.number(.residualTargetPct)
             if let text = try c.decodeIfPresent(String.self, forKey: .gop) {
                 do { gop = try GoPPattern(text) } catch let error as GoPPatternError {

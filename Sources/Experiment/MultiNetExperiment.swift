@@ -69,6 +69,7 @@ public struct MultiNetExperiment: ExperimentKind {
                         // A VNet's reservation on a provisioned access link caps what the controller believes it carries.
                         if source.recovery != .none { sender.recovery = source.recovery.rawValue }
                         if source.recovery != .none || source.latencyMs != 200 { sender.latencyS = source.latencyMs / 1000 }
+                        sender.fec = source.fec?.description
                         let reserved = topology.reservations
                         if !reserved.isEmpty {
                             sender.ceilings = Dictionary(
@@ -140,9 +141,10 @@ public struct MultiNetExperiment: ExperimentKind {
         // effect is the receiver's residual loss, their cost counted below).
         let sentRows = try CSVLog.read(SentPacket.self, from: "\(folder)/sender-packets.csv")
         let resentBytes = sentRows.lazy.filter(\.resent).reduce(0) { $0 + $1.bytes }
+        let parityBytes = sentRows.lazy.filter(\.parity).reduce(0) { $0 + $1.bytes }
         var analysis = RunAnalysis(
-            sent: sentRows.filter { !$0.resent },
-            received: try CSVLog.read(ReceivedPacket.self, from: "\(folder)/receiver-packets.csv").filter { !$0.resent },
+            sent: sentRows.filter { !$0.resent && !$0.parity },
+            received: try CSVLog.read(ReceivedPacket.self, from: "\(folder)/receiver-packets.csv").filter { !$0.resent && !$0.parity },
             startMonotonic: finished.start, intervalS: intervalS, durationS: durationS, capacity: timeline,
             queueBytes: { [plan = finished.lab.plan] vnet, bits in plan.queueBytes(vnet: vnet - 1, bitsPerSecond: bits) ?? 0 },
             usesAllVNets: mode.usesAllVNets, uniVNet: mode.uniVNet)
@@ -164,9 +166,11 @@ public struct MultiNetExperiment: ExperimentKind {
                 intervals[index].residualLossPct = report.intervals[index].residualLossPct
                 intervals[index].recovered = report.intervals[index].recovered
                 intervals[index].late = report.intervals[index].late
+                intervals[index].recoveredFEC = report.intervals[index].recoveredFEC
             }
             total.residualLossPct = report.total.residualLossPct
             total.recovered = report.total.recovered
+            total.recoveredFEC = report.total.recoveredFEC
             total.late = report.total.late
         }
         let recovery = sender.recovery.map { side in
@@ -174,15 +178,17 @@ public struct MultiNetExperiment: ExperimentKind {
                 mode: side.mode, latencyMs: side.latencyMs, nacks: receiver.report?.recovery?.nacks ?? 0, resent: side.resent,
                 resentElsewhere: side.resentElsewhere, deadTail: side.deadTail,
                 resentBytesPct: percent(Double(resentBytes), Double(analysis.streamBytes)), gaveUp: receiver.report?.recovery?.gaveUp ?? 0,
-                recoveryMs: receiver.report?.recovery?.recoveryMs)
+                recoveryMs: receiver.report?.recovery?.recoveryMs, fec: side.fec, parities: side.parities,
+                rebuilt: receiver.report?.recovery?.rebuilt, parityBytesPct: side.fec == nil ? nil : percent(Double(parityBytes), Double(analysis.streamBytes)))
         }
         let kernel = receiver.report.flatMap { KernelRecord(plan: finished.lab.plan, snapshots: finished.kernel, sender: sender, receiver: $0) }
         let relative = context.relative(folder)
         return RunResult(
             source: source.name, mode: mode, shaper: finished.lab.shaper.rawValue, lab: finished.lab.runID, lossTargetPct: source.lossTargetPct,
             intervals: intervals, total: total, accounting: .init(analysis: total, receiver: receiver.report?.total),
-            streamBytes: analysis.streamBytes, sentBytes: analysis.sentBytes + resentBytes,
-            extraBytesPct: percent(Double(analysis.sentBytes + resentBytes - analysis.streamBytes), Double(analysis.streamBytes)), shifts: analysis.shifts(),
+            streamBytes: analysis.streamBytes, sentBytes: analysis.sentBytes + resentBytes + parityBytes,
+            extraBytesPct: percent(Double(analysis.sentBytes + resentBytes + parityBytes - analysis.streamBytes), Double(analysis.streamBytes)),
+            shifts: analysis.shifts(),
             failovers: analysis.failovers(), capacity: timeline,
             logs: [
                 "sender_packets": "\(relative)/sender-packets.csv", "receiver_packets": "\(relative)/receiver-packets.csv",

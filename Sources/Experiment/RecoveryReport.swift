@@ -8,21 +8,25 @@ extension ExperimentReport {
         guard results.runs.contains(where: { $0.recovery != nil }), let first = runs.first else { return "" }
         var out = "\n## Recovery\n\n"
         out += "Each cell: the network's loss % / **the loss after recovery %** (not delivered by the playout deadline: lost for good, or late) "
-        out += "and, in brackets, packets a retransmission delivered in time. Then what it cost: packets resent (of them on another VNet than the one that lost them, "
-        out += "and of a failed VNet's unreported tail), their bytes as % of the stream's, the receiver's NACKs, entries it gave up at their deadline, "
-        out += "and the smoothed time from a NACK to its answer.\n\n"
+        out += "and, in brackets, packets a retransmission delivered in time (+ those FEC rebuilt in time). Then what it cost: packets resent (of them on another VNet "
+        out += "than the one that lost them, and of a failed VNet's unreported tail), their bytes as % of the stream's, the parity's bytes as % of the stream's "
+        out += "(its block shape), the receiver's NACKs, entries it gave up at their deadline, and the smoothed time from a NACK to its answer.\n\n"
         let labels = first.intervals.map { "\(decimal($0.startS, 1))-\(decimal($0.endS, 1)) s" } + ["total"]
-        out += "| run | recovery | " + labels.joined(separator: " | ") + " | resent (elsewhere, tail) | bytes % | NACKs | given up | NACK to answer (ms) |\n"
-        out += "|---|---|" + String(repeating: "---|", count: labels.count) + "---:|---:|---:|---:|---:|\n"
+        out += "| run | recovery | " + labels.joined(separator: " | ") + " | resent (elsewhere, tail) | bytes % | parity bytes % (shape) | NACKs | given up | NACK to answer (ms) |\n"
+        out += "|---|---|" + String(repeating: "---|", count: labels.count) + "---:|---:|---:|---:|---:|---:|\n"
         for run in runs {
             let cells = (run.intervals + [run.total]).map { interval -> String in
                 guard let residual = interval.residualLossPct else { return "–" }
-                return "\(String(format: "%.2f", interval.lossPct)) / **\(String(format: "%.2f", residual))** (\(interval.recovered ?? 0))"
+                let rebuilt = interval.recoveredFEC.map { " + \($0) FEC" } ?? ""
+                return "\(String(format: "%.2f", interval.lossPct)) / **\(String(format: "%.2f", residual))** (\(interval.recovered ?? 0)\(rebuilt))"
             }
             let r = run.recovery
             out += "| \(run.source) \(run.mode) | \(r.map { "\($0.mode), \(decimal($0.latencyMs)) ms" } ?? "none") | " + cells.joined(separator: " | ")
-            out += r.map { " | \($0.resent) (\($0.resentElsewhere), \($0.deadTail)) | \(String(format: "%.1f", $0.resentBytesPct)) | \($0.nacks) | \($0.gaveUp) | \($0.recoveryMs.map { decimal($0, 1) } ?? "–") |\n" }
-                ?? " | – | – | – | – | – |\n"
+            out += r.map { r in
+                let parity = r.parityBytesPct.map { "\(String(format: "%.1f", $0)) (\(r.fec ?? ""))" } ?? "–"
+                return " | \(r.resent) (\(r.resentElsewhere), \(r.deadTail)) | \(String(format: "%.1f", r.resentBytesPct)) | \(parity) | \(r.nacks) | \(r.gaveUp) | "
+                    + "\(r.recoveryMs.map { decimal($0, 1) } ?? "–") |\n"
+            } ?? " | – | – | – | – | – | – |\n"
         }
         return out
     }

@@ -54,9 +54,12 @@ public struct RunResult: Codable, Sendable {
         public var residualLossPct: Double?
         public var recovered: Int?
         public var late: Int?
+        /// Packets FEC rebuilt in time (nil: the run had no parity).
+        public var recoveredFEC: Int?
 
         enum CodingKeys: String, CodingKey {
             case sent, lost, frames, recovered, late
+            case recoveredFEC = "recovered_fec"
             case residualLossPct = "residual_loss_pct"
             case startS = "start_s"
             case endS = "end_s"
@@ -182,9 +185,16 @@ public struct RunResult: Codable, Sendable {
         /// Entries the receiver gave up at their deadline, and the smoothed NACK-to-answer time.
         public var gaveUp: Int
         public var recoveryMs: Double?
+        /// FEC (nil: no parity): the block shape, parity packets sent, packets the receiver
+        /// rebuilt, and the parity's bytes as % of the stream's.
+        public var fec: String?
+        public var parities: Int?
+        public var rebuilt: Int?
+        public var parityBytesPct: Double?
 
         enum CodingKeys: String, CodingKey {
-            case mode, nacks, resent
+            case mode, nacks, resent, fec, parities, rebuilt
+            case parityBytesPct = "parity_bytes_pct"
             case latencyMs = "latency_ms"
             case resentElsewhere = "resent_elsewhere"
             case deadTail = "dead_tail"

@@ -4,7 +4,7 @@ import Packets
 /// Ground truth from the kernel: what it counted on every router interface of a lab.
 ///
 /// Each router's `vnetlab` table has two named nftables counters per interface that match the
-/// project's media packets only (UDP, payload starting with magic `VN`, the wire version, kind 1 or 5):
+/// project's media packets only (UDP, payload starting with magic `VN`, the wire version, kind 1, 5 or 6):
 /// `in_IF` at the end of the prerouting chain (what came in from the link and got past its
 /// blackhole) and `out_IF` at the start of the postrouting chain (what was routed into the
 /// link, before its blackhole and random loss). So a link's drops of media packets in one
@@ -15,11 +15,11 @@ import Packets
 /// them, the qdiscs' counters (`tc -s -j`, all traffic) and the devices' (`ip -j -s link`).
 public enum MediaCounters {
     /// The nft expression that matches a VNetStream media packet: the four bytes after the UDP
-    /// header are 0x56 0x4E (magic), the wire version, and the kind: 1 (media) or 5 (a
-    /// retransmission, which its VNet carries and can lose like any media packet).
+    /// header are 0x56 0x4E (magic), the wire version, and the kind: 1 (media), 5 (a
+    /// retransmission) or 6 (a parity), which their VNet carries and can lose like any other.
     public static let match: String = {
         func word(_ kind: Wire.Kind) -> String { "0x" + String(UInt32(Wire.magic) << 16 | UInt32(Wire.version) << 8 | UInt32(kind.rawValue), radix: 16) }
-        return "meta l4proto udp @th,64,32 { \(word(.media)), \(word(.retransmission)) }"
+        return "meta l4proto udp @th,64,32 { \(word(.media)), \(word(.retransmission)), \(word(.parity)) }"
     }()
 
     public static func inName(_ interface: String) -> String { "in_\(interface)" }

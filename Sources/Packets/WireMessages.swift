@@ -1,9 +1,9 @@
-/// VNetStream's messages on the wire, version 4. Specified in `Docs/wire-format.md`; every
+/// VNetStream's messages on the wire, version 5. Specified in `Docs/wire-format.md`; every
 /// field is big-endian. Encoding and decoding are pure functions over bytes: no I/O here.
 public enum Wire {
     /// `VN`, the first two bytes of every VNetStream datagram.
     public static let magic: UInt16 = 0x564E
-    public static let version: UInt8 = 4
+    public static let version: UInt8 = 5
 
     public enum Kind: UInt8, Sendable {
         case media = 1
@@ -13,6 +13,8 @@ public enum Wire {
         case nack = 4
         /// A media packet sent again: the media header, then where it was first sent.
         case retransmission = 5
+        /// FEC: the XOR of up to 32 media packets (`Parity`, in `ParityMessage.swift`).
+        case parity = 6
     }
 
     /// Why a datagram was dropped instead of decoded; the receiver and sender count each.
@@ -60,6 +62,9 @@ public struct MediaHeader: Sendable, Equatable {
     /// The sender keeps what it sends and resends what a NACK asks for (`send --recovery`): the
     /// receiver NACKs only such streams.
     public var resends = false
+    /// A copy of a packet sent before or beside it (probe padding, a probe of a dead VNet), not
+    /// part of the split: FEC never protects one, so the receiver keeps the original's fields.
+    public var copy = false
     /// How long the packet waited in the sender's pacing onto its VNet, microseconds (a
     /// probe train's packets share one wait). A retransmission's counts from its send time.
     public var heldMicroseconds: UInt32
@@ -88,7 +93,9 @@ public struct MediaHeader: Sendable, Equatable {
     /// not read as queueing in the network.
     public var departureNanoseconds: UInt64 { sendTimeNanoseconds &+ UInt64(heldMicroseconds) * 1000 }
 
-    public static let maximumShedRun: UInt8 = 63
+    public static let maximumShedRun: UInt8 = 31
+    /// The copy bit of the frame flags.
+    public static let copyFlag: UInt8 = 0x20
 
     public init(
         streamID: UInt32, streamSequence: UInt32, pathSequence: UInt32, frameNumber: UInt32,
@@ -129,13 +136,26 @@ public struct MediaHeader: Sendable, Equatable {
         w.u8(pathID)
         w.u8(frameType)
         w.u8(mark)
-        w.u8(min(shedBefore, Self.maximumShedRun) | (resends ? 0x40 : 0) | (referencesFirst ? 0x80 : 0))
+        w.u8(frameFlags)
         w.u32(heldMicroseconds)
         if let origin {
             w.u8(origin.pathID)
             w.u8(0)
             w.u16(0)
             w.u32(origin.pathSequence)
+        }
+    }
+
+    /// The frame-flags byte: the shed run (bits 0-4), copy (5), resends (6), references first (7).
+    public var frameFlags: UInt8 {
+        get {
+            min(shedBefore, Self.maximumShedRun) | (copy ? Self.copyFlag : 0) | (resends ? 0x40 : 0) | (referencesFirst ? 0x80 : 0)
+        }
+        set {
+            shedBefore = newValue & Self.maximumShedRun
+            copy = newValue & Self.copyFlag != 0
+            resends = newValue & 0x40 != 0
+            referencesFirst = newValue & 0x80 != 0
         }
     }
 
@@ -157,10 +177,7 @@ public struct MediaHeader: Sendable, Equatable {
             streamID: r.u32(), streamSequence: r.u32(), pathSequence: r.u32(), frameNumber: r.u32(),
             sendTimeNanoseconds: r.u64(), fragmentIndex: r.u16(), fragmentCount: r.u16(), pathID: r.u8(),
             frameType: r.u8(), mark: r.u8())
-        let frameFlags = r.u8()
-        header.shedBefore = frameFlags & 0x3F
-        header.resends = frameFlags & 0x40 != 0
-        header.referencesFirst = frameFlags & 0x80 != 0
+        header.frameFlags = r.u8()
         header.heldMicroseconds = r.u32()
         if retransmission {
             let pathID = r.u8()

@@ -38,6 +38,8 @@ public struct Retransmitter: Sendable {
         public var notHeld = 0
         /// Asked for again within `resendGap` of the last resend.
         public var recent = 0
+
+        public init() {}
     }
 
     public let mode: RecoveryMode
@@ -124,9 +126,9 @@ public struct Retransmitter: Sendable {
     /// Where a packet lost on `lost` goes again (nil: nowhere).
     public static func choose(lost: Int, mode: RecoveryMode, outlook: [VNetOutlook]) -> Int? {
         switch mode {
-        case .none: return nil
+        case .none, .fec: return nil
         case .arqSame: return lost
-        case .arq:
+        case .arq, .fecArq:
             let live = outlook.indices.filter { outlook[$0].live }
             guard !live.isEmpty else { return outlook.indices.contains(lost) ? lost : nil }
             func score(_ vnet: Int) -> Double { outlook[vnet].lossRate + (outlook[vnet].full ? 0.5 : 0) + (vnet == lost ? 1e-6 : 0) }

@@ -23,6 +23,8 @@ public struct SendInvocation: Codable, Sendable, Equatable {
     /// `--recovery MODE` and `--latency`, seconds (nil: the defaults, none and 200 ms).
     public var recovery: String?
     public var latencyS: Double?
+    /// `--fec cols=C,rows=R,…` (nil: the default shape, or no parity).
+    public var fec: String?
 
     public init(
         trace: String, to: String, startAt: UInt64, mode: SendMode, tuns: [String], probeIntervalS: Double, log: String, packetLog: String,
@@ -51,11 +53,12 @@ public struct SendInvocation: Codable, Sendable, Equatable {
         for (tun, rate) in (ceilings ?? [:]).sorted(by: { $0.key < $1.key }) { argv += ["--ceiling", "\(tun)=\(rate)"] }
         if let recovery { argv += ["--recovery", recovery] }
         if let latencyS { argv += ["--latency", latencyS.plainText(places: 6)] }
+        if let fec { argv += ["--fec", fec] }
         return argv + mode.sendArguments
     }
 
     enum CodingKeys: String, CodingKey {
-        case trace, to, mode, tuns, log, json, shed, ceilings, recovery
+        case trace, to, mode, tuns, log, json, shed, ceilings, recovery, fec
         case latencyS = "latency_s"
         case startAt = "start_at"
         case probeIntervalS = "probe_interval_s"

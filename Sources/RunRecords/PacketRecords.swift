@@ -61,10 +61,14 @@ public struct SentPacket: CSVRecord, Equatable {
     public var localDrop: Bool
     /// A retransmission (`--recovery`): the stream's packet again, not part of the split.
     public var resent: Bool
+    /// A parity packet (`--recovery fec`): its stream sequence is the first it protects.
+    public var parity: Bool
 
     public init(
-        t: Double, streamSequence: UInt32, vnet: Int, pathSequence: UInt32, frame: UInt32, bytes: Int, copy: Bool, localDrop: Bool, resent: Bool = false
+        t: Double, streamSequence: UInt32, vnet: Int, pathSequence: UInt32, frame: UInt32, bytes: Int, copy: Bool, localDrop: Bool, resent: Bool = false,
+        parity: Bool = false
     ) {
+        self.parity = parity
         self.t = t
         self.streamSequence = streamSequence
         self.vnet = vnet
@@ -76,10 +80,10 @@ public struct SentPacket: CSVRecord, Equatable {
         self.resent = resent
     }
 
-    public static let csvHeader = "t_s,stream_seq,vnet,path_seq,frame,bytes,copy,local_drop,resent"
+    public static let csvHeader = "t_s,stream_seq,vnet,path_seq,frame,bytes,copy,local_drop,resent,parity"
 
     public var csvRow: String {
-        "\(t.plainText(places: 6)),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(copy ? 1 : 0),\(localDrop ? 1 : 0),\(resent ? 1 : 0)"
+        "\(t.plainText(places: 6)),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(copy ? 1 : 0),\(localDrop ? 1 : 0),\(resent ? 1 : 0),\(parity ? 1 : 0)"
     }
 
     public init?(csvFields f: [Substring]) {
@@ -87,10 +91,11 @@ public struct SentPacket: CSVRecord, Equatable {
             let bytes = Int(f[5]), let copy = Int(f[6]), let drop = Int(f[7])
         else { return nil }
         let resent = f.count > 8 ? Int(f[8]) : 0
-        guard let resent else { return nil }
+        let parity = f.count > 9 ? Int(f[9]) : 0
+        guard let resent, let parity else { return nil }
         self.init(
             t: t, streamSequence: stream, vnet: vnet, pathSequence: path, frame: frame, bytes: bytes, copy: copy == 1, localDrop: drop == 1,
-            resent: resent == 1)
+            resent: resent == 1, parity: parity == 1)
     }
 }
 
@@ -109,11 +114,14 @@ public struct ReceivedPacket: CSVRecord, Equatable {
     public var stream: UInt32
     /// A retransmission (`--recovery`).
     public var resent: Bool
+    /// A parity packet (`--recovery fec`).
+    public var parity: Bool
 
     public init(
         monotonicNanoseconds: UInt64, streamSequence: UInt32, vnet: Int, pathSequence: UInt32, frame: UInt32, bytes: Int, tos: UInt8?,
-        stream: UInt32, resent: Bool = false
+        stream: UInt32, resent: Bool = false, parity: Bool = false
     ) {
+        self.parity = parity
         self.monotonicNanoseconds = monotonicNanoseconds
         self.streamSequence = streamSequence
         self.vnet = vnet
@@ -125,10 +133,10 @@ public struct ReceivedPacket: CSVRecord, Equatable {
         self.resent = resent
     }
 
-    public static let csvHeader = "mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos,stream,resent"
+    public static let csvHeader = "mono_ns,stream_seq,vnet,path_seq,frame,bytes,tos,stream,resent,parity"
 
     public var csvRow: String {
-        "\(monotonicNanoseconds),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(tos.map(String.init) ?? ""),\(stream),\(resent ? 1 : 0)"
+        "\(monotonicNanoseconds),\(streamSequence),\(vnet),\(pathSequence),\(frame),\(bytes),\(tos.map(String.init) ?? ""),\(stream),\(resent ? 1 : 0),\(parity ? 1 : 0)"
     }
 
     public init?(csvFields f: [Substring]) {
@@ -138,10 +146,11 @@ public struct ReceivedPacket: CSVRecord, Equatable {
         let tos: UInt8? = f[6].isEmpty ? nil : UInt8(f[6])
         if !f[6].isEmpty && tos == nil { return nil }
         let resent = f.count > 8 ? Int(f[8]) : 0
-        guard let resent else { return nil }
+        let parity = f.count > 9 ? Int(f[9]) : 0
+        guard let resent, let parity else { return nil }
         self.init(
             monotonicNanoseconds: mono, streamSequence: sequence, vnet: vnet, pathSequence: path, frame: frame, bytes: bytes, tos: tos,
-            stream: stream, resent: resent == 1)
+            stream: stream, resent: resent == 1, parity: parity == 1)
     }
 }
 

@@ -86,8 +86,14 @@ public struct SenderSummary: Codable, Sendable {
         public var tooLate: Int
         public var notHeld: Int
         public var recent: Int
-        /// The retransmission buffer's fixed memory, bytes.
+        /// The retransmission buffer's fixed memory, bytes (0: no retransmission).
         public var bufferBytes: Int
+        /// FEC (nil: no parity): the block shape, parity packets made, their UDP payload bytes
+        /// (the extra the parity cost), and those made before their row or column was complete.
+        public var fec: String?
+        public var parities: Int?
+        public var parityBytes: Int?
+        public var partialParities: Int?
 
         public init(
             mode: String, latencyMs: Double, nacks: Int, requested: Int, resent: Int, resentBytes: Int, resentElsewhere: Int, deadTail: Int,
@@ -116,6 +122,9 @@ public struct SenderSummary: Codable, Sendable {
             case tooLate = "too_late"
             case notHeld = "not_held"
             case bufferBytes = "buffer_bytes"
+            case fec, parities
+            case parityBytes = "parity_bytes"
+            case partialParities = "partial_parities"
         }
     }
 

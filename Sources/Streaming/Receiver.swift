@@ -235,6 +235,23 @@ public final class Receiver {
                     if returnAddresses[index][Int(header.pathID)] != arrival.source { returnAddresses[index][Int(header.pathID)] = arrival.source }
                 case .failure(let reason): drop(reason)
                 }
+            case .success(.parity):
+                switch Parity.decode(datagram) {
+                case .success(let parity):
+                    // Parity of a stream not seen yet waits for its media (it rebuilds nothing alone).
+                    guard let index = index(of: parity.streamID) else { return false }
+                    accountings[index].record(parity, bytes: arrival.count, tos: arrival.tos, arrival: now, kernelStamp: arrival.kernelTimeNanoseconds)
+                    if let packetLog = configuration.packetLog {
+                        packetLog(
+                            ReceivedPacket(
+                                monotonicNanoseconds: now, streamSequence: parity.firstStreamSequence, vnet: Int(parity.pathID) + 1,
+                                pathSequence: parity.pathSequence, frame: 0, bytes: arrival.count + IPv4UDP.headerSize, tos: arrival.tos,
+                                stream: parity.streamID, parity: true
+                            ).csvRow)
+                    }
+                    if returnAddresses[index][Int(parity.pathID)] != arrival.source { returnAddresses[index][Int(parity.pathID)] = arrival.source }
+                case .failure(let reason): drop(reason)
+                }
             case .success(.streamEnd):
                 switch StreamEnd.decode(datagram) {
                 case .success(let end):

@@ -42,14 +42,16 @@ public final class Sender {
         self.configuration = configuration
         tuns = try configuration.routes.map { try TunDevice.attach($0.tun, virtioHeader: configuration.segmentationOffload) }
         let mtu = try configuration.mtu ?? tuns.map { try $0.mtu() }.min()!
-        guard mtu >= IPv4UDP.headerSize + MediaHeader.size + 1, mtu <= 65535 else {
-            throw SenderError("an MTU of \(mtu) bytes leaves no room for media (at least \(IPv4UDP.headerSize + MediaHeader.size + 1))")
+        let least = IPv4UDP.headerSize + MediaHeader.size + SenderCore.reserve(for: configuration.recovery) + 1
+        guard mtu >= least, mtu <= 65535 else {
+            throw SenderError("an MTU of \(mtu) bytes leaves no room for media (at least \(least) with --recovery \(configuration.recovery))")
         }
         self.mtu = mtu
         core = SenderCore(
             streamID: configuration.streamID, mark: configuration.mark, mtu: mtu, vnets: configuration.routes.count,
             mode: configuration.mode, adaptive: configuration.adaptive, stages: configuration.stages,
-            ceilings: configuration.routes.map(\.ceiling), recovery: configuration.recovery, latencySeconds: configuration.latency)
+            ceilings: configuration.routes.map(\.ceiling), recovery: configuration.recovery, latencySeconds: configuration.latency,
+            fec: configuration.fec)
         let trace = configuration.trace
         core.referencesFirst = trace.isReordered
         if configuration.shedding {
@@ -161,7 +163,9 @@ public final class Sender {
             turns += 1
             if !pacing { now = MonotonicClock.now() }
         }
-        // Packets still waiting for their VNet's pace go before the end message counts them.
+        // The parity of the last rows and columns, and packets still waiting for their VNet's
+        // pace, go before the end message counts them.
+        core.finishParity(now: MonotonicClock.now())
         while let next = core.nextDue {
             try serve(until: max(next, MonotonicClock.now() + 1_000_000))
             try releaseDue()
@@ -197,13 +201,19 @@ public final class Sender {
                     frames: shedder.shedFrames.values.reduce(0, +), bytes: shedder.shedBytes,
                     byType: Dictionary(uniqueKeysWithValues: shedder.shedFrames.map { ($0.key.rawValue, $0.value) }))
             })
-        if let retransmitter = core.retransmitter {
-            let tally = retransmitter.tally
+        if configuration.recovery != .none {
+            let tally = core.retransmitter?.tally ?? Retransmitter.Tally()
             summary.recovery = SenderSummary.Recovery(
-                mode: retransmitter.mode.rawValue, latencyMs: rounded(configuration.latency * 1000), nacks: tally.nacks,
+                mode: configuration.recovery.rawValue, latencyMs: rounded(configuration.latency * 1000), nacks: tally.nacks,
                 requested: tally.requested, resent: tally.resent, resentBytes: tally.resentBytes, resentElsewhere: tally.resentElsewhere,
                 deadTail: tally.deadTail, tooLate: tally.tooLate, notHeld: tally.notHeld, recent: tally.recent,
-                bufferBytes: retransmitter.buffer.bytes)
+                bufferBytes: core.retransmitter?.buffer.bytes ?? 0)
+            if let encoder = core.parityEncoder {
+                summary.recovery?.fec = encoder.shape.description
+                summary.recovery?.parities = encoder.tally.parities
+                summary.recovery?.parityBytes = encoder.tally.parityBytes
+                summary.recovery?.partialParities = encoder.tally.partial
+            }
         }
         if configuration.mode == .adaptive {
             summary.pacedPackets = core.pacing.heldPackets

@@ -61,6 +61,8 @@ public struct SenderConfiguration {
     /// How lost packets are recovered: `arq-same` and `arq` keep what was sent and resend what
     /// the receiver's NACKs ask for (on the same VNet, or on the one most likely to deliver it).
     public var recovery: RecoveryMode = .none
+    /// The FEC block shape (`fec` and `fec+arq`).
+    public var fec: FECShape = .default
     /// The playout deadline: a packet is of use until its frame's time plus this, seconds.
     public var latency: Double = 0.2
 

@@ -16,8 +16,12 @@ public struct OutgoingPacket: Sendable, Equatable {
     /// Part of a probe train: it leaves back to back with the train's other packets, once the
     /// VNet's pacing bucket is full (`VNetPacing`).
     public var train: Bool
+    /// A parity packet (FEC), whose path fields are filled in from `header` when it is written;
+    /// `header` is how it reads to its path (`Parity.pathHeader`).
+    public var parity: Parity?
 
-    public init(header: MediaHeader, payloadBytes: Int, vnet: Int, copy: Bool, train: Bool = false) {
+    public init(header: MediaHeader, payloadBytes: Int, vnet: Int, copy: Bool, train: Bool = false, parity: Parity? = nil) {
+        self.parity = parity
         self.header = header
         self.payloadBytes = payloadBytes
         self.vnet = vnet
@@ -68,7 +72,9 @@ public struct SenderCore {
     private var moved: [OutgoingPacket] = []
     /// Retransmission (nil: `--recovery none`): what NACKs ask for, resent on the VNet it picks.
     public private(set) var retransmitter: Retransmitter?
-    /// Resends waiting for `due` (they go through their VNet's pacing like any packet).
+    /// FEC (nil: no parity): the parity of what was written, on the VNet it picks.
+    public private(set) var parityEncoder: ParityEncoder?
+    /// Resends and parity waiting for `due` (they go through their VNet's pacing like any packet).
     private var resends: [OutgoingPacket] = []
     /// The latest time the driver gave.
     private var lastNow: UInt64 = 0
@@ -89,6 +95,9 @@ public struct SenderCore {
         /// Retransmissions written on this VNet (also in `packets` and `bytes`).
         public var resent = 0
         public var resentBytes = 0
+        /// Parity packets written on this VNet (also in `packets` and `bytes`).
+        public var parity = 0
+        public var parityBytes = 0
         /// Since the driver last took them (`takeInterval`).
         public var intervalPackets = 0
         public var intervalBytes = 0
@@ -99,19 +108,27 @@ public struct SenderCore {
     /// adaptive controller's capacity estimate.
     public init(
         streamID: UInt32, mark: TrafficMark, mtu: Int, vnets: Int, mode: SendMode, adaptive: AdaptiveController.Parameters,
-        stages: [any SenderStage] = [], ceilings: [Double?] = [], recovery: RecoveryMode = .none, latencySeconds: Double = 0.2
+        stages: [any SenderStage] = [], ceilings: [Double?] = [], recovery: RecoveryMode = .none, latencySeconds: Double = 0.2,
+        fec: FECShape = .default
     ) {
         self.streamID = streamID
         self.mark = mark
-        // A retransmission carries its origin after the header: room for it in every packet.
-        packetizer = Packetizer(mtu: mtu, reserve: recovery.resends ? MediaHeader.originSize : 0)
+        // A retransmission carries its origin after the header, a parity its fixed part before
+        // the longest payload it covers: room for them in every packet.
+        packetizer = Packetizer(mtu: mtu, reserve: Self.reserve(for: recovery))
         retransmitter = recovery.resends ? Retransmitter(mode: recovery, vnets: vnets, latencySeconds: latencySeconds) : nil
+        parityEncoder = recovery.parity ? ParityEncoder(shape: fec, streamID: streamID, vnets: vnets, latencySeconds: latencySeconds) : nil
         controller = mode.controller(vnets: vnets, adaptive: adaptive, ceilings: ceilings)
         splitter = TieredSplitter(weights: mode.initialWeights(vnets: vnets))
         self.stages = stages
         self.vnets = Array(repeating: VNetTally(), count: vnets)
         pacing = VNetPacing(vnets: vnets, holdNanoseconds: controller.pacingHoldNanoseconds, burstSeconds: adaptive.pacingBurstMs / 1000)
         followWeights()
+    }
+
+    /// Bytes each packet leaves free for what recovery adds to it.
+    public static func reserve(for recovery: RecoveryMode) -> Int {
+        max(recovery.resends ? MediaHeader.originSize : 0, recovery.parity ? Parity.fixedSize - MediaHeader.size : 0)
     }
 
     /// The packets of one frame, split (with a probe train or copies when the controller asks
@@ -218,6 +235,9 @@ public struct SenderCore {
     /// Packets whose wait is over (the pacing's, or moved off a VNet that died), appended to `out`.
     public mutating func due(now: UInt64, into out: inout [OutgoingPacket]) {
         lastNow = max(lastNow, now)
+        if let expiry = parityEncoder?.nextExpiry, expiry <= now {
+            queue(parity: parityEncoder!.expire(outlook: controller.outlook(now: now), now: now))
+        }
         if !resends.isEmpty {
             let again = resends
             resends.removeAll()
@@ -235,19 +255,34 @@ public struct SenderCore {
     }
 
     /// When `due` has something next (nil: nothing waits).
-    public var nextDue: UInt64? { moved.isEmpty && resends.isEmpty ? pacing.nextRelease() : 0 }
+    public var nextDue: UInt64? {
+        guard moved.isEmpty && resends.isEmpty else { return 0 }
+        switch (pacing.nextRelease(), parityEncoder?.nextExpiry) {
+        case let (release?, expiry?): return min(release, expiry)
+        case let (release, expiry): return release ?? expiry
+        }
+    }
+
+    /// The stream's last frame went: the parity of every row and column still open waits for
+    /// `due`, so that the stream's tail is protected too.
+    public mutating func finishParity(now: UInt64) {
+        guard parityEncoder != nil else { return }
+        queue(parity: parityEncoder!.finish(outlook: controller.outlook(now: now), now: now))
+    }
 
     /// The packet as it goes on the wire: its path id and the VNet's next path sequence.
     public mutating func stamp(_ packet: OutgoingPacket) -> MediaHeader {
         var header = packet.header
+        header.copy = packet.copy
         header.pathID = UInt8(packet.vnet)
         header.pathSequence = vnets[packet.vnet].pathSequence
         vnets[packet.vnet].pathSequence &+= 1
         return header
     }
 
-    /// The device writer wrote `header` (stamped) into its VNet's tun, or the tun did not take it.
-    public mutating func written(_ header: MediaHeader, payloadBytes: Int, copy: Bool, taken: Bool, now: UInt64) {
+    /// The device writer wrote `header` (stamped) into its VNet's tun, or the tun did not take it
+    /// (`parity`: a parity packet, of which `header` is its path's view).
+    public mutating func written(_ header: MediaHeader, payloadBytes: Int, copy: Bool, taken: Bool, parity: Bool = false, now: UInt64) {
         lastNow = max(lastNow, now)
         let vnet = Int(header.pathID)
         if taken {
@@ -259,13 +294,25 @@ public struct SenderCore {
                 vnets[vnet].copies += 1
                 vnets[vnet].copyBytes += payloadBytes
             }
-            retransmitter?.written(header, payloadBytes: payloadBytes, copy: copy, now: now)
+            // A parity is not kept: what it protects is, and a lost parity is not worth resending.
+            retransmitter?.written(header, payloadBytes: payloadBytes, copy: copy || parity, now: now)
             if header.origin != nil {
                 vnets[vnet].resent += 1
                 vnets[vnet].resentBytes += payloadBytes
             }
+            if parity {
+                vnets[vnet].parity += 1
+                vnets[vnet].parityBytes += payloadBytes
+            }
         } else {
             vnets[vnet].localDrops += 1
+        }
+        // Every original is protected, taken or not: the receiver can rebuild a local drop too.
+        if parityEncoder != nil, !parity, !copy, header.origin == nil {
+            let wait = UInt64(header.heldMicroseconds) * 1000
+            queue(
+                parity: parityEncoder!.written(
+                    header, payloadBytes: payloadBytes, frameTime: now > wait ? now - wait : 0, outlook: controller.outlook(now: now), now: now))
         }
         controller.sent(vnet: vnet, pathSequence: header.pathSequence, bytes: IPv4UDP.headerSize + payloadBytes, now: now)
     }
@@ -286,6 +333,15 @@ public struct SenderCore {
         lastNow = max(lastNow, now)
         guard retransmitter != nil else { return }
         queue(retransmitter!.received(nack, outlook: controller.outlook(now: now), now: now))
+    }
+
+    private mutating func queue(parity ready: [ParityEncoder.Ready]) {
+        for item in ready {
+            var header = item.parity.pathHeader
+            header.mark = mark.tos
+            splitter.take(item.vnet, bytes: IPv4UDP.headerSize + item.parity.payloadBytes)
+            resends.append(OutgoingPacket(header: header, payloadBytes: item.parity.payloadBytes, vnet: item.vnet, copy: false, parity: item.parity))
+        }
     }
 
     private mutating func queue(_ answers: [Retransmitter.Resend]) {

@@ -18,7 +18,8 @@ extension Sender {
             var run = 1
             while run < min(most, rest.count) {
                 let next = rest[rest.startIndex + run]
-                guard next.vnet == first.vnet, !next.copy, !first.copy, next.payloadBytes == first.payloadBytes else { break }
+                guard next.vnet == first.vnet, !next.copy, !first.copy, next.parity == nil, first.parity == nil, next.payloadBytes == first.payloadBytes
+                else { break }
                 run += 1
             }
             guard run > 1 else {
@@ -44,13 +45,24 @@ extension Sender {
             let route = configuration.routes[packet.vnet]
             identification &+= 1
             let taken = try buffer.withUnsafeMutableBytes { raw -> Bool in
-                header.write(into: raw, at: IPv4UDP.headerSize)
+                if var parity = packet.parity {
+                    // Its path fields as stamped; after the fixed part, the filler payloads' XOR: zeros.
+                    parity.pathID = header.pathID
+                    parity.pathSequence = header.pathSequence
+                    parity.heldMicroseconds = header.heldMicroseconds
+                    parity.mark = header.mark
+                    parity.write(into: raw, at: IPv4UDP.headerSize)
+                    let rest = IPv4UDP.headerSize + Parity.fixedSize
+                    if length > Parity.fixedSize { raw[rest..<(IPv4UDP.headerSize + length)].initializeMemory(as: UInt8.self, repeating: 0) }
+                } else {
+                    header.write(into: raw, at: IPv4UDP.headerSize)
+                }
                 IPv4UDP.writeHeaders(
                     into: raw, payloadLength: length, source: UDPEndpoint(address: route.source, port: configuration.sourcePort),
                     destination: configuration.destination, tos: configuration.mark.tos, identification: identification)
                 return try tuns[packet.vnet].write(UnsafeRawBufferPointer(rebasing: raw[0..<(IPv4UDP.headerSize + length)]))
             }
-            written(header, payloadBytes: length, copy: packet.copy, taken: taken, now: MonotonicClock.now())
+            written(header, payloadBytes: length, copy: packet.copy, taken: taken, parity: packet.parity != nil, now: MonotonicClock.now())
         }
     }
 
@@ -87,14 +99,14 @@ extension Sender {
     }
 
     /// Counts one packet written (or not taken), tells the controller, and logs it.
-    func written(_ header: MediaHeader, payloadBytes: Int, copy: Bool, taken: Bool, now: UInt64) {
-        core.written(header, payloadBytes: payloadBytes, copy: copy, taken: taken, now: now)
+    func written(_ header: MediaHeader, payloadBytes: Int, copy: Bool, taken: Bool, parity: Bool = false, now: UInt64) {
+        core.written(header, payloadBytes: payloadBytes, copy: copy, taken: taken, parity: parity, now: now)
         if let packetLog = configuration.packetLog {
             packetLog(
                 SentPacket(
                     t: Double(now &- start) / 1e9, streamSequence: header.streamSequence, vnet: Int(header.pathID) + 1,
                     pathSequence: header.pathSequence, frame: header.frameNumber, bytes: IPv4UDP.headerSize + payloadBytes, copy: copy,
-                    localDrop: !taken, resent: header.origin != nil
+                    localDrop: !taken, resent: header.origin != nil, parity: parity
                 ).csvRow)
         }
     }

@@ -150,12 +150,14 @@ struct Send: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "How lost packets are recovered: none, arq-same or arq.",
+            "How lost packets are recovered: none, arq-same, arq, fec or fec+arq.",
             discussion: """
                 arq-same resends what the receiver's NACKs ask for on the VNet that lost it (as SRT \
                 and RIST do); arq resends on the VNet most likely to deliver it in time: another \
                 one whenever that VNet is dead, lossy or full, and a dead VNet's unreported tail \
-                at once. Both keep a fixed ring of 4096 packets per VNet (Docs/recovery.md).
+                at once. Both keep a fixed ring of 4096 packets per VNet. fec sends XOR parity \
+                (--fec) on another VNet than most of what it protects, and the receiver rebuilds \
+                without asking; fec+arq NACKs what the parity could not rebuild (Docs/recovery.md).
                 """,
             valueName: "mode"))
     var recovery: RecoveryMode = .none
@@ -164,6 +166,18 @@ struct Send: ParsableCommand {
         help: ArgumentHelp("The playout deadline after each frame's time: nothing is resent that cannot arrive by it (default: 200ms).", valueName: "time"),
         transform: timeSeconds)
     var latency: Double = 0.2
+
+    @Option(
+        help: ArgumentHelp(
+            "The FEC block shape for --recovery fec and fec+arq (default: cols=5,rows=5).",
+            discussion: """
+                A block is ROWS rows of COLS consecutive packets. Row parity (one per row) rebuilds \
+                one loss in a row and costs 1/COLS; column parity (one per column) rebuilds one \
+                loss in a column, a burst up to COLS long, and costs 1/ROWS. layout=both (the \
+                default), rows or columns; rows=1 means row parity only. Each is 1 to 32.
+                """,
+            valueName: "cols=C,rows=R[,layout=L]"))
+    var fec: String?
 
     var resolvedMode: SendMode.Kind { mode ?? (split != nil ? .static : .adaptive) }
 
@@ -200,6 +214,13 @@ struct Send: ParsableCommand {
         }
         if !(latency > 0 && latency <= 60) { throw ValidationError("--latency must be above 0 and at most 60s.") }
         if recovery != .none && cbr == .max { throw ValidationError("--recovery \(recovery) needs a paced stream: give a trace or --cbr RATE, not --cbr max.") }
+        if let fec {
+            guard recovery.parity else { throw ValidationError("--fec goes with --recovery fec or fec+arq, not --recovery \(recovery).") }
+            do { _ = try FECShape(parsing: fec) } catch { throw ValidationError("--fec: \(error)") }
+        }
+        if recovery.parity && resolvedMode == .duplicate {
+            throw ValidationError("--recovery \(recovery) with --mode duplicate: every packet already goes on every VNet; parity would add nothing.")
+        }
         if shed && cbr == .max { throw ValidationError("--shed needs frames: give a trace or --cbr RATE, not --cbr max.") }
         if segmentation && cbr == .max { throw ValidationError("--cbr max segments already (--no-segmentation turns it off); --segmentation is for paced streams.") }
         if segmentation && resolvedMode == .adaptive {
@@ -260,6 +281,7 @@ struct Send: ParsableCommand {
         configuration.shedding = shed
         configuration.recovery = recovery
         configuration.latency = latency
+        if let fec { configuration.fec = try FECShape(parsing: fec) }
         let logFile = try log.map { try LineFile(path: $0) }
         if let logFile { configuration.log = { logFile.write($0) } }
         let packetFile = try packetLog.map { try LineFile(path: $0) }
@@ -283,7 +305,8 @@ struct Send: ParsableCommand {
             lines.append(
                 "  recovery \(recovery.mode) (latency \(decimal(recovery.latencyMs, 0)) ms): \(recovery.nacks) NACKs for \(recovery.requested) packets, "
                     + "\(recovery.resent) resent (\(recovery.resentBytes) bytes, \(recovery.resentElsewhere) on another VNet, \(recovery.deadTail) of a dead VNet's tail), "
-                    + "\(recovery.tooLate) too late, \(recovery.notHeld) no longer held")
+                    + "\(recovery.tooLate) too late, \(recovery.notHeld) no longer held"
+                    + (recovery.parities.map { ", \($0) parity packets (\(recovery.parityBytes ?? 0) bytes, fec \(recovery.fec ?? "")), \(recovery.partialParities ?? 0) partial" } ?? ""))
         }
         if let shed = summary.shed {
             let byType = shed.byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")

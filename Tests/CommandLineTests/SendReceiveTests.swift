@@ -232,6 +232,47 @@ struct SendReceiveTests {
         }
     }
 
+    @Test("25 % random loss on VNet 2, parity included: fec rebuilds most of it without asking, fec+arq NACKs only what the parity left, and the parity costs what its shape says")
+    func forwardErrorCorrection() throws {
+        let network = try TwoVNetNetwork()
+        defer { network.teardown() }
+        try network.dropMedia(router: network.router2, percent: 25, retransmissions: true, parity: true)
+        var runs: [String: StreamRun] = [:]
+        for mode in ["fec", "fec+arq"] {
+            // 2 Mbit/s, 10000-byte frames: 8 packets each, 200 a second; a 4x4 block spans 2 frames.
+            runs[mode] = try stream(
+                network, send: ["--cbr", "2mbit", "--duration", "4", "--split", "1:1", "--recovery", mode, "--fec", "cols=4,rows=4"],
+                recv: [])
+        }
+        for mode in ["fec", "fec+arq"] {
+            let run = try #require(runs[mode])
+            let total = run.report.total
+            let sender = try #require(run.summary.recovery, "\(mode): no recovery in the sender's summary")
+            let receiver = try #require(run.report.recovery, "\(mode): no recovery in the receiver's report")
+            #expect(total.sent == 800 && total.lost >= 50, "\(mode): \(run.report.markdown)")
+            // One parity per row and per column: 200 + 200 for 800 packets, nearly all complete.
+            let parities = try #require(sender.parities)
+            #expect(parities >= 400 && parities <= 410 && (sender.partialParities ?? 99) <= 10 && sender.fec == "cols=4,rows=4,layout=both", "\(sender)")
+            #expect(run.summary.vnets.reduce(0) { $0 + $1.packets } == 800 + parities + sender.resent)
+            // Rebuilt from what came: a parity of 4 full packets is as long as one of them.
+            #expect((receiver.rebuilt ?? 0) > 0 && (total.recoveredFEC ?? 0) > 0 && receiver.parityUnusable == 0, "\(mode): \(receiver)")
+            #expect(Double(sender.parityBytes ?? 0) / Double(parities) >= 1250 + 32, "\(sender)")
+            if mode == "fec" {
+                // Most of the network's loss comes back; the rest (two losses in one row and
+                // column) is the viewer's, and nothing is NACKed.
+                #expect((total.residualLost ?? .max) * 3 <= total.lost && sender.nacks == 0, "fec: \(run.report.markdown)")
+            } else {
+                // ARQ picks up what the parity left: nearly nothing is lost, and far fewer
+                // packets are resent than the network lost (the parity got the rest first).
+                #expect((total.residualLost ?? .max) <= 1, "fec+arq: \(run.report.markdown)")
+                #expect(sender.resent < total.lost && sender.resent >= (total.lost - (total.recoveredFEC ?? 0)) / 2, "fec+arq: \(sender), \(total.lost) lost")
+            }
+            recordTiming(
+                "\(mode) at 25 % loss on one VNet: network loss, then after recovery", Double(total.residualLost ?? -1), "packets",
+                bound: "of \(total.lost) lost; \(total.recoveredFEC ?? 0) rebuilt, \(sender.resent) resent")
+        }
+    }
+
     @Test("VNet 2 fails mid-stream under the adaptive split with arq: the packets it swallowed before it was declared dead are resent over VNet 1 at once")
     func recoveryOfADeadVNetsTail() throws {
         let network = try TwoVNetNetwork()

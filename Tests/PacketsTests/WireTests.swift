@@ -34,6 +34,11 @@ let sampleNack = Nack(
     streamID: 7, sequence: 41,
     ranges: [Nack.Range(pathID: 0, first: 1000, count: 3), Nack.Range(pathID: 1, first: 0xFFFF_FFFE, count: 65535)])
 
+let sampleParity = Parity(
+    streamID: 7, firstStreamSequence: 500, stride: 5, covered: 0b10111, protected: ProtectedFields(sampleHeader, payloadBytes: 1200),
+    payloadBytes: Parity.fixedSize + 1160, sendTimeNanoseconds: 149_960_000_000, heldMicroseconds: 1234, pathID: 1, pathSequence: 0xFFFF_0001,
+    mark: 0xB8)
+
 @Suite("Wire format")
 struct WireTests {
     @Test("media headers, reports and stream ends survive a round trip")
@@ -45,6 +50,66 @@ struct WireTests {
         #expect(sampleRetransmission.encoded.count == MediaHeader.size + MediaHeader.originSize)
         #expect(try MediaHeader.decode(sampleRetransmission.encoded).get() == sampleRetransmission)
         #expect(try Nack.decode(sampleNack.encoded).get() == sampleNack)
+        #expect(try Parity.decode(sampleParity.encoded).get() == sampleParity)
+    }
+
+    @Test("a parity is kind 6: 72 bytes of fixed part, as long as the longest payload it covers; a zero stride, no positions or a reserved word set are garbled")
+    func parityLayout() {
+        let bytes = sampleParity.encoded
+        #expect(bytes.count == Parity.fixedSize + 1160)
+        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, Wire.version, 6])
+        #expect(Array(bytes[8..<16]) == [0, 0, 0x01, 0xF4, 0xFF, 0xFF, 0, 1])
+        #expect(Array(bytes[28..<36]) == [1, 0xB8, 0, 5, 0, 0, 0, 0b10111])
+        #expect(sampleParity.positions == [0, 1, 2, 4] && sampleParity.streamSequence(at: 4) == 520)
+        for (offset, value) in [(31, UInt8(0)), (35, 0), (39, 1)] {
+            var broken = bytes
+            broken[offset] = value
+            #expect(Parity.decode(broken) == .failure(.garbled), "byte \(offset) = \(value)")
+        }
+        #expect(Parity.decode(Array(bytes[0..<71])) == .failure(.short))
+        #expect(MediaHeader.decode(bytes) == .failure(.unknownKind))
+    }
+
+    @Test("a copy's flag survives the wire; the shed run is capped at 31 beside it")
+    func copyFlag() throws {
+        var header = sampleHeader
+        header.copy = true
+        header.shedBefore = 200
+        header.resends = true
+        let decoded = try MediaHeader.decode(header.encoded).get()
+        #expect(decoded.copy && decoded.resends && decoded.shedBefore == 31 && !decoded.referencesFirst)
+        #expect(header.encoded[35] == 0x1F | 0x20 | 0x40)
+    }
+
+    @Test("XOR of three packets' protected fields, with two of them, gives the third back: its origin, its frame, its length; a retransmission gives its original's fields")
+    func protectedFieldsRebuild() throws {
+        var packets: [(MediaHeader, Int)] = []
+        for k in 0..<3 {
+            var header = sampleHeader
+            header.streamSequence = 10 + UInt32(k)
+            header.pathSequence = 700 + UInt32(k * 3)
+            header.pathID = UInt8(k % 2)
+            header.fragmentIndex = UInt16(k)
+            header.fragmentCount = 3
+            header.frameType = UInt8(ascii: k == 0 ? "I" : "P")
+            header.resends = k == 1
+            header.shedBefore = UInt8(k)
+            packets.append((header, 1000 + k * 17))
+        }
+        let parity = packets.reduce(ProtectedFields.zero) { $0 ^ ProtectedFields($1.0, payloadBytes: $1.1) }
+        let missing = parity ^ ProtectedFields(packets[0].0, payloadBytes: packets[0].1) ^ ProtectedFields(packets[2].0, payloadBytes: packets[2].1)
+        let rebuilt = try #require(missing.rebuilt(streamID: sampleHeader.streamID, streamSequence: 11))
+        var expected = packets[1].0
+        expected.heldMicroseconds = 0  // the pacing wait is not protected: a resend's is its own
+        expected.origin = MediaHeader.Origin(pathID: expected.pathID, pathSequence: expected.pathSequence)
+        #expect(rebuilt.header == expected && rebuilt.payloadBytes == 1017)
+        var resent = packets[1].0
+        resent.origin = MediaHeader.Origin(pathID: resent.pathID, pathSequence: resent.pathSequence)
+        resent.pathID = 1
+        resent.pathSequence = 9
+        #expect(ProtectedFields(resent, payloadBytes: 1017 + MediaHeader.originSize) == ProtectedFields(packets[1].0, payloadBytes: 1017))
+        // Fields that cannot be a packet's (no fragments) are refused, not rebuilt.
+        #expect(ProtectedFields.zero.rebuilt(streamID: 1, streamSequence: 0) == nil)
     }
 
     @Test("a retransmission is kind 5 with its origin after the media header; a NACK's ranges are 8 bytes each")
@@ -82,7 +147,7 @@ struct WireTests {
     @Test("the header's bytes are the ones the spec gives")
     func layout() {
         let bytes = sampleHeader.encoded
-        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, 4, 1])
+        #expect(Array(bytes[0..<4]) == [0x56, 0x4E, 5, 1])
         #expect(Array(bytes[4..<8]) == [0xDE, 0xAD, 0xBE, 0xEF])
         #expect(Array(bytes[32..<36]) == [1, UInt8(ascii: "B"), 0xB8, 0])
         // The held time, 123,456 µs: the departure is the send time plus it.
@@ -128,7 +193,7 @@ struct WireTests {
     @Test("a million random and mutated inputs decode or are refused, never crash")
     func fuzz() {
         var generator = SplitMix64(seed: 0x5EED)
-        let seeds = [sampleHeader.encoded, sampleReport.encoded, sampleEnd.encoded, sampleRetransmission.encoded, sampleNack.encoded]
+        let seeds = [sampleHeader.encoded, sampleReport.encoded, sampleEnd.encoded, sampleRetransmission.encoded, sampleNack.encoded, Array(sampleParity.encoded.prefix(120))]
         var decoded = 0
         var buffer = [UInt8](repeating: 0, count: 256)
         for round in 0..<1_000_000 {
@@ -141,7 +206,7 @@ struct WireTests {
                     buffer[0] = 0x56
                     buffer[1] = 0x4E
                     buffer[2] = Wire.version
-                    buffer[3] = UInt8(1 + generator.next() % 5)
+                    buffer[3] = UInt8(1 + generator.next() % 6)
                 }
             } else {
                 // A valid message with a few bytes changed, cut short, or run long.
@@ -168,6 +233,10 @@ struct WireTests {
                 if case .success(let nack) = Nack.decode(input) {
                     decoded += 1
                     #expect(Nack.decode(nack.encoded) == .success(nack))
+                }
+                if case .success(let parity) = Parity.decode(input) {
+                    decoded += 1
+                    #expect(Parity.decode(parity.encoded) == .success(parity))
                 }
                 _ = IPv4UDP.parse(input)
             }

@@ -160,10 +160,10 @@ public final class TwoVNetNetwork: @unchecked Sendable {
     /// Drops `percent` % of the media packets (VNetStream kind 1; with `retransmissions`, kind 5
     /// too) a router forwards toward the receiver, at random, with an nftables counter of what
     /// it dropped.
-    public func dropMedia(router: String, percent: Int, retransmissions: Bool = false) throws {
+    public func dropMedia(router: String, percent: Int, retransmissions: Bool = false, parity: Bool = false) throws {
         let match = percent >= 100 ? "" : "numgen random mod 100 < \(percent) "
-        // The kind byte (UDP payload offset 3): 1 media, 5 a retransmission.
-        let kinds = retransmissions ? "{ 1, 5 }" : "1"
+        // The kind byte (UDP payload offset 3): 1 media, 5 a retransmission, 6 a parity.
+        let kinds = "{ " + (["1"] + (retransmissions ? ["5"] : []) + (parity ? ["6"] : [])).joined(separator: ", ") + " }"
         let rules = """
             table inet vnst {
               chain forward {
