@@ -149,6 +149,7 @@ public struct MultiNetExperiment: ExperimentKind {
             queueBytes: { [plan = finished.lab.plan] vnet, bits in plan.queueBytes(vnet: vnet - 1, bitsPerSecond: bits) ?? 0 },
             usesAllVNets: mode.usesAllVNets, uniVNet: mode.uniVNet)
         analysis.leaveAllowanceS = file.targets.leaveMs / 1000
+        analysis.load = sentRows.filter { $0.resent || $0.parity }
         var (intervals, total) = analysis.intervalsAndTotal()
         let receiver = try JSONFile.read(ReceiverResult.self, from: "\(folder)/receiver.json")
         let sender = try JSONFile.read(SenderSummary.self, from: "\(folder)/sender.json")

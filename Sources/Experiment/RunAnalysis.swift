@@ -12,6 +12,9 @@ func round3(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
 /// Turns a run's packet logs into its results. Pure: no I/O.
 public struct RunAnalysis {
     public var sent: [SentPacket]
+    /// What recovery added on the VNets (parity, retransmissions): not the stream's, so not in
+    /// its loss, but load on the VNet it went on, so in the split's shares.
+    public var load: [SentPacket] = []
     public var received: [ReceivedPacket]
     /// The stream's time zero on CLOCK_MONOTONIC (the sender's --start-at).
     public var startMonotonic: UInt64
@@ -220,7 +223,7 @@ public struct RunAnalysis {
     /// within the tolerance of capacity-proportional.
     public func shifts() -> [RunResult.Shift] {
         guard usesAllVNets else { return [] }
-        let originals = sent.filter { !$0.copy && !$0.localDrop && $0.vnet >= 1 && $0.vnet <= capacity.vnets }.sorted { $0.t < $1.t }
+        let originals = (sent + load).filter { !$0.copy && !$0.localDrop && $0.vnet >= 1 && $0.vnet <= capacity.vnets }.sorted { $0.t < $1.t }
         // Running byte totals per VNet, so each window is two lookups, not a pass over the run.
         var running = [Array(repeating: 0.0, count: capacity.vnets)]
         for packet in originals {

@@ -12,6 +12,12 @@ import Packets
 ///   the playout deadline of what it protects.
 /// - It goes on the live VNet that carried the fewest of its packets (the least lossy of those
 ///   on a tie), so that one VNet's loss does not take the data and its parity together.
+/// - Parity comes out of spare capacity only: when what the sender offered its VNets over the
+///   last second (everything it made, parity included, whether it left yet or still waits in
+///   the pacing) is above `budgetShare` of what the VNets together can carry
+///   (`deliverable`, the controller's estimate), a parity due is skipped (counted), so that FEC
+///   never causes the congestion loss it is there to repair. With no estimate (a fixed split)
+///   every parity goes.
 /// - Memory is bounded: at most `maximumOpen` rows and columns are open; past that the oldest
 ///   goes as it is.
 public struct ParityEncoder: Sendable {
@@ -29,6 +35,8 @@ public struct ParityEncoder: Sendable {
         public var partial = 0
         /// Packets protected (each once per row and once per column).
         public var protected = 0
+        /// Parities not sent: the VNets had no room for them.
+        public var skipped = 0
     }
 
     struct Open: Sendable {
@@ -48,7 +56,12 @@ public struct ParityEncoder: Sendable {
     public let streamID: UInt32
     public let maximumWait: UInt64
     public static let maximumOpen = 1024
+    public static let budgetShare = 0.95
     public private(set) var tally = Tally()
+    /// What the VNets together can carry now, IPv4 bits per second (nil: not known).
+    public var deliverable: Double?
+    /// IPv4 bytes offered per quarter second, the last four quarters (slot index, bytes).
+    private var offered: [(slot: UInt64, bytes: Int)] = []
     private var open: [UInt64: Open] = [:]
     private let vnets: Int
 
@@ -79,8 +92,10 @@ public struct ParityEncoder: Sendable {
             add(fields, header: header, payloadBytes: payloadBytes, frameTime: frameTime, first: UInt32(block) &+ UInt32(column),
                 stride: UInt16(shape.columns), span: shape.rows, position: row, outlook: outlook, now: now, into: &out)
         }
-        if open.count > Self.maximumOpen, let oldest = open.min(by: { $0.value.opened < $1.value.opened })?.key {
-            out.append(close(oldest, outlook: outlook, now: now))
+        if open.count > Self.maximumOpen, let oldest = open.min(by: { $0.value.opened < $1.value.opened })?.key,
+            let ready = close(oldest, outlook: outlook, now: now)
+        {
+            out.append(ready)
         }
         return out
     }
@@ -88,12 +103,31 @@ public struct ParityEncoder: Sendable {
     /// Rows and columns whose oldest packet has waited `maximumWait`: their parity now.
     public mutating func expire(outlook: [VNetOutlook], now: UInt64) -> [Ready] {
         let due = open.filter { now &- $0.value.opened >= maximumWait }.keys.sorted()
-        return due.map { close($0, outlook: outlook, now: now) }
+        return due.compactMap { close($0, outlook: outlook, now: now) }
     }
 
     /// Every open row and column's parity: the stream ends.
     public mutating func finish(outlook: [VNetOutlook], now: UInt64) -> [Ready] {
-        open.keys.sorted().map { close($0, outlook: outlook, now: now) }
+        open.keys.sorted().compactMap { close($0, outlook: outlook, now: now) }
+    }
+
+    /// The sender made packets for its VNets (`ipv4Bytes` on the wire, any kind): what the
+    /// parity's budget goes by. Counted when made, not when written: a VNet's pacing holds
+    /// what it cannot carry, and what it writes is never more than it carries.
+    public mutating func offered(ipv4Bytes: Int, now: UInt64) {
+        let slot = now / 250_000_000
+        if let last = offered.last, last.slot == slot {
+            offered[offered.count - 1].bytes += ipv4Bytes
+        } else {
+            offered.append((slot, ipv4Bytes))
+            offered.removeAll { $0.slot + 4 <= slot }
+        }
+    }
+
+    /// IPv4 bits per second offered over the last second (the current quarter and three before).
+    public func recentRate(now: UInt64) -> Double {
+        let slot = now / 250_000_000
+        return Double(offered.reduce(0) { $0 + ($1.slot + 4 > slot ? $1.bytes : 0) }) * 8
     }
 
     /// When `expire` next has something (nil: nothing open).
@@ -128,11 +162,18 @@ public struct ParityEncoder: Sendable {
         if entry.perVNet.indices.contains(Int(header.pathID)) { entry.perVNet[Int(header.pathID)] += 1 }
         tally.protected += 1
         open[key] = entry
-        if entry.covered == (span == 32 ? UInt32.max : (UInt32(1) << UInt32(span)) - 1) { out.append(close(key, outlook: outlook, now: now)) }
+        if entry.covered == (span == 32 ? UInt32.max : (UInt32(1) << UInt32(span)) - 1), let ready = close(key, outlook: outlook, now: now) {
+            out.append(ready)
+        }
     }
 
-    private mutating func close(_ key: UInt64, outlook: [VNetOutlook], now: UInt64) -> Ready {
+    private mutating func close(_ key: UInt64, outlook: [VNetOutlook], now: UInt64) -> Ready? {
         let entry = open.removeValue(forKey: key)!
+        let bits = Double(28 + Parity.fixedSize + entry.longestPayload) * 8
+        if let deliverable, recentRate(now: now) + bits > Self.budgetShare * deliverable {
+            tally.skipped += 1
+            return nil
+        }
         let full = entry.covered == (entry.span == 32 ? UInt32.max : (UInt32(1) << UInt32(entry.span)) - 1)
         let parity = Parity(
             streamID: streamID, firstStreamSequence: entry.first, stride: entry.stride, covered: entry.covered, protected: entry.fields,

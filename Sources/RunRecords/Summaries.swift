@@ -94,6 +94,8 @@ public struct SenderSummary: Codable, Sendable {
         public var parities: Int?
         public var parityBytes: Int?
         public var partialParities: Int?
+        /// Parities not sent because the VNets together had no room for them.
+        public var skippedParities: Int?
 
         public init(
             mode: String, latencyMs: Double, nacks: Int, requested: Int, resent: Int, resentBytes: Int, resentElsewhere: Int, deadTail: Int,
@@ -125,6 +127,7 @@ public struct SenderSummary: Codable, Sendable {
             case fec, parities
             case parityBytes = "parity_bytes"
             case partialParities = "partial_parities"
+            case skippedParities = "skipped_parities"
         }
     }
 

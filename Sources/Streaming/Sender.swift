@@ -213,6 +213,7 @@ public final class Sender {
                 summary.recovery?.parities = encoder.tally.parities
                 summary.recovery?.parityBytes = encoder.tally.parityBytes
                 summary.recovery?.partialParities = encoder.tally.partial
+                summary.recovery?.skippedParities = encoder.tally.skipped
             }
         }
         if configuration.mode == .adaptive {

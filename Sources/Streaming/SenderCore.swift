@@ -193,6 +193,7 @@ public struct SenderCore {
         for vnet in plan.copiesOn where !carried.contains(vnet) && vnets.indices.contains(vnet) {
             out.append(OutgoingPacket(header: header, payloadBytes: MediaHeader.size + fragments[0], vnet: vnet, copy: true))
         }
+        if parityEncoder != nil { parityEncoder!.offered(ipv4Bytes: out[start...].reduce(0) { $0 + $1.ipv4Bytes }, now: now) }
         runStages(&out, from: start, now: now)
     }
 
@@ -236,6 +237,7 @@ public struct SenderCore {
     public mutating func due(now: UInt64, into out: inout [OutgoingPacket]) {
         lastNow = max(lastNow, now)
         if let expiry = parityEncoder?.nextExpiry, expiry <= now {
+            parityEncoder!.deliverable = controller.deliverableRate
             queue(parity: parityEncoder!.expire(outlook: controller.outlook(now: now), now: now))
         }
         if !resends.isEmpty {
@@ -267,6 +269,7 @@ public struct SenderCore {
     /// `due`, so that the stream's tail is protected too.
     public mutating func finishParity(now: UInt64) {
         guard parityEncoder != nil else { return }
+        parityEncoder!.deliverable = controller.deliverableRate
         queue(parity: parityEncoder!.finish(outlook: controller.outlook(now: now), now: now))
     }
 
@@ -309,6 +312,7 @@ public struct SenderCore {
         }
         // Every original is protected, taken or not: the receiver can rebuild a local drop too.
         if parityEncoder != nil, !parity, !copy, header.origin == nil {
+            parityEncoder!.deliverable = controller.deliverableRate
             let wait = UInt64(header.heldMicroseconds) * 1000
             queue(
                 parity: parityEncoder!.written(
@@ -340,6 +344,7 @@ public struct SenderCore {
             var header = item.parity.pathHeader
             header.mark = mark.tos
             splitter.take(item.vnet, bytes: IPv4UDP.headerSize + item.parity.payloadBytes)
+            parityEncoder?.offered(ipv4Bytes: IPv4UDP.headerSize + item.parity.payloadBytes, now: lastNow)
             resends.append(OutgoingPacket(header: header, payloadBytes: item.parity.payloadBytes, vnet: item.vnet, copy: false, parity: item.parity))
         }
     }
@@ -347,6 +352,7 @@ public struct SenderCore {
     private mutating func queue(_ answers: [Retransmitter.Resend]) {
         for answer in answers {
             splitter.take(answer.vnet, bytes: IPv4UDP.headerSize + answer.payloadBytes)
+            parityEncoder?.offered(ipv4Bytes: IPv4UDP.headerSize + answer.payloadBytes, now: lastNow)
             resends.append(OutgoingPacket(header: answer.header, payloadBytes: answer.payloadBytes, vnet: answer.vnet, copy: false))
         }
     }

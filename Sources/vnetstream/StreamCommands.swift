@@ -306,7 +306,7 @@ struct Send: ParsableCommand {
                 "  recovery \(recovery.mode) (latency \(decimal(recovery.latencyMs, 0)) ms): \(recovery.nacks) NACKs for \(recovery.requested) packets, "
                     + "\(recovery.resent) resent (\(recovery.resentBytes) bytes, \(recovery.resentElsewhere) on another VNet, \(recovery.deadTail) of a dead VNet's tail), "
                     + "\(recovery.tooLate) too late, \(recovery.notHeld) no longer held"
-                    + (recovery.parities.map { ", \($0) parity packets (\(recovery.parityBytes ?? 0) bytes, fec \(recovery.fec ?? "")), \(recovery.partialParities ?? 0) partial" } ?? ""))
+                    + (recovery.parities.map { ", \($0) parity packets (\(recovery.parityBytes ?? 0) bytes, fec \(recovery.fec ?? "")), \(recovery.partialParities ?? 0) partial, \(recovery.skippedParities ?? 0) skipped for want of room" } ?? ""))
         }
         if let shed = summary.shed {
             let byType = shed.byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")

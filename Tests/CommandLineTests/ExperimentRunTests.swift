@@ -155,6 +155,12 @@ struct ExperimentRunTests {
                 recovery = "arq-same"
                 modes = ["static-1:1"]
                 \(cbr)
+                [[source]]
+                name = "cbr-fec"
+                recovery = "fec"
+                fec = "cols=4,rows=1"
+                modes = ["static-1:1"]
+                \(cbr)
                 """)
         let none = try #require(results.runs.first { $0.source == "cbr" })
         let arq = try #require(results.runs.first { $0.source == "cbr-arq" })
@@ -176,8 +182,22 @@ struct ExperimentRunTests {
         #expect(lossy.lossPct > 0.5 && (lossy.residualLossPct ?? 100) <= 0.3, "arq-same 7.5-15 s: \(lossy.lossPct) % network, \(String(describing: lossy.residualLossPct)) % after")
         #expect(outage.lossPct > 10 && (outage.residualLossPct ?? 0) > 10, "arq-same 15-22.5 s: \(outage.lossPct) % network, \(String(describing: outage.residualLossPct)) % after")
         #expect(same.recovery?.resentElsewhere == 0)
+        // Static 1:1 with row parity over 4: in the random loss each row has two packets on the
+        // lossy VNet, and a row that lost one of them is rebuilt without a NACK; the outage takes
+        // two of every row, more than a row's parity rebuilds. The parity costs a quarter more
+        // bytes and a little (its 32 bytes more per packet).
+        let fec = try #require(results.runs.first { $0.source == "cbr-fec" })
+        let fecLossy = fec.intervals[1]
+        #expect(
+            fecLossy.lossPct > 0.5 && (fecLossy.residualLossPct ?? 100) <= fecLossy.lossPct / 2 && (fecLossy.recoveredFEC ?? 0) > 0,
+            "fec 7.5-15 s: \(fecLossy.lossPct) % network, \(String(describing: fecLossy.residualLossPct)) % after, \(String(describing: fecLossy.recoveredFEC)) rebuilt")
+        let fecFigures = try #require(fec.recovery)
+        #expect(fecFigures.mode == "fec" && fecFigures.resent == 0 && fecFigures.fec == "cols=4,rows=1,layout=rows", "\(fecFigures)")
+        let parityPct = try #require(fecFigures.parityBytesPct)
+        #expect(parityPct >= 25 && parityPct <= 32, "parity bytes \(parityPct) % of the stream's, for rows of 4")
         let report = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
         #expect(report.contains("## Recovery") && report.contains("| cbr-arq multi-net | arq, 200 ms |"), "\(report)")
+        #expect(report.contains("| cbr-fec static-1:1 | fec, 200 ms |"), "\(report)")
     }
 
     @Test("shortened crowded failover: a VNet fails while the other is at 90 % of the stream; traffic leaves it within 300 ms")

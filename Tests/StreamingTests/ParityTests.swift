@@ -152,6 +152,31 @@ struct ParityTests {
         #expect(refused.total.residualLost == 1 && (refused.recovery?.parityUnusable ?? 0) >= 1)
     }
 
+    @Test("parity comes out of spare capacity only: with what was offered near what the VNets carry, a parity due is skipped and counted")
+    func budget() {
+        var encoder = ParityEncoder(shape: FECShape(columns: 2, rows: 1, layout: .rows), streamID: 1, vnets: 2, latencySeconds: 0.2)
+        let outlook = [VNetOutlook(live: true), VNetOutlook(live: true)]
+        func header(_ sequence: UInt32) -> MediaHeader {
+            MediaHeader(
+                streamID: 1, streamSequence: sequence, pathSequence: sequence / 2, frameNumber: sequence, sendTimeNanoseconds: 0,
+                fragmentIndex: 0, fragmentCount: 1, pathID: UInt8(sequence % 2), frameType: UInt8(ascii: "P"), mark: 0)
+        }
+        let now: UInt64 = 990_000_000
+        // 1 Mbit over the last second: 100 packets of 1250 bytes.
+        for k in 0..<100 { encoder.offered(ipv4Bytes: 1250, now: UInt64(k) * 10_000_000) }
+        #expect(encoder.recentRate(now: now) == 1_000_000)
+        encoder.deliverable = 2_000_000
+        var ready = encoder.written(header(0), payloadBytes: 1000, frameTime: now, outlook: outlook, now: now)
+        ready += encoder.written(header(1), payloadBytes: 1000, frameTime: now, outlook: outlook, now: now)
+        #expect(ready.count == 1 && encoder.tally.skipped == 0)
+        encoder.deliverable = 1_000_000
+        ready = encoder.written(header(2), payloadBytes: 1000, frameTime: now, outlook: outlook, now: now)
+        ready += encoder.written(header(3), payloadBytes: 1000, frameTime: now, outlook: outlook, now: now)
+        #expect(ready.isEmpty && encoder.tally.skipped == 1 && encoder.tally.parities == 1)
+        // A second later the quarter-second slots have rolled over: room again.
+        #expect(encoder.recentRate(now: now + 1_000_000_000) == 0)
+    }
+
     @Test("--fec shapes parse, and a wrong one is named")
     func shapes() throws {
         #expect(try FECShape(parsing: "cols=10,rows=5") == FECShape(columns: 10, rows: 5, layout: .both))
