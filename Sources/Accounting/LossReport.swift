@@ -186,12 +186,16 @@ public struct LossReport: Codable, Sendable {
         public var rebuilt: Int?
         public var parityUnusable: Int?
         public var parityGaveUp: Int?
+        /// Rebuilt and delivered, then the original came in time after all (not in
+        /// `recovered_fec`: the network delivered it).
+        public var rebuiltOvertaken: Int?
 
         enum CodingKeys: String, CodingKey {
             case nacks, asked, answered, parities, rebuilt
             case latencyMs = "latency_ms"
             case parityUnusable = "parity_unusable"
             case parityGaveUp = "parity_gave_up"
+            case rebuiltOvertaken = "rebuilt_overtaken"
             case gaveUp = "gave_up"
             case recoveryMs = "recovery_ms"
         }
@@ -306,6 +310,7 @@ extension StreamAccounting {
                 report.recovery?.rebuilt = fec.rebuilt
                 report.recovery?.parityUnusable = fec.unusable
                 report.recovery?.parityGaveUp = fec.gaveUp
+                report.recovery?.rebuiltOvertaken = fec.overtaken
             }
         }
         return report

@@ -39,7 +39,7 @@ extension LossReport {
             text += (recovery.recoveryMs.map { ", recovery in \(fixed($0)) ms (smoothed)" } ?? "") + "\n"
             if let parities = recovery.parities {
                 text += "  FEC: \(parities) parity packets came, \(recovery.rebuilt ?? 0) packets rebuilt, \(recovery.parityUnusable ?? 0) parities unusable, "
-                text += "\(recovery.parityGaveUp ?? 0) given up with two or more missing\n"
+                text += "\(recovery.parityGaveUp ?? 0) given up with two or more missing, \(recovery.rebuiltOvertaken ?? 0) overtaken by their original\n"
             }
         }
         if !endReceived { text += "\nthe sender's end-of-stream message did not arrive: losses after the last packet received are not counted\n" }

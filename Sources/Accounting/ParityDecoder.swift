@@ -15,6 +15,8 @@ struct ParityDecoder {
     private var fields: [ProtectedFields]
     private var tags: [UInt32]
     private var known: [Bool]
+    /// The packet in the slot was rebuilt here and delivered so (not yet overtaken by its original).
+    private var deliveredRebuilt: [Bool]
     private var pending: [(parity: Parity, deadline: UInt64)] = []
     /// Parities that came, packets they rebuilt, parities that did not fit what arrived (their
     /// rebuilt fields contradicted themselves), and those given up (deadline passed or pushed
@@ -23,11 +25,30 @@ struct ParityDecoder {
     private(set) var rebuilt = 0
     private(set) var unusable = 0
     private(set) var gaveUp = 0
+    /// Rebuilt and delivered, then the original came after all (in time): across VNets of
+    /// different delay, a row's parity and other packets can come before one of its packets.
+    private(set) var overtaken = 0
 
     init() {
         fields = Array(repeating: .zero, count: Self.window)
         tags = Array(repeating: 0, count: Self.window)
         known = Array(repeating: false, count: Self.window)
+        deliveredRebuilt = Array(repeating: false, count: Self.window)
+    }
+
+    /// A rebuilt packet was delivered (in time, first).
+    mutating func delivered(rebuilt sequence: UInt32) {
+        if has(sequence) { deliveredRebuilt[Int(sequence % UInt32(Self.window))] = true }
+    }
+
+    /// The original of `sequence` came in time: true (once) when FEC had delivered it before,
+    /// so that it counts as the network's delivery, not as FEC's.
+    mutating func overtakes(_ sequence: UInt32) -> Bool {
+        let slot = Int(sequence % UInt32(Self.window))
+        guard has(sequence), deliveredRebuilt[slot] else { return false }
+        deliveredRebuilt[slot] = false
+        overtaken += 1
+        return true
     }
 
     private func has(_ sequence: UInt32) -> Bool {
@@ -40,6 +61,7 @@ struct ParityDecoder {
         fields[slot] = value
         tags[slot] = sequence
         known[slot] = true
+        deliveredRebuilt[slot] = false
     }
 
     /// A packet of the stream came (an original or a retransmission, not a copy): kept, and

@@ -89,6 +89,10 @@ public struct StreamAccounting {
         let deliveredBefore = playout.delivered.contains(sequence)
         playout.record(header, bytes: bytes, arrival: arrival, deadline: deadline, firstOriginal: retransmission ? nil : first)
         if let origin = header.origin { nackList.arrived(origin, now: arrival, retransmission: true) }
+        // An original in time after FEC delivered it: the network delivered it, FEC was early.
+        if !retransmission, first, arrival <= deadline, parityReceived, fec.overtakes(header.streamSequence) {
+            playout.rebuilt[playout.tallies.index(header.sendTimeNanoseconds)] -= 1
+        }
         // Frames: each packet once, the first time it came: an original's first arrival (unless
         // a retransmission delivered it before), or a retransmission delivered in time whose
         // original never came.
@@ -139,6 +143,7 @@ public struct StreamAccounting {
         let deadline = playout.deadline(sendTime: header.sendTimeNanoseconds, firstArrival: firstArrival!, firstSendTime: firstSendTime)
         playout.record(header, bytes: packet.payloadBytes, arrival: arrival, deadline: deadline, firstOriginal: nil, rebuilt: true)
         if let origin = header.origin { nackList.rebuilt(origin, now: arrival) }
+        if !deliveredBefore && playout.delivered.contains(sequence) { fec.delivered(rebuilt: header.streamSequence) }
         if !deliveredBefore && playout.delivered.contains(sequence) && !stream.contains(sequence) {
             frames.record(header, bytes: packet.payloadBytes, interval: streamTallies.index(header.sendTimeNanoseconds), types: frameTypes)
         }

@@ -51,13 +51,17 @@ struct ParityTests {
 
     /// What the receiver makes of `written` less the stream packets `lost` drops, each arriving
     /// 5 ms after it was written (parity through its wire encoding, as the device writer fills it).
-    func receive(_ written: [Written], lost: (UInt32) -> Bool, latency: Double = 0.2) throws -> LossReport {
+    /// `slower`: stream packets that take 30 ms longer (a slower VNet).
+    func receive(_ written: [Written], lost: (UInt32) -> Bool, slower: Set<UInt32> = [], latency: Double = 0.2) throws -> LossReport {
         var accounting = StreamAccounting(streamID: 1, intervalSeconds: 10, latencySeconds: latency)
         var end: (frames: Int, last: UInt64) = (0, 0)
         var paths: [UInt8: UInt32] = [:]
-        for item in written {
+        func arrival(_ item: Written) -> UInt64 {
+            item.header.departureNanoseconds + 5_000_000 + (item.packet.parity == nil && slower.contains(item.header.streamSequence) ? 30_000_000 : 0)
+        }
+        for item in written.sorted(by: { arrival($0) < arrival($1) }) {
             paths[item.header.pathID] = max(paths[item.header.pathID] ?? 0, item.header.pathSequence + 1)
-            let arrival = item.header.departureNanoseconds + 5_000_000
+            let arrival = arrival(item)
             if var parity = item.packet.parity {
                 parity.pathID = item.header.pathID
                 parity.pathSequence = item.header.pathSequence
@@ -132,6 +136,15 @@ struct ParityTests {
         #expect((sender.parityEncoder?.tally.partial ?? 0) == 5)
         let report = try receive(written) { $0 == 21 }
         #expect(report.total.lost == 1 && report.total.residualLost == 0)
+    }
+
+    @Test("a packet that comes after its row's parity and the rest of its row is rebuilt first, then overtaken: the network delivered it, not FEC")
+    func overtakenByTheOriginal() throws {
+        var sender = core(FECShape(columns: 4, rows: 4))
+        let written = stream(&sender, frames: 32)
+        let report = try receive(written, lost: { $0 == 9 }, slower: [2, 17])
+        #expect(report.total.lost == 1 && report.total.residualLost == 0)
+        #expect(report.total.recoveredFEC == 1 && report.recovery?.rebuiltOvertaken == 2, "\(String(describing: report.recovery))")
     }
 
     @Test("a parity that comes after its packets' deadline rebuilds nothing in time; a parity wrong for what arrived is refused, not believed")
