@@ -6,12 +6,12 @@ import Recovery
 import Units
 
 /// One simulated hour of a 2-VNet stream with arq, no I/O: the sender keeps every packet in its
-/// retransmission ring, the receiver loses 1 % at random on VNet 1 and NACKs each gap, and the
+/// retransmission ring, the receiver loses 5 % at random (10 % on VNet 1) and NACKs each gap, and the
 /// sender answers 1 ms after the NACK, over VNet 2 (5 ms one way), in path order with its stream. Prints the ring's fixed memory, the
 /// peak resident size every 10 simulated minutes (it must stay flat), the packets per second one
 /// core keeps, NACKs and accounts, and the loss before and after recovery (after: 0 expected).
 func recoverySuite() {
-    print("== recovery: one hour of a 2-VNet stream with arq, 1000 packets/s, 1 % loss on VNet 1: keep, NACK, resend, account")
+    print("== recovery: one hour of a 2-VNet stream with arq, 1000 packets/s, 5 % loss (10 % of VNet 1's half): keep, NACK, resend, account")
     let ms: UInt64 = 1_000_000
     var sender = Retransmitter(mode: .arq, vnets: 2, latencySeconds: 0.2)
     var receiver = StreamAccounting(streamID: 1, intervalSeconds: 30, latencySeconds: 0.2)
@@ -52,7 +52,7 @@ func recoverySuite() {
             receiver.record(first.header, bytes: 1258, tos: 0xB8, arrival: first.at)
             inFlight.removeFirst()
         }
-        if path == 0 && random.next() % 50 == 0 { continue }  // 2 % of VNet 1's half: 1 % of the stream
+        if path == 0 && random.next() % 10 == 0 { continue }  // 10 % of VNet 1's half: 5 % of the stream
         receiver.record(header, bytes: 1250, tos: 0xB8, arrival: now + 5 * ms)
         if let nack = receiver.nack(now: now + 5 * ms) {
             // The NACK takes 5 ms back; the sender answers at once, and writes 1 ms later.
@@ -75,4 +75,62 @@ func recoverySuite() {
     print("   after 60 simulated minutes: peak resident size \(peakResidentKilobytes()) kB")
     print(String(format: "   kept, NACKed and accounted %d packets (%d resent) in %.2f s: %.2f million packets/s on one core", total, resentCount, seconds, Double(total) / seconds / 1e6))
     print(String(format: "   network loss %.3f %%, after recovery %.3f %% (0 expected); %d NACKs", report.total.lossPct, report.total.residualLossPct ?? -1, report.recovery?.nacks ?? -1))
+}
+
+/// One simulated hour of a 2-VNet stream with FEC (4x4 blocks), no I/O: the encoder makes a
+/// parity per row and column of what was written, on the VNet it picks; VNet 1 loses 10 % at
+/// random (parity included); the receiver accounts and rebuilds. Prints the peak resident size
+/// every 10 simulated minutes (flat expected: the decoder's window and pending list are fixed),
+/// packets per second one core encodes, accounts and rebuilds, the parity's share, and the loss
+/// before and after FEC.
+func fecSuite() {
+    print("== fec: one hour of a 2-VNet stream with 4x4 XOR parity, 1000 packets/s, 10 % loss on VNet 1 (parity too): encode, account, rebuild")
+    let ms: UInt64 = 1_000_000
+    var encoder = ParityEncoder(shape: FECShape(columns: 4, rows: 4), streamID: 1, vnets: 2, latencySeconds: 0.2)
+    var receiver = StreamAccounting(streamID: 1, intervalSeconds: 30, latencySeconds: 0.2)
+    let outlook = [VNetOutlook(live: true), VNetOutlook(live: true)]
+    var random = SplitMix64(seed: 0x0F3C_5EED_0000_0001)
+    let packetsPerSecond = 1000
+    let total = 3600 * packetsPerSecond
+    var pathSequence: [UInt32] = [0, 0]
+    var parities = 0
+    var parityLost = 0
+    let start = ContinuousClock.now
+    for n in 0..<total {
+        let now = UInt64(n) * ms
+        let path = n % 2
+        let header = MediaHeader(
+            streamID: 1, streamSequence: UInt32(n), pathSequence: pathSequence[path], frameNumber: UInt32(n / 4),
+            sendTimeNanoseconds: now, fragmentIndex: UInt16(n % 4), fragmentCount: 4, pathID: UInt8(path), frameType: UInt8(ascii: "P"),
+            mark: 0xB8)
+        pathSequence[path] += 1
+        if !(path == 0 && random.next() % 10 == 0) { receiver.record(header, bytes: 1290, tos: 0xB8, arrival: now + 5 * ms) }
+        for var ready in encoder.written(header, payloadBytes: 1290, frameTime: now, outlook: outlook, now: now) {
+            ready.parity.pathID = UInt8(ready.vnet)
+            ready.parity.pathSequence = pathSequence[ready.vnet]
+            pathSequence[ready.vnet] += 1
+            parities += 1
+            if ready.vnet == 0 && random.next() % 10 == 0 {
+                parityLost += 1
+                continue
+            }
+            receiver.record(ready.parity, bytes: ready.parity.payloadBytes, tos: 0xB8, arrival: now + 5 * ms)
+        }
+        if n % (600 * packetsPerSecond) == 0 && n > 0 {
+            print("   after \(n / packetsPerSecond / 60) simulated minutes: peak resident size \(peakResidentKilobytes()) kB")
+        }
+    }
+    receiver.record(
+        StreamEnd(
+            streamID: 1, streamPackets: UInt32(total), frameCount: UInt32(total / 4), lastSendTimeNanoseconds: UInt64(total - 1) * ms,
+            paths: [.init(pathID: 0, packetsSent: pathSequence[0]), .init(pathID: 1, packetsSent: pathSequence[1])]),
+        arrival: UInt64(total) * ms + 10 * ms)
+    let elapsed = ContinuousClock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let report = receiver.lossReport()
+    print("   after 60 simulated minutes: peak resident size \(peakResidentKilobytes()) kB")
+    print(String(format: "   encoded, accounted and rebuilt %d packets and %d parities (%d of them lost) in %.2f s: %.2f million packets/s on one core",
+        total, parities, parityLost, seconds, Double(total) / seconds / 1e6))
+    print(String(format: "   parity %.1f %% of the packets (the shape says 50); network loss %.3f %%, after FEC %.3f %%; %d rebuilt",
+        Double(parities) / Double(total) * 100, report.total.lossPct, report.total.residualLossPct ?? -1, report.recovery?.rebuilt ?? -1))
 }

@@ -14,7 +14,7 @@ let pacingSeconds: Double = {
     return Double(arguments[flag + 1]) ?? 150
 }()
 if let flag = arguments.firstIndex(of: "--seconds") { arguments.removeSubrange(flag...min(flag + 1, arguments.count - 1)) }
-let suites = arguments.isEmpty ? ["traces", "accounting", "recovery", "pacing", "cpu-vs-rate", "throughput"] : arguments
+let suites = arguments.isEmpty ? ["traces", "accounting", "recovery", "fec", "pacing", "cpu-vs-rate", "throughput"] : arguments
 let shared = ProcessInfo.processInfo.environment["VNETSTREAM_SHARED"] ?? "../shared"
 let jurassic = shared + "/traces/Terse_Jurassic.dat"
 
@@ -193,11 +193,12 @@ for suite in suites {
         case "traces": try tracesSuite()
         case "accounting": accountingSuite()
         case "recovery": recoverySuite()
+        case "fec": fecSuite()
         case "pacing": try pacingSuite(seconds: pacingSeconds)
         case "throughput": try throughputSuite(seconds: 5)
         case "cpu-vs-rate": try cpuVsRateSuite(seconds: 5)
         default:
-            FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, recovery, pacing, throughput, cpu-vs-rate\n".utf8))
+            FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, recovery, fec, pacing, throughput, cpu-vs-rate\n".utf8))
             exit(2)
         }
     } catch {
