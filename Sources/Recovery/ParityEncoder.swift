@@ -63,6 +63,8 @@ public struct ParityEncoder: Sendable {
     /// IPv4 bytes offered per quarter second, the last four quarters (slot index, bytes).
     private var offered: [(slot: UInt64, bytes: Int)] = []
     private var open: [UInt64: Open] = [:]
+    /// Parities placed on a tie so far (they take turns).
+    private var ties = 0
     private let vnets: Int
 
     /// `latencySeconds`: the playout deadline; a parity waits at most a quarter of it.
@@ -134,15 +136,18 @@ public struct ParityEncoder: Sendable {
     public var nextExpiry: UInt64? { open.values.lazy.map { $0.opened &+ maximumWait }.min() }
 
     /// The VNet for a parity of packets `perVNet` of which each VNet carried: the live one that
-    /// carried the fewest (the least lossy, then the least full, on a tie).
-    public static func vnet(perVNet: [Int], outlook: [VNetOutlook]) -> Int {
+    /// carried the fewest (the least lossy, then the least full, on a tie); among VNets still
+    /// tied, the `turn`-th, so that ties take turns instead of loading one VNet.
+    public static func vnet(perVNet: [Int], outlook: [VNetOutlook], turn: Int = 0) -> Int {
         let live = perVNet.indices.filter { $0 < outlook.count && outlook[$0].live }
         let candidates = live.isEmpty ? Array(perVNet.indices) : live
         func score(_ vnet: Int) -> (Int, Double) {
             let o = vnet < outlook.count ? outlook[vnet] : VNetOutlook(live: true)
             return (perVNet[vnet], o.lossRate + (o.full ? 0.5 : 0))
         }
-        return candidates.min { score($0) < score($1) } ?? 0
+        guard let best = candidates.map(score).min(by: <) else { return 0 }
+        let tied = candidates.filter { score($0) == best }
+        return tied[turn % tied.count]
     }
 
     private mutating func add(
@@ -182,6 +187,7 @@ public struct ParityEncoder: Sendable {
         tally.parities += 1
         tally.parityBytes += parity.payloadBytes
         if !full { tally.partial += 1 }
-        return Ready(parity: parity, vnet: Self.vnet(perVNet: entry.perVNet, outlook: outlook))
+        ties += 1
+        return Ready(parity: parity, vnet: Self.vnet(perVNet: entry.perVNet, outlook: outlook, turn: ties))
     }
 }
