@@ -64,15 +64,7 @@ func recoverySuite() {
     }
     for late in toWrite { inFlight.append((late.at + 5 * ms, late.answer.header)) }
     for late in inFlight { receiver.record(late.header, bytes: 1258, tos: 0xB8, arrival: late.at) }
-    receiver.record(
-        StreamEnd(
-            streamID: 1, streamPackets: UInt32(total), frameCount: UInt32(total / 4), lastSendTimeNanoseconds: UInt64(total - 1) * ms,
-            paths: [.init(pathID: 0, packetsSent: pathSequence[0]), .init(pathID: 1, packetsSent: pathSequence[1])]),
-        arrival: UInt64(total) * ms + 10 * ms)
-    let elapsed = ContinuousClock.now - start
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    let report = receiver.lossReport()
-    print("   after 60 simulated minutes: peak resident size \(peakResidentKilobytes()) kB")
+    let (report, seconds) = endOfTheHour(&receiver, packets: total, pathSequence: pathSequence, start: start)
     print(String(format: "   kept, NACKed and accounted %d packets (%d resent) in %.2f s: %.2f million packets/s on one core", total, resentCount, seconds, Double(total) / seconds / 1e6))
     print(String(format: "   network loss %.3f %%, after recovery %.3f %% (0 expected); %d NACKs", report.total.lossPct, report.total.residualLossPct ?? -1, report.recovery?.nacks ?? -1))
 }
@@ -120,6 +112,17 @@ func fecSuite() {
             print("   after \(n / packetsPerSecond / 60) simulated minutes: peak resident size \(peakResidentKilobytes()) kB")
         }
     }
+    let (report, seconds) = endOfTheHour(&receiver, packets: total, pathSequence: pathSequence, start: start)
+    print(String(format: "   encoded, accounted and rebuilt %d packets and %d parities (%d of them lost) in %.2f s: %.2f million packets/s on one core",
+        total, parities, parityLost, seconds, Double(total) / seconds / 1e6))
+    print(String(format: "   parity %.1f %% of the packets (the shape says 50); network loss %.3f %%, after FEC %.3f %%; %d rebuilt",
+        Double(parities) / Double(total) * 100, report.total.lossPct, report.total.residualLossPct ?? -1, report.recovery?.rebuilt ?? -1))
+}
+
+/// The end of a simulated hour of 1 ms packets, 4 per frame, on 2 VNets: the end message, the
+/// report, the seconds it took, and the final resident size printed.
+func endOfTheHour(_ receiver: inout StreamAccounting, packets total: Int, pathSequence: [UInt32], start: ContinuousClock.Instant) -> (LossReport, Double) {
+    let ms: UInt64 = 1_000_000
     receiver.record(
         StreamEnd(
             streamID: 1, streamPackets: UInt32(total), frameCount: UInt32(total / 4), lastSendTimeNanoseconds: UInt64(total - 1) * ms,
@@ -129,8 +132,5 @@ func fecSuite() {
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     let report = receiver.lossReport()
     print("   after 60 simulated minutes: peak resident size \(peakResidentKilobytes()) kB")
-    print(String(format: "   encoded, accounted and rebuilt %d packets and %d parities (%d of them lost) in %.2f s: %.2f million packets/s on one core",
-        total, parities, parityLost, seconds, Double(total) / seconds / 1e6))
-    print(String(format: "   parity %.1f %% of the packets (the shape says 50); network loss %.3f %%, after FEC %.3f %%; %d rebuilt",
-        Double(parities) / Double(total) * 100, report.total.lossPct, report.total.residualLossPct ?? -1, report.recovery?.rebuilt ?? -1))
+    return (report, seconds)
 }

@@ -62,14 +62,7 @@ public struct StreamAccounting {
     /// header carried (nil if unknown), `arrival` the receiver's monotonic clock, `kernelStamp`
     /// the kernel's receive timestamp if it gave one (any clock; only gaps are used).
     public mutating func record(_ header: MediaHeader, bytes: Int, tos: UInt8?, arrival: UInt64, kernelStamp: Int64? = nil) {
-        guard header.streamID == streamID else {
-            otherStreams += 1
-            return
-        }
-        guard anchor(sendTime: header.sendTimeNanoseconds, departure: header.departureNanoseconds, arrival: arrival) else {
-            drop(.garbled)
-            return
-        }
+        guard accepts(header.streamID, sendTime: header.sendTimeNanoseconds, departure: header.departureNanoseconds, arrival: arrival) else { return }
         // Network loss counts originals; a retransmission counts toward what was delivered.
         let retransmission = header.origin != nil
         let outcome =
@@ -110,14 +103,7 @@ public struct StreamAccounting {
     /// A parity packet of this stream (FEC): its path accounts it as one of its packets; what
     /// it rebuilds is delivered as a retransmission would be, counted as FEC's.
     public mutating func record(_ parity: Parity, bytes: Int, tos: UInt8?, arrival: UInt64, kernelStamp: Int64? = nil) {
-        guard parity.streamID == streamID else {
-            otherStreams += 1
-            return
-        }
-        guard anchor(sendTime: parity.sendTimeNanoseconds, departure: parity.departureNanoseconds, arrival: arrival) else {
-            drop(.garbled)
-            return
-        }
+        guard accepts(parity.streamID, sendTime: parity.sendTimeNanoseconds, departure: parity.departureNanoseconds, arrival: arrival) else { return }
         parityReceived = true
         let header = parity.pathHeader
         let path = slot(header.pathID)
@@ -149,14 +135,22 @@ public struct StreamAccounting {
         }
     }
 
-    /// The first packet anchors the sender's clock to the receiver's; false for a send time too
-    /// far ahead of what has elapsed to be believed.
-    private mutating func anchor(sendTime: UInt64, departure: UInt64, arrival: UInt64) -> Bool {
+    /// Whether a packet is this stream's and believable (counted as another stream's, or as
+    /// garbled, if not). The first packet anchors the sender's clock to the receiver's; a send
+    /// time too far ahead of what has elapsed is not believed.
+    private mutating func accepts(_ id: UInt32, sendTime: UInt64, departure: UInt64, arrival: UInt64) -> Bool {
+        guard id == streamID else {
+            otherStreams += 1
+            return false
+        }
         if firstArrival == nil {
             firstArrival = arrival
             firstSendTime = departure
         }
-        guard sendTime <= firstSendTime &+ (arrival &- firstArrival!) &+ Self.maximumLead else { return false }
+        guard sendTime <= firstSendTime &+ (arrival &- firstArrival!) &+ Self.maximumLead else {
+            drop(.garbled)
+            return false
+        }
         lastArrival = arrival
         return true
     }
