@@ -260,7 +260,7 @@ struct SendReceiveTests {
             if mode == "fec" {
                 // Most of the network's loss comes back; the rest (two losses in one row and
                 // column) is the viewer's, and nothing is NACKed.
-                #expect((total.residualLost ?? .max) * 3 <= total.lost && sender.nacks == 0, "fec: \(run.report.markdown)")
+                #expect((total.residualLost ?? .max) * 2 <= total.lost && sender.nacks == 0, "fec: \(run.report.markdown)")
             } else {
                 // ARQ picks up what the parity left: nearly nothing is lost, and far fewer
                 // packets are resent than the network lost (the parity got the rest first).
