@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "SheddingTests", dependencies: ["Shedding", "Traces", "Accounting", "Packets"]),
         .testTarget(name: "PacketsTests", dependencies: ["Packets", "Splitting", "Accounting", "Pacing", "Control", "Units", "RunRecords"]),
         .testTarget(
-            name: "LabTests", dependencies: ["Lab", "Units", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control", "Traces", "Monitoring", "Voice"],
+            name: "LabTests", dependencies: ["Lab", "Units", "Experiment", "vnetstream", "TestSupport", "Streaming", "Accounting", "Capture", "Packets", "RunRecords", "Control", "Traces", "Monitoring", "Voice", "Recovery"],
             exclude: ["Fixtures"]),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming", "Control", "Packets", "Splitting", "RunRecords", "Recovery", "Accounting"]),
         .testTarget(name: "VoiceQualityTests", dependencies: ["VoiceQuality", "Voice"]),

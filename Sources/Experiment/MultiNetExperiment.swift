@@ -54,7 +54,10 @@ public struct MultiNetExperiment: ExperimentKind {
             for mode in file.modes(of: source) {
                 let folder = "\(context.out)/runs/\(source.name)-\(mode.name.replacingOccurrences(of: ":", with: "_"))"
                 var receiver = ReceiveInvocation(
-                    listen: "\(topology.receiverAddress):\(Self.port)", intervalS: intervalS, reportMs: file.reportMs, idleTimeoutS: 45,
+                    listen: "\(topology.receiverAddress):\(Self.port)", intervalS: intervalS, reportMs: file.reportMs,
+                    // The receiver starts before the streams' lead and stagger: it must wait that
+                    // long for its first packet (with start_lead_s = 120 in the VM, 60 s did not).
+                    startTimeoutS: 60 + file.startLeadS + file.staggerS * Double(file.runs.count), idleTimeoutS: 45,
                     packetLog: "\(folder)/receiver-packets.csv", json: "\(folder)/receiver.json", trace: trace)
                 if source.recovery != .none || source.latencyMs != 200 { receiver.latencyS = source.latencyMs / 1000 }
                 runs.append(

@@ -2,6 +2,7 @@ import Foundation
 import RunRecords
 import TestSupport
 import Traces
+import Recovery
 import Testing
 
 @testable import Experiment
@@ -220,6 +221,24 @@ struct RunAnalysisTests {
         #expect {
             try ExperimentFile.load(bad)
         } throws: { String(describing: $0).contains("bad.toml") && String(describing: $0).contains("tri-net") }
+    }
+
+    @Test("a source's fec: the shape read, sent as send --fec; refused with the source named when it is not a shape or the recovery has no parity")
+    func fecSources() throws {
+        let file = try ExperimentFile.load(repositoryRoot + "/Experiments/recovery.toml")
+        let fec = try #require(file.sources.first { $0.name == "cbr-fec-arq" })
+        #expect(fec.recovery == .fecArq && fec.fec == FECShape(columns: 4, rows: 1, layout: .rows))
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let head = "name = \"x\"\ntopology = \"t.toml\"\nschedule = \"s.toml\"\nmodes = [\"multi-net\"]\n[[source]]\nname = \"v\"\ncbr = \"320kbit\"\n"
+        for (body, says) in [
+            ("recovery = \"arq\"\nfec = \"cols=4\"\n", "fec goes with recovery"), ("recovery = \"fec\"\nfec = \"cols=40\"\n", "cols=40 must be 1 to 32"),
+        ] {
+            let path = try writeFile(directory, "fec.toml", head + body)
+            #expect {
+                try ExperimentFile.load(path)
+            } throws: { String(describing: $0).contains("fec.toml") && String(describing: $0).contains(says) && String(describing: $0).contains("source v") }
+        }
     }
 
     @Test("sources that shed: their own modes, a GoP pattern by default, and a clear refusal when they would run without the controller")
