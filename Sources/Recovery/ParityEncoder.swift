@@ -50,6 +50,9 @@ public struct ParityEncoder: Sendable {
         var newestSendTime: UInt64 = 0
         var opened: UInt64
         var perVNet: [Int]
+
+        /// Every position of its row or column is in.
+        var complete: Bool { covered == (span == 32 ? UInt32.max : (UInt32(1) << UInt32(span)) - 1) }
     }
 
     public let shape: FECShape
@@ -77,7 +80,10 @@ public struct ParityEncoder: Sendable {
 
     /// An original went onto its VNet (`header` stamped); `frameTime`: its frame's time on the
     /// sender's clock. Copies and retransmissions are not protected.
-    public mutating func written(_ header: MediaHeader, payloadBytes: Int, frameTime: UInt64, outlook: [VNetOutlook], now: UInt64) -> [Ready] {
+    /// `outlook` is asked for only when a parity is due (not once per packet).
+    public mutating func written(
+        _ header: MediaHeader, payloadBytes: Int, frameTime: UInt64, outlook: @autoclosure () -> [VNetOutlook], now: UInt64
+    ) -> [Ready] {
         guard !header.copy, header.origin == nil else { return [] }
         let sequence = header.streamSequence
         let block = UInt64(sequence) / UInt64(shape.blockPackets) * UInt64(shape.blockPackets)
@@ -105,12 +111,12 @@ public struct ParityEncoder: Sendable {
     /// Rows and columns whose oldest packet has waited `maximumWait`: their parity now.
     public mutating func expire(outlook: [VNetOutlook], now: UInt64) -> [Ready] {
         let due = open.filter { now &- $0.value.opened >= maximumWait }.keys.sorted()
-        return due.compactMap { close($0, outlook: outlook, now: now) }
+        return due.compactMap { close($0, outlook: { outlook }, now: now) }
     }
 
     /// Every open row and column's parity: the stream ends.
     public mutating func finish(outlook: [VNetOutlook], now: UInt64) -> [Ready] {
-        open.keys.sorted().compactMap { close($0, outlook: outlook, now: now) }
+        open.keys.sorted().compactMap { close($0, outlook: { outlook }, now: now) }
     }
 
     /// The sender made packets for its VNets (`ipv4Bytes` on the wire, any kind): what the
@@ -152,7 +158,7 @@ public struct ParityEncoder: Sendable {
 
     private mutating func add(
         _ fields: ProtectedFields, header: MediaHeader, payloadBytes: Int, frameTime: UInt64, first: UInt32, stride: UInt16, span: Int,
-        position: Int, outlook: [VNetOutlook], now: UInt64, into out: inout [Ready]
+        position: Int, outlook: () -> [VNetOutlook], now: UInt64, into out: inout [Ready]
     ) {
         let key = UInt64(first) << 16 | UInt64(stride)
         var entry = open[key] ?? Open(first: first, stride: stride, span: span, opened: now, perVNet: Array(repeating: 0, count: vnets))
@@ -167,27 +173,26 @@ public struct ParityEncoder: Sendable {
         if entry.perVNet.indices.contains(Int(header.pathID)) { entry.perVNet[Int(header.pathID)] += 1 }
         tally.protected += 1
         open[key] = entry
-        if entry.covered == (span == 32 ? UInt32.max : (UInt32(1) << UInt32(span)) - 1), let ready = close(key, outlook: outlook, now: now) {
+        if entry.complete, let ready = close(key, outlook: outlook, now: now) {
             out.append(ready)
         }
     }
 
-    private mutating func close(_ key: UInt64, outlook: [VNetOutlook], now: UInt64) -> Ready? {
+    private mutating func close(_ key: UInt64, outlook: () -> [VNetOutlook], now: UInt64) -> Ready? {
         let entry = open.removeValue(forKey: key)!
         let bits = Double(28 + Parity.fixedSize + entry.longestPayload) * 8
         if let deliverable, recentRate(now: now) + bits > Self.budgetShare * deliverable {
             tally.skipped += 1
             return nil
         }
-        let full = entry.covered == (entry.span == 32 ? UInt32.max : (UInt32(1) << UInt32(entry.span)) - 1)
         let parity = Parity(
             streamID: streamID, firstStreamSequence: entry.first, stride: entry.stride, covered: entry.covered, protected: entry.fields,
             payloadBytes: Parity.fixedSize + entry.longestPayload, sendTimeNanoseconds: entry.newestSendTime,
             heldMicroseconds: UInt32(min(UInt64(UInt32.max), (now &- entry.newestFrameTime) / 1000)))
         tally.parities += 1
         tally.parityBytes += parity.payloadBytes
-        if !full { tally.partial += 1 }
+        if !entry.complete { tally.partial += 1 }
         ties += 1
-        return Ready(parity: parity, vnet: Self.vnet(perVNet: entry.perVNet, outlook: outlook, turn: ties))
+        return Ready(parity: parity, vnet: Self.vnet(perVNet: entry.perVNet, outlook: outlook(), turn: ties))
     }
 }
