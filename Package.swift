@@ -24,7 +24,7 @@ let package = Package(
         // Frame traces: readers for the common formats, statistics, CBR sources, fitting, writing.
         .target(name: "Traces", dependencies: ["Units"]),
         // The pacer: frame send times on the monotonic clock.
-        .target(name: "Pacing"),
+        .target(name: "Pacing", dependencies: ["Units"]),
         // Packets and marks: the wire format (media header, reports, stream end), IPv4/UDP with
         // checksums, TT marks, the packetizer. Pure codecs: no I/O.
         .target(name: "Packets"),
@@ -76,12 +76,15 @@ let package = Package(
         // A voice call: G.711 over RTP (RFC 3550), the receiver's statistics, jitter and playout
         // buffer, and the E-model's R and MOS per bin. Pure.
         .target(name: "Voice", dependencies: ["VoiceQuality", "RunRecords"]),
+        // What the viewer sees of a video that crossed the VNets: the received file matched to the
+        // sent one frame by frame, PSNR and SSIM through ffmpeg, EvalVid's MOS per interval.
+        .target(name: "VideoQuality", dependencies: ["Units", "Lab"]),
         // The command-line tool: thin, declarative, on top of the modules above.
         .executableTarget(
             name: "vnetstream",
             dependencies: [
                 "Traces", "VideoTraces", "Units", "CPcap", "Capture", "Streaming", "Packets", "Splitting", "Control", "Pacing", "Lab", "Experiment",
-                "RunRecords", "Accounting", "Devices", "Monitoring", "Voice", "Recovery",
+                "RunRecords", "Accounting", "Devices", "Monitoring", "Voice", "Recovery", "VideoQuality",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks print numbers; run them with scripts/bench (release build).
@@ -98,6 +101,7 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming", "Control", "Packets", "Splitting", "RunRecords", "Recovery", "Accounting"]),
         .testTarget(name: "VoiceQualityTests", dependencies: ["VoiceQuality", "Voice"]),
+        .testTarget(name: "VideoQualityTests", dependencies: ["VideoQuality", "TestSupport"]),
         .testTarget(name: "VideoTracesTests", dependencies: ["VideoTraces", "Traces", "TestSupport"]),
         // Depends on the executable so that `swift test` builds the binary it runs.
         .testTarget(

@@ -101,9 +101,7 @@ public enum ClassAnalysis {
         public var delaysMs: [Double]
 
         public func percentile(_ p: Double) -> Double? {
-            guard !delaysMs.isEmpty else { return nil }
-            let sorted = delaysMs.sorted()
-            return sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))]
+            nearestRank(p, ofSorted: delaysMs.sorted())
         }
 
         public var mean: Double? { delaysMs.isEmpty ? nil : delaysMs.reduce(0, +) / Double(delaysMs.count) }

@@ -1,4 +1,5 @@
 import Foundation
+import Units
 
 /// `results.json` of the monitoring-overhead experiment: per phase, the router's forwarding
 /// rate in every 1 s bin, and what its monitoring node saw, dropped and cost.
@@ -27,10 +28,7 @@ public struct MonitorOverheadResults: Codable, Sendable, ResultsDocument {
         public var sorted: [Double] { kppsPerSecond.sorted() }
         /// The `p`-th percentile (0-100) of the 1 s bins, nearest rank.
         public func percentile(_ p: Double) -> Double? {
-            let values = sorted
-            guard !values.isEmpty else { return nil }
-            let rank = Int((p / 100 * Double(values.count)).rounded(.up)) - 1
-            return values[min(values.count - 1, max(0, rank))]
+            nearestRank(p / 100, ofSorted: sorted)
         }
         public var median: Double? { percentile(50) }
     }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Units
 
 /// CLOCK_MONOTONIC in nanoseconds: the sender's and receiver's only clock for intervals.
 public enum MonotonicClock {
@@ -54,11 +55,7 @@ public struct PacingErrors: Sendable, Codable, Equatable {
 
     public init(lateness: [Int64]) {
         let sorted = lateness.sorted()
-        func percentile(_ p: Double) -> Double {
-            guard !sorted.isEmpty else { return 0 }
-            let index = min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)
-            return Double(sorted[max(0, index)]) / 1000
-        }
+        func percentile(_ p: Double) -> Double { nearestRank(p, ofSorted: sorted).map { Double($0) / 1000 } ?? 0 }
         frames = sorted.count
         p50Microseconds = percentile(0.5)
         p99Microseconds = percentile(0.99)

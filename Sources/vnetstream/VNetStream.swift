@@ -18,6 +18,6 @@ struct VNetStream: ParsableCommand {
         version: "0.1.0 (libavformat \(VideoTraceExtractor.libraryVersion), \(String(cString: pcap_lib_version())))",
         subcommands: [
             RunExperiment.self, Report.self, TraceCommand.self, Send.self, SendMarked.self, Recv.self, CaptureCommand.self, LabCommand.self,
-            MonitorCommand.self, VoiceCommand.self,
+            MonitorCommand.self, VoiceCommand.self, ScoreCommand.self,
         ])
 }
