@@ -38,7 +38,7 @@ public enum Command {
 
     static let packages = [
         "ip": "iproute2", "tc": "iproute2", "nft": "nftables", "bird": "bird2", "birdc": "bird2",
-        "qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "cpio": "cpio", "gnuplot": "gnuplot-nox", "ffmpeg": "ffmpeg", "ffprobe": "ffmpeg",
+        "qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "cpio": "cpio", "gnuplot": "gnuplot-nox", "ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "ssh": "openssh-client", "ssh-keygen": "openssh-client", "sshd": "openssh-server",
     ]
 
     /// The path of a tool, or an error naming its Debian package.

@@ -1,0 +1,161 @@
+import Foundation
+import Units
+
+/// Hosts of a multi-host lab emulated on this machine, for tests and for experiments given no
+/// hosts file: each "host" is a network namespace on an underlay bridge (in a namespace of its
+/// own, never the machine's), running its own sshd bound to its underlay address, with a host
+/// key and a login key made for it. Commands reach them over ssh like real hosts' do; what runs
+/// there runs in that host's namespace.
+///
+/// Naming: underlay `vhR-u` with bridge `ul`, host N `vhR-hN`, the controller (where ssh runs)
+/// `vhR-c`; host N's underlay address is 198.19.255.N/24 (the top of the lab's link range), the
+/// controller's .254. The keys, sshd configurations, pid files
+/// and logs are in `directory`, which `down()` removes with the rest.
+public final class EmulatedHosts: @unchecked Sendable {
+    public let runID: String
+    public let directory: String
+    public let count: Int
+    public private(set) var hosts: [SSHHost] = []
+    private let local = LocalHost()
+    private var namespaces: [String] = []
+
+    public static let underlayPrefix = "198.19.255."
+
+    public var underlayNamespace: String { "vh\(runID)-u" }
+    /// Where the ssh client runs: the operator's machine, on the underlay.
+    public var controllerNamespace: String { "vh\(runID)-c" }
+    public func namespace(ofHost index: Int) -> String { "vh\(runID)-h\(index + 1)" }
+    public func underlayAddress(ofHost index: Int) -> String { Self.underlayPrefix + String(index + 1) }
+    public func hostName(_ index: Int) -> String { "h\(index + 1)" }
+    var key: String { directory + "/login_key" }
+    var knownHosts: String { directory + "/known_hosts" }
+
+    /// Brings up `count` hosts (1-200), each with sshd answering; on any failure what was
+    /// built is removed and the error says what failed.
+    public init(runID: String, count: Int, directory: String) throws {
+        guard (1...200).contains(count) else { throw LabError("emulated hosts: \(count) asked for, 1 to 200 can be made") }
+        guard runID.count <= 6, runID.allSatisfy({ $0.isLetter || $0.isNumber }) else {
+            throw LabError("emulated hosts: run id \(runID) must be 1-6 letters or digits (namespace names)")
+        }
+        self.runID = runID
+        self.count = count
+        self.directory = directory
+        do { try up() } catch {
+            down()
+            throw error
+        }
+    }
+
+    private func up() throws {
+        let sshd = try Command.locate("sshd")
+        let keygen = try Command.locate("ssh-keygen")
+        _ = try Command.locate("ssh")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // sshd refuses to start without its privilege separation directory.
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        try local.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "vnetstream-\(runID)", "-f", key])
+        try local.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "vnetstream-\(runID)-host", "-f", directory + "/host_key"])
+        let hostKey = try String(contentsOfFile: directory + "/host_key.pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try FileManager.default.copyItem(atPath: key + ".pub", toPath: directory + "/authorized_keys")
+
+        try add(underlayNamespace)
+        try inside(underlayNamespace, ["ip", "link", "add", "ul", "type", "bridge"])
+        try inside(underlayNamespace, ["ip", "link", "set", "ul", "up"])
+        try inside(underlayNamespace, ["ip", "link", "set", "lo", "up"])
+        var known = ""
+        for index in 0..<count {
+            let namespace = namespace(ofHost: index)
+            try add(namespace)
+            let port = "ul\(index + 1)"
+            try local.run(["ip", "link", "add", "eth0", "netns", namespace, "type", "veth", "peer", "name", port, "netns", underlayNamespace])
+            try inside(underlayNamespace, ["ip", "link", "set", port, "master", "ul", "up"])
+            try inside(namespace, ["ip", "addr", "add", underlayAddress(ofHost: index) + "/24", "dev", "eth0"])
+            try inside(namespace, ["ip", "link", "set", "eth0", "up"])
+            try inside(namespace, ["ip", "link", "set", "lo", "up"])
+            let config = """
+                ListenAddress \(underlayAddress(ofHost: index))
+                Port 22
+                HostKey \(directory)/host_key
+                PidFile \(directory)/sshd-\(hostName(index)).pid
+                AuthorizedKeysFile \(directory)/authorized_keys
+                PermitRootLogin prohibit-password
+                PasswordAuthentication no
+                KbdInteractiveAuthentication no
+                UsePAM no
+                StrictModes no
+                LogLevel ERROR
+                MaxStartups 100:30:200
+                MaxSessions 100
+
+                """
+            let path = directory + "/sshd-\(hostName(index)).conf"
+            try Data(config.utf8).write(to: URL(fileURLWithPath: path))
+            try local.run(["ip", "netns", "exec", namespace, sshd, "-f", path, "-E", directory + "/sshd-\(hostName(index)).log"])
+            known += "\(underlayAddress(ofHost: index)) \(hostKey)\n"
+        }
+        try Data(known.utf8).write(to: URL(fileURLWithPath: knownHosts))
+        // The ssh client runs in a controller namespace on the underlay (.254), the operator's
+        // machine of this emulation: the machine's own interfaces and routes are never touched.
+        try add(controllerNamespace)
+        try local.run(["ip", "link", "add", "eth0", "netns", controllerNamespace, "type", "veth", "peer", "name", "ulc", "netns", underlayNamespace])
+        try inside(underlayNamespace, ["ip", "link", "set", "ulc", "master", "ul", "up"])
+        try inside(controllerNamespace, ["ip", "addr", "add", Self.underlayPrefix + "254/24", "dev", "eth0"])
+        try inside(controllerNamespace, ["ip", "link", "set", "eth0", "up"])
+        try inside(controllerNamespace, ["ip", "link", "set", "lo", "up"])
+        hosts = (0..<count).map { index in
+            SSHHost(
+                name: hostName(index), destination: "root@" + underlayAddress(ofHost: index), identity: key, knownHosts: knownHosts,
+                launcher: ["ip", "netns", "exec", controllerNamespace])
+        }
+        try waitForSSH()
+    }
+
+    /// Every host's sshd answers within 10 s.
+    private func waitForSSH() throws {
+        for host in hosts {
+            let deadline = Date().addingTimeInterval(10)
+            while true {
+                do {
+                    try host.run(["true"], input: nil, timeout: 5)
+                    break
+                } catch {
+                    if Date() > deadline {
+                        let log = (try? String(contentsOfFile: directory + "/sshd-\(host.name).log", encoding: .utf8)) ?? ""
+                        throw LabError("emulated host \(host.name): sshd did not answer within 10 s: \(error)" + (log.isEmpty ? "" : "; its log: \(log)"))
+                    }
+                    usleep(100_000)
+                }
+            }
+        }
+    }
+
+    private func add(_ namespace: String) throws {
+        try local.run(["ip", "netns", "add", namespace])
+        namespaces.append(namespace)
+    }
+
+    private func inside(_ namespace: String, _ argv: [String]) throws {
+        try local.run(["ip", "netns", "exec", namespace] + argv)
+    }
+
+    /// Stops the sshds and removes the namespaces, the uplink and the directory; safe to call
+    /// twice and after a failed `up`.
+    public func down() {
+        for index in 0..<count {
+            let pidFile = directory + "/sshd-\(hostName(index)).pid"
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 {
+                kill(pid, SIGTERM)
+            }
+        }
+        // Sessions still open (a command that outlived its ssh) end with their namespace's
+        // processes: whatever still runs in a host's namespace is killed before it goes.
+        for namespace in namespaces.reversed() {
+            if let pids = try? local.run(["ip", "netns", "pids", namespace]) {
+                for pid in pids.split(separator: "\n").compactMap({ Int32($0) }) where pid > 1 { kill(pid, SIGKILL) }
+            }
+            _ = try? local.run(["ip", "netns", "del", namespace])
+        }
+        namespaces.removeAll()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Units
+
+/// A machine of a lab reached over OpenSSH (CORE's and Mininet Cluster Edition's way): each
+/// command runs as `ssh -o BatchMode=yes … DESTINATION -- 'argv'`, with a time limit, and a
+/// failure names the host. No daemon of the project's own runs there; the host needs root's
+/// sshd, the vnetstream binary and the Debian packages `scripts/install-deps` installs.
+public struct SSHHost: Host {
+    public let name: String
+    /// `user@address` (or an alias the ssh configuration knows).
+    public let destination: String
+    public var port: Int
+    /// A private key to log in with (`-i`), or the agent's and ssh's defaults.
+    public var identity: String?
+    /// A known_hosts file to check the host's key against (strictly); nil: the user's, with
+    /// new hosts accepted on first sight.
+    public var knownHosts: String?
+    /// How long to wait for the connection itself, seconds.
+    public var connectTimeout: Int
+    /// Words before `ssh` (where the client runs: `ip netns exec NS` for emulated hosts).
+    public var launcher: [String]
+
+    public init(
+        name: String, destination: String, port: Int = 22, identity: String? = nil, knownHosts: String? = nil, connectTimeout: Int = 5,
+        launcher: [String] = []
+    ) {
+        self.name = name
+        self.destination = destination
+        self.port = port
+        self.identity = identity
+        self.knownHosts = knownHosts
+        self.connectTimeout = connectTimeout
+        self.launcher = launcher
+    }
+
+    /// ssh's exit status when ssh itself failed (could not connect, was refused the login).
+    public static let sshFailed: Int32 = 255
+
+    /// The ssh command line that runs `argv` on the host (its words quoted for the remote shell).
+    public func sshArgv(_ argv: [String], options: [String] = []) -> [String] {
+        var ssh = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=\(connectTimeout)", "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=5"]
+        ssh += ["-p", String(port)]
+        if let identity { ssh += ["-i", identity, "-o", "IdentitiesOnly=yes"] }
+        if let knownHosts {
+            ssh += ["-o", "UserKnownHostsFile=\(knownHosts)", "-o", "StrictHostKeyChecking=yes"]
+        } else {
+            ssh += ["-o", "StrictHostKeyChecking=accept-new"]
+        }
+        return launcher + ssh + options + [destination, "--", Self.remoteCommand(argv)]
+    }
+
+    /// The words as one line for the remote shell, each in single quotes.
+    public static func remoteCommand(_ argv: [String]) -> String {
+        argv.map { word in
+            word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,@%+".contains($0) } && !word.isEmpty
+                ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }.joined(separator: " ")
+    }
+
+    public func run(_ argv: [String], input: String?, timeout: Double) throws -> String {
+        do { return try Command.run(sshArgv(argv), input: input, timeout: timeout) } catch let failure as Command.Failure {
+            throw named(failure, argv)
+        }
+    }
+
+    public func runConcurrently(_ commands: [(argv: [String], input: String?)], timeout: Double) throws {
+        var firstError: Error?
+        let running = commands.map { command in (command.argv, Result { try Command.start(sshArgv(command.argv), input: command.input) }) }
+        for (argv, started) in running {
+            do { _ = try started.get().finish(timeout: timeout) } catch let failure as Command.Failure {
+                if firstError == nil { firstError = named(failure, argv) }
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// The daemon forks into the background on the host; its output goes nowhere (it has its
+    /// own log), so that the ssh session ends when it has detached.
+    public func startDaemon(_ argv: [String]) throws {
+        let line = Self.remoteCommand(argv) + " </dev/null >/dev/null 2>&1"
+        do { _ = try Command.run(sshArgv(["sh", "-c", line]), timeout: Command.defaultTimeout) } catch let failure as Command.Failure {
+            throw named(failure, argv)
+        }
+    }
+
+    /// The host's vnetstream, which must be this one's version: a lab whose hosts run
+    /// different builds would speak different wire formats.
+    public func checkVersion(binary: String, expected: String) throws {
+        let theirs = try run([binary, "--version"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard theirs == expected.trimmingCharacters(in: .whitespacesAndNewlines) else {
+            throw LabError("host \(name) (\(destination)) runs vnetstream \(theirs), this one is \(expected): install the same build on every host")
+        }
+    }
+
+    /// A failure said as the host's: whether ssh could not reach it, or the command failed there.
+    private func named(_ failure: Command.Failure, _ argv: [String]) -> LabError {
+        let stderr = failure.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let timeout = failure.timeout {
+            return LabError("host \(name) (\(destination)): `\(argv.joined(separator: " "))` did not finish within \(timeout.plainText) s" + (stderr.isEmpty ? "" : ": \(stderr)"))
+        }
+        if failure.status == Self.sshFailed {
+            return LabError("host \(name) (\(destination)) could not be reached over ssh: \(stderr.isEmpty ? "ssh exited 255" : stderr)")
+        }
+        return LabError("host \(name) (\(destination)): `\(argv.joined(separator: " "))` failed (exit \(failure.status)): \(stderr)")
+    }
+}
