@@ -84,3 +84,46 @@ struct HostsTests {
         }
     }
 }
+
+@Suite("a link across hosts (VXLAN over the emulated underlay)", .serialized)
+struct CrossHostLinkTests {
+    @Test("a VXLAN link between nodes on two hosts: made in each host's namespace and moved into the node's, it carries packets up to its MTU (the underlay's less 50) and no more; removed with nothing left")
+    func vxlanLink() throws {
+        let id = freshRunID()
+        let directory = try makeTemporaryDirectory("vnetstream-hosts")
+        let hosts = try EmulatedHosts(runID: id, count: 2, directory: directory)
+        let (h1, h2) = (hosts.hosts[0], hosts.hosts[1])
+        // Node namespaces are named by run id and host, so that two hosts' parts never collide
+        // on one machine.
+        let nodeA = "vl\(id)-h1-a"
+        let nodeB = "vl\(id)-h2-b"
+        defer {
+            _ = try? h1.run(["ip", "netns", "del", nodeA])
+            _ = try? h2.run(["ip", "netns", "del", nodeB])
+            hosts.down()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        try h1.run(["ip", "netns", "add", nodeA])
+        try h2.run(["ip", "netns", "add", nodeB])
+        let link = try CrossHostLink(
+            vni: 4242,
+            a: .init(underlayAddress: hosts.underlayAddress(ofHost: 0), underlayDevice: "eth0", namespace: nodeA, device: "l0", address: "10.0.0.1/24"),
+            b: .init(underlayAddress: hosts.underlayAddress(ofHost: 1), underlayDevice: "eth0", namespace: nodeB, device: "l0", address: "10.0.0.2/24"))
+        let mtu = try link.up(h1, h2)
+        #expect(mtu == 1450)
+        let details = try h1.run(["ip", "netns", "exec", nodeA, "ip", "-d", "link", "show", "l0"])
+        #expect(details.contains("mtu 1450") && details.contains("vxlan id 4242") && details.contains("dstport 4789"), "\(details)")
+        // Its UDP socket stayed on the underlay, in the host's namespace.
+        let sockets = try h1.run(["ss", "-uln"])
+        #expect(sockets.contains(":4789"), "\(sockets)")
+        let fits = try runProcess(h1.sshArgv(["ip", "netns", "exec", nodeA, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-M", "do", "-s", "\(mtu - 28)", "10.0.0.2"]))
+        #expect(fits.status == 0 && fits.stdout.contains("3 received"), "\(fits.summary)")
+        let tooBig = try runProcess(h1.sshArgv(["ip", "netns", "exec", nodeA, "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "\(mtu - 27)", "10.0.0.2"]))
+        #expect(tooBig.status != 0, "\(tooBig.summary)")
+        // Nothing of the link in the hosts' own namespaces: the end moved.
+        #expect(!(try h2.run(["ip", "-o", "link", "show"])).contains("vxl4242"))
+        link.down(h1, h2)
+        #expect(!(try h1.run(["ip", "netns", "exec", nodeA, "ip", "-o", "link", "show"])).contains("l0"))
+        #expect(!(try h1.run(["ss", "-uln"])).contains(":4789"))
+    }
+}
