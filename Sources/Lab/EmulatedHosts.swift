@@ -15,6 +15,8 @@ public final class EmulatedHosts: @unchecked Sendable {
     public let runID: String
     public let directory: String
     public let count: Int
+    /// The hosts' names (h1, h2, ... unless named), in order.
+    public let names: [String]
     public private(set) var hosts: [SSHHost] = []
     private let local = LocalHost()
     private var namespaces: [String] = []
@@ -26,14 +28,34 @@ public final class EmulatedHosts: @unchecked Sendable {
     public var controllerNamespace: String { "vh\(runID)-c" }
     public func namespace(ofHost index: Int) -> String { "vh\(runID)-h\(index + 1)" }
     public func underlayAddress(ofHost index: Int) -> String { Self.underlayPrefix + String(index + 1) }
-    public func hostName(_ index: Int) -> String { "h\(index + 1)" }
+    public func hostName(_ index: Int) -> String { names[index] }
     var key: String { directory + "/login_key" }
     var knownHosts: String { directory + "/known_hosts" }
 
     /// Brings up `count` hosts (1-200), each with sshd answering; on any failure what was
     /// built is removed and the error says what failed.
-    public init(runID: String, count: Int, directory: String) throws {
+    public convenience init(runID: String, count: Int, directory: String) throws {
+        try self.init(runID: runID, names: (0..<max(0, count)).map { "h\($0 + 1)" }, directory: directory)
+    }
+
+    /// The hosts a topology names (`[[host]]`), emulated.
+    public convenience init(for topology: Topology, runID: String, directory: String) throws {
+        try self.init(runID: runID, names: topology.hosts.map(\.name), directory: directory)
+    }
+
+    /// What `Lab.up` takes: each host by name, and its underlay address.
+    public var placement: (hosts: [String: any Host], underlay: [String: String]) {
+        (
+            Dictionary(uniqueKeysWithValues: hosts.map { ($0.name, $0 as any Host) }),
+            Dictionary(uniqueKeysWithValues: names.indices.map { (names[$0], underlayAddress(ofHost: $0)) })
+        )
+    }
+
+    public init(runID: String, names: [String], directory: String) throws {
+        let count = names.count
         guard (1...200).contains(count) else { throw LabError("emulated hosts: \(count) asked for, 1 to 200 can be made") }
+        guard Set(names).count == count else { throw LabError("emulated hosts: names \(names) repeat") }
+        self.names = names
         guard runID.count <= 6, runID.allSatisfy({ $0.isLetter || $0.isNumber }) else {
             throw LabError("emulated hosts: run id \(runID) must be 1-6 letters or digits (namespace names)")
         }
@@ -105,7 +127,7 @@ public final class EmulatedHosts: @unchecked Sendable {
         hosts = (0..<count).map { index in
             SSHHost(
                 name: hostName(index), destination: "root@" + underlayAddress(ofHost: index), identity: key, knownHosts: knownHosts,
-                launcher: ["ip", "netns", "exec", controllerNamespace])
+                launcher: ["ip", "netns", "exec", controllerNamespace], controlPath: directory + "/cm-" + hostName(index))
         }
         try waitForSSH()
     }

@@ -52,7 +52,7 @@ public final class Lab: @unchecked Sendable {
     /// everything made so far is removed before the error is thrown.
     public static func up(
         topology: Topology, file: String, runID: String? = nil, shaper requested: Shaper? = nil, ownedByThisProcess: Bool = false,
-        log: (String) -> Void = { _ in }
+        hosts: [String: any Host] = [:], underlay: [String: String] = [:], log: (String) -> Void = { _ in }
     ) throws -> Lab {
         guard getuid() == 0 else { throw LabError("the lab needs root (namespaces, veth, tc, nft, bird): run as root") }
         for tool in ["ip", "tc", "nft", "bird", "birdc"] { _ = try Command.locate(tool) }
@@ -64,15 +64,16 @@ public final class Lab: @unchecked Sendable {
         guard !FileManager.default.fileExists(atPath: directory) else {
             throw LabError("a lab with run id \(id) is already up (vnetstream lab down --id \(id) removes it)")
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // A plan with a provisional shaper names everything; the real one is known once a
         // namespace exists to probe in.
-        var plan = try LabPlan(topology: topology, runID: id, shaper: requested ?? .tbf)
+        var plan = try LabPlan(topology: topology, runID: id, shaper: requested ?? .tbf, underlay: underlay)
+        let host = try Self.host(for: plan, hosts: hosts)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var state = LabState(
             runID: id, topologyFile: file, topology: topology, shaper: plan.shaper,
             shaperReason: requested == nil ? "" : "asked for (--shaper \(plan.shaper.rawValue))")
         if ownedByThisProcess { state.owner = ProcessIdentity.current }
-        let lab = Lab(plan: plan, state: state, directory: directory)
+        let lab = Lab(plan: plan, state: state, directory: directory, host: host)
         try lab.save()
         do {
             for node in plan.nodes {
@@ -90,15 +91,16 @@ public final class Lab: @unchecked Sendable {
                 lab.state.shaperReason =
                     netem ? "detected: this kernel has sch_netem" : "detected: this kernel has no sch_netem, so TBF for rate and queue, nftables for loss"
             }
-            plan = try LabPlan(topology: topology, runID: id, shaper: lab.state.shaper, red: lab.state.red)
-            let built = Lab(plan: plan, state: lab.state, directory: directory)
+            plan = try LabPlan(topology: topology, runID: id, shaper: lab.state.shaper, red: lab.state.red, underlay: underlay)
+            let built = Lab(plan: plan, state: lab.state, directory: directory, host: host)
             log("lab \(id): \(plan.nodes.count) namespaces, shaper \(plan.shaper.rawValue) (\(built.state.shaperReason))")
             for vnet in topology.vnets where vnet.queue != nil {
                 log("lab \(id): VNet \(vnet.name) queue: \(plan.queueSummaries[vnet.name]!)")
             }
-            for argv in plan.buildCommands + plan.classifierCommands {
+            for step in plan.buildSteps + plan.classifierCommands.map(plan.place) {
                 try checkInterrupted()
-                try lab.host.run(argv)
+                // A cross-host link's first steps run in a host's own namespace: the plan names the host.
+                try (step.host.flatMap { hosts[$0] } ?? lab.host).run(step.argv)
             }
             if let rules = plan.classifierRules {
                 try lab.host.run(["ip", "netns", "exec", plan.namespace(topology.sender), "nft", "-f", "-"], input: rules)
@@ -114,6 +116,20 @@ public final class Lab: @unchecked Sendable {
             _ = lab.down()
             throw error
         }
+    }
+
+    /// This machine for a one-host lab; for a lab over hosts, every host the topology places
+    /// a node on, each command sent to its namespace's host.
+    static func host(for plan: LabPlan, hosts: [String: any Host]) throws -> any Host {
+        let names = plan.topology.hosts.map(\.name)
+        guard !names.isEmpty else { return LocalHost() }
+        let missing = names.filter { hosts[$0] == nil }
+        guard missing.isEmpty else {
+            throw LabError(
+                "the topology places nodes on hosts \(names.joined(separator: ", ")), and no way to reach \(missing.joined(separator: ", ")) was given (a hosts file, or emulated hosts)")
+        }
+        let placement = Dictionary(uniqueKeysWithValues: plan.nodes.map { (plan.namespace($0), plan.topology.host(of: $0)!) })
+        return PlacedHosts(hosts: hosts, route: { argv in LabPlan.namespace(of: argv).flatMap { placement[$0] } })
     }
 
     func save() throws {

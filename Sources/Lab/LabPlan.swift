@@ -52,8 +52,12 @@ public struct LabPlan: Sendable {
     public static let ingressInterface = "snd"
     public static let egressInterface = "rcv"
 
-    public init(topology: Topology, runID: String, shaper: Shaper, red: Bool = false) throws {
+    /// Underlay addresses of hosts the topology leaves without one (emulated hosts), by name.
+    public let underlay: [String: String]
+
+    public init(topology: Topology, runID: String, shaper: Shaper, red: Bool = false, underlay: [String: String] = [:]) throws {
         self.topology = topology
+        self.underlay = underlay
         self.runID = runID
         self.shaper = shaper
         self.red = red
@@ -101,9 +105,14 @@ public struct LabPlan: Sendable {
         // depend on whether it has [access].
         self.extraLinks = topology.access.map { Self.accessLinks($0, sender: topology.sender, receiver: topology.receiver, allocate: allocate) } ?? []
         self.monitoring = try MonitorPlan(topology: topology, allocate: allocate)
+        try checkUnderlay()
     }
 
-    public func namespace(_ node: String) -> String { "vl\(runID)-\(node)" }
+    /// Node N of run R: `vlR-N`; on host H of a lab spread over hosts, `vlR-H-N`, so that the
+    /// hosts' parts never collide on one machine (emulated hosts).
+    public func namespace(_ node: String) -> String {
+        topology.host(of: node).map { "vl\(runID)-\($0)-\(node)" } ?? "vl\(runID)-\(node)"
+    }
 
     public var nodes: [String] {
         [topology.sender] + (topology.access?.nodes ?? []) + topology.vnets.flatMap(\.routers) + [topology.receiver] + monitoring.nodes
@@ -119,16 +128,26 @@ public struct LabPlan: Sendable {
     public var transitLinks: [PlannedLink] { links.filter { !$0.access } }
 
     /// The commands that build the lab, in order, after the namespaces exist.
-    public var buildCommands: [[String]] {
-        var commands: [[String]] = []
+    public var buildCommands: [[String]] { buildSteps.map(\.argv) }
+
+    /// The commands that build the lab, each with the host it runs on (nil: this machine). A
+    /// link between nodes on different hosts is a VXLAN pair (`CrossHostLink`); every other
+    /// command names the namespace it acts in, and runs where that namespace is.
+    public var buildSteps: [PlacedCommand] {
+        var steps: [PlacedCommand] = []
         for node in nodes {
             let ns = namespace(node)
-            commands.append(["ip", "-n", ns, "link", "set", "lo", "up"])
-            commands.append(
-                ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
-                 "net.ipv4.conf.default.rp_filter=0"])
+            steps.append(place(["ip", "-n", ns, "link", "set", "lo", "up"]))
+            steps.append(
+                place(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                 "net.ipv4.conf.default.rp_filter=0"]))
         }
-        for link in links + extraLinks { commands += link.vethCommands(namespace: namespace) }
+        for (index, link) in (links + extraLinks).enumerated() { steps += linkSteps(link, index: index) }
+        return steps + routeCommands.map(place)
+    }
+
+    private var routeCommands: [[String]] {
+        var commands: [[String]] = []
         let sender = namespace(topology.sender)
         let receiver = namespace(topology.receiver)
         commands.append(["ip", "-n", receiver, "addr", "add", "\(receiverAddress)/32", "dev", "lo"])

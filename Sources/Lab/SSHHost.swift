@@ -19,10 +19,14 @@ public struct SSHHost: Host {
     public var connectTimeout: Int
     /// Words before `ssh` (where the client runs: `ip netns exec NS` for emulated hosts).
     public var launcher: [String]
+    /// A socket for one shared connection (ssh's ControlMaster): a command then costs a new
+    /// session, not a new login (about 10 ms instead of 200 here). The master ends by itself
+    /// 30 s after its last session.
+    public var controlPath: String?
 
     public init(
         name: String, destination: String, port: Int = 22, identity: String? = nil, knownHosts: String? = nil, connectTimeout: Int = 5,
-        launcher: [String] = []
+        launcher: [String] = [], controlPath: String? = nil
     ) {
         self.name = name
         self.destination = destination
@@ -31,6 +35,7 @@ public struct SSHHost: Host {
         self.knownHosts = knownHosts
         self.connectTimeout = connectTimeout
         self.launcher = launcher
+        self.controlPath = controlPath
     }
 
     /// ssh's exit status when ssh itself failed (could not connect, was refused the login).
@@ -46,6 +51,7 @@ public struct SSHHost: Host {
         } else {
             ssh += ["-o", "StrictHostKeyChecking=accept-new"]
         }
+        if let controlPath { ssh += ["-o", "ControlMaster=auto", "-o", "ControlPath=\(controlPath)", "-o", "ControlPersist=30"] }
         return launcher + ssh + options + [destination, "--", Self.remoteCommand(argv)]
     }
 

@@ -26,10 +26,13 @@ public struct Topology: Codable, Sendable, Equatable {
     public var access: Access?
     /// Monitoring VNets (`Monitor.swift`): a monitoring node beside each watched router.
     public var monitors: [Monitor]
+    /// The hosts the lab is spread over (`HostPlacement.swift`); empty: this machine.
+    public var hosts: [HostSpec]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, sender, receiver, access
         case monitors = "monitor"
+        case hosts = "host"
         case receiverAddress = "receiver_address"
         case vnets = "vnet"
         case classes = "class"
@@ -55,6 +58,7 @@ public struct Topology: Codable, Sendable, Equatable {
         defaultVNet = try c.decodeIfPresent(String.self, forKey: .defaultVNet)
         access = try c.decodeIfPresent(Access.self, forKey: .access)
         monitors = try c.decodeIfPresent([Monitor].self, forKey: .monitors) ?? []
+        hosts = try c.decodeIfPresent([HostSpec].self, forKey: .hosts) ?? []
     }
 
     /// A traffic class: packets whose TT field carries `tt` (its DSCP: the TOS byte's top six
@@ -342,6 +346,7 @@ public struct Topology: Codable, Sendable, Equatable {
                 throw fail("[[monitor]]: router '\(router)' is watched twice (one monitoring node per router)")
             }
         }
+        try validateHosts(nodes: nodes, fail: fail)
     }
 
     static func isNodeName(_ name: String) -> Bool {
@@ -382,7 +387,7 @@ extension Topology: KnownKeys {
             CodingKeys.self,
             sections: [
                 "vnet": vnet, "class": KeySchema(keys: ["name", "tt", "vnet"]), "access": KeySchema(Access.CodingKeys.self),
-                "monitor": KeySchema(Monitor.CodingKeys.self), "shadow": KeySchema(Shadow.CodingKeys.self, sections: ["queue": queue]),
+                "monitor": KeySchema(Monitor.CodingKeys.self), "host": KeySchema(HostSpec.CodingKeys.self), "shadow": KeySchema(Shadow.CodingKeys.self, sections: ["queue": queue]),
             ])
     }
 }
