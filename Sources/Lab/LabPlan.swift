@@ -155,6 +155,7 @@ public struct LabPlan: Sendable {
             let table = String(100 + index + 1)
             let egressLink = links.first { $0.access && $0.vnet == index && $0.a.interface == Self.egressInterface }!
             commands.append(["ip", "-n", sender, "tuntap", "add", "dev", vnet.tun, "mode", "tun"])
+            if let mtu = mtu(vnet: index) { commands.append(["ip", "-n", sender, "link", "set", "dev", vnet.tun, "mtu", String(mtu)]) }
             commands.append(["ip", "-n", sender, "addr", "add", "\(tunAddress(vnet: index))/30", "dev", vnet.tun])
             commands.append(["ip", "-n", sender, "link", "set", "dev", vnet.tun, "up"])
             commands.append(["ip", "-n", sender, "rule", "add", "iif", vnet.tun, "lookup", table, "pref", String(1000 + index)])

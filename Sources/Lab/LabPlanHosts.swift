@@ -69,6 +69,16 @@ extension LabPlan {
         return try! CrossHostLink(vni: vniBase + UInt32(index), a: end(a, link.a, link.aAddress), b: end(b, link.b, link.bAddress))
     }
 
+    /// The MTU of VNet `vnet`'s smallest link when some of its links cross hosts (the sender's
+    /// tun into it gets that MTU, and the sender's packets fit every link); nil: 1500 throughout.
+    public func mtu(vnet: Int) -> Int? {
+        links.filter { $0.vnet == vnet }.compactMap { link -> Int? in
+            guard let a = topology.host(of: link.a.node), let b = topology.host(of: link.b.node), a != b else { return nil }
+            let mtus = topology.hosts.filter { $0.name == a || $0.name == b }.map(\.underlayMTU)
+            return (mtus.min() ?? 1500) - CrossHostLink.overhead
+        }.min()
+    }
+
     /// The links between nodes on different hosts, as VXLAN pairs.
     public var crossHostLinks: [CrossHostLink] {
         (links + extraLinks).enumerated().compactMap { index, link in

@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import RunRecords
 import TestSupport
 import Testing
 
@@ -170,6 +171,40 @@ struct LabOverHostsTests {
         let receiver = topology.receiverAddress
         func via(_ node: String) -> String? { built.nextHop(node: node, to: receiver).flatMap { built.neighbour(of: node, at: $0) } }
         #expect(via("in1") == "p11" && via("in2") == "p21")
+
+        // A stream across the hosts: the receiver in dst on h3, the sender in src on h1, each
+        // started over ssh; the tuns took the VXLAN links' MTU, so no packet is too big for them.
+        let h3 = hosts.hosts[2]
+        let dst = built.plan.namespace("dst")
+        let src = built.plan.namespace("src")
+        #expect(try h1.run(["ip", "-n", src, "link", "show", "tun0"]).contains("mtu 1450"))
+        let receiving = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var received: Result<String, Error> = .success("")
+        Thread.detachNewThread {
+            received = Result {
+                try h3.run(
+                    ["ip", "netns", "exec", dst, vnetstreamBinary, "recv", "--listen", "0.0.0.0:5004", "--interval", "2", "--idle-timeout", "3",
+                     "--start-timeout", "30", "--linger", "0.5", "--json"], input: nil, timeout: 60)
+            }
+            receiving.signal()
+        }
+        var bound = false
+        for _ in 0..<100 where !bound {
+            bound = (try? h3.run(["ip", "netns", "exec", dst, "ss", "-Hlun", "sport = :5004"]))?.contains("5004") ?? false
+            if !bound { usleep(50_000) }
+        }
+        #expect(bound, "the receiver on h3 did not bind")
+        let sent = try h1.run(
+            ["ip", "netns", "exec", src, vnetstreamBinary, "send", "--vnet", "tun0", "--vnet", "tun1", "--to", "\(receiver):5004", "--cbr", "400kbit",
+             "--duration", "3", "--split", "1:1", "--json"], input: nil, timeout: 60)
+        receiving.wait()
+        let summary = try JSONDecoder().decode(SenderSummary.self, from: Data(sent.utf8))
+        let result = try JSONDecoder().decode(ReceiverResult.self, from: Data(try received.get().utf8))
+        let total = try #require(result.streams.first?.total)
+        #expect(summary.mtu == 1450 && summary.vnets.allSatisfy { $0.packets > 0 }, "\(summary)")
+        #expect(total.sent == summary.packets && total.lost == 0 && total.received == summary.packets, "\(total)")
+        recordTiming("a stream over three emulated hosts (VXLAN links), lost", Double(total.lost), "packets", bound: "0 of \(total.sent)")
+
         built.down()
         lab = nil
         #expect(try leftovers(id).isEmpty)
