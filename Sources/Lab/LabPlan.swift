@@ -68,11 +68,18 @@ public struct LabPlan: Sendable {
             return (IPv4Address(next + 1), IPv4Address(next + 2))
         }
         for (index, vnet) in topology.vnets.enumerated() {
+            // Its own address space, or the lab's.
+            var own = try vnet.space()?.base.value
+            func allocateInVNet() -> (IPv4Address, IPv4Address) {
+                guard let base = own else { return allocate() }
+                defer { own = base + 4 }
+                return (IPv4Address(base + 1), IPv4Address(base + 2))
+            }
             for link in vnet.links {
                 for end in [link.a, link.b] where [Self.ingressInterface, Self.egressInterface].contains(end.interface) {
                     throw LabError("\(end): the interface names '\(Self.ingressInterface)' and '\(Self.egressInterface)' are the lab's own")
                 }
-                let (a, b) = allocate()
+                let (a, b) = allocateInVNet()
                 var initial = try link.conditions()
                 if let priority = vnet.priority {
                     initial.priorityTOS = try TrafficMark(parsing: priority).tos

@@ -146,9 +146,14 @@ public struct Topology: Codable, Sendable, Equatable {
         public var shadowOf: String?
         /// Strict priority on its links for this DSCP (`priority = "EF"`, InterfaceShaping.priorityLines).
         public var priority: String?
+        /// Its own address space for the links between its routers (`address_space =
+        /// "10.0.0.0/24"`; /30s from it in order), which other VNets may share; nil: /30s from
+        /// the lab's 198.19.0.0/16, unique across the lab.
+        public var addressSpace: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, tun, routers, ingress, egress, queue, reserve, priority
+            case addressSpace = "address_space"
             case shadowOf = "shadow_of"
             case helloS = "hello_s"
             case deadS = "dead_s"
@@ -170,6 +175,28 @@ public struct Topology: Codable, Sendable, Equatable {
             reserve = try c.decodeIfPresent(String.self, forKey: .reserve)
             shadowOf = try c.decodeIfPresent(String.self, forKey: .shadowOf)
             priority = try c.decodeIfPresent(String.self, forKey: .priority)
+            addressSpace = try c.decodeIfPresent(String.self, forKey: .addressSpace)
+        }
+
+        /// `address_space` read: its first address and prefix length (nil: none given); throws
+        /// when it is not an aligned IPv4 prefix of /8-/30 with a /30 for each link, or when it
+        /// overlaps the lab's own 198.18.0.0/15.
+        public func space() throws -> (base: IPv4Address, length: Int)? {
+            guard let addressSpace else { return nil }
+            let parts = addressSpace.split(separator: "/")
+            guard parts.count == 2, let base = IPv4Address(String(parts[0])), let length = Int(parts[1]), (8...30).contains(length) else {
+                throw LabError("address_space '\(addressSpace)' is not an IPv4 prefix of /8 to /30 (a.b.c.d/len)")
+            }
+            let size = UInt32(1) << UInt32(32 - length)
+            guard base.value % size == 0 else { throw LabError("address_space '\(addressSpace)': the address is not the prefix's first") }
+            guard Int(size / 4) >= links.count else {
+                throw LabError("address_space '\(addressSpace)' holds \(size / 4) links of /30, and the VNet has \(links.count)")
+            }
+            let lab = IPv4Address("198.18.0.0")!.value
+            guard base.value &+ size <= lab || base.value >= lab + (1 << 17) else {
+                throw LabError("address_space '\(addressSpace)' overlaps 198.18.0.0/15, the lab's own (tuns, access links, the receiver)")
+            }
+            return (base, length)
         }
     }
 
@@ -304,6 +331,7 @@ public struct Topology: Codable, Sendable, Equatable {
         guard Set(vnets.map(\.name)).count == vnets.count else { throw fail("VNet names must be unique") }
         for vnet in vnets {
             do { try vnet.queue?.validate() } catch { throw fail("VNet \(vnet.name): \(error)") }
+            do { _ = try vnet.space() } catch { throw fail("VNet \(vnet.name): \(error)") }
             if let priority = vnet.priority {
                 do { _ = try TrafficMark(parsing: priority) } catch { throw fail("VNet \(vnet.name): priority: \(error)") }
                 guard vnet.queue == nil else { throw fail("VNet \(vnet.name): priority and a queue policy together are not supported") }
