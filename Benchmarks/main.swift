@@ -1,6 +1,6 @@
 // vnetstream-bench: speed and memory figures, printed, never asserted (machines here are shared
 // and noisy; tests keep their timing margins wide, the tight numbers live here).
-// Run with scripts/bench (release build). Usage: vnetstream-bench [traces] [accounting] [recovery] [pacing [--seconds N]] [throughput] [cpu-vs-rate]
+// Run with scripts/bench (release build). Usage: vnetstream-bench [traces] [accounting] [recovery] [fec] [pacing [--seconds N]] [throughput] [cpu-vs-rate] [overlay]
 // The throughput suite runs last, so that its headline is the last line printed.
 import Accounting
 import Foundation
@@ -14,7 +14,7 @@ let pacingSeconds: Double = {
     return Double(arguments[flag + 1]) ?? 150
 }()
 if let flag = arguments.firstIndex(of: "--seconds") { arguments.removeSubrange(flag...min(flag + 1, arguments.count - 1)) }
-let suites = arguments.isEmpty ? ["traces", "accounting", "recovery", "fec", "pacing", "cpu-vs-rate", "throughput"] : arguments
+let suites = arguments.isEmpty ? ["traces", "accounting", "recovery", "fec", "pacing", "cpu-vs-rate", "overlay", "throughput"] : arguments
 let shared = ProcessInfo.processInfo.environment["VNETSTREAM_SHARED"] ?? "../shared"
 let jurassic = shared + "/traces/Terse_Jurassic.dat"
 
@@ -197,8 +197,9 @@ for suite in suites {
         case "pacing": try pacingSuite(seconds: pacingSeconds)
         case "throughput": try throughputSuite(seconds: 5)
         case "cpu-vs-rate": try cpuVsRateSuite(seconds: 5)
+        case "overlay": try overlaySuite()
         default:
-            FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, recovery, fec, pacing, throughput, cpu-vs-rate\n".utf8))
+            FileHandle.standardError.write(Data("vnetstream-bench: unknown suite '\(suite)'; known: traces, accounting, recovery, fec, pacing, throughput, cpu-vs-rate, overlay\n".utf8))
             exit(2)
         }
     } catch {
