@@ -216,9 +216,8 @@ public enum Harness {
             for (index, processes) in planned.enumerated() {
                 for process in processes where process.role == role {
                     let folder = runs[index].folder
-                    let child = try Command.Child(
-                        ["ip", "netns", "exec", up[index].plan.namespace(process.node)]
-                            + (try process.argv(binary: context.binary, timeZero: starts[index])),
+                    let child = try up[index].child(
+                        node: process.node, try process.argv(binary: context.binary, timeZero: starts[index]),
                         stdout: "\(folder)/\(process.name).out", stderr: "\(folder)/\(process.name).err")
                     children.append((index, process, child))
                 }

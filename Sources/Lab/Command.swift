@@ -152,6 +152,9 @@ public enum Command {
         public let stdoutFile: String
         public let stderrFile: String
         private var status: Int32?
+        /// How `terminate` asks it to stop, when SIGTERM to `pid` would not reach it (a command
+        /// on another host, whose local process is its ssh client).
+        public var stop: (@Sendable () -> Void)?
 
         /// Starts `argv` with stdout and stderr written to the two files.
         public init(_ argv: [String], stdout: String, stderr: String) throws {
@@ -185,7 +188,7 @@ public enum Command {
         /// Asks it to stop (SIGTERM), then waits.
         public func terminate() {
             guard poll() == nil else { return }
-            kill(pid, SIGTERM)
+            if let stop { stop() } else { kill(pid, SIGTERM) }
             wait()
         }
 

@@ -16,13 +16,17 @@ public final class Lab: @unchecked Sendable {
     public let directory: String
     /// Where the lab's commands run.
     public let host: any Host
+    /// The hosts this lab emulated for itself (a topology over hosts without ssh destinations);
+    /// `down` removes them after the lab.
+    public let emulated: EmulatedHosts?
     let lock = NSLock()
 
-    private init(plan: LabPlan, state: LabState, directory: String, host: any Host = LocalHost()) {
+    private init(plan: LabPlan, state: LabState, directory: String, host: any Host = LocalHost(), emulated: EmulatedHosts? = nil) {
         self.plan = plan
         self.state = state
         self.directory = directory
         self.host = host
+        self.emulated = emulated
     }
 
     public var runID: String { state.runID }
@@ -64,16 +68,32 @@ public final class Lab: @unchecked Sendable {
         guard !FileManager.default.fileExists(atPath: directory) else {
             throw LabError("a lab with run id \(id) is already up (vnetstream lab down --id \(id) removes it)")
         }
+        // A topology over hosts that says how to reach none of them: hosts emulated here.
+        var hosts = hosts
+        var underlay = underlay
+        var emulated: EmulatedHosts?
+        if hosts.isEmpty, !topology.hosts.isEmpty, topology.hosts.allSatisfy({ $0.ssh == nil }) {
+            let made = try EmulatedHosts(for: topology, runID: id, directory: NSTemporaryDirectory() + "vnetstream-hosts-\(id)")
+            (hosts, underlay) = made.placement
+            emulated = made
+        }
         // A plan with a provisional shaper names everything; the real one is known once a
         // namespace exists to probe in.
-        var plan = try LabPlan(topology: topology, runID: id, shaper: requested ?? .tbf, underlay: underlay)
-        let host = try Self.host(for: plan, hosts: hosts)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let host: any Host
+        var plan: LabPlan
+        do {
+            plan = try LabPlan(topology: topology, runID: id, shaper: requested ?? .tbf, underlay: underlay)
+            host = try Self.host(for: plan, hosts: hosts)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            emulated?.down()
+            throw error
+        }
         var state = LabState(
             runID: id, topologyFile: file, topology: topology, shaper: plan.shaper,
             shaperReason: requested == nil ? "" : "asked for (--shaper \(plan.shaper.rawValue))")
         if ownedByThisProcess { state.owner = ProcessIdentity.current }
-        let lab = Lab(plan: plan, state: state, directory: directory, host: host)
+        let lab = Lab(plan: plan, state: state, directory: directory, host: host, emulated: emulated)
         try lab.save()
         do {
             for node in plan.nodes {
@@ -92,7 +112,7 @@ public final class Lab: @unchecked Sendable {
                     netem ? "detected: this kernel has sch_netem" : "detected: this kernel has no sch_netem, so TBF for rate and queue, nftables for loss"
             }
             plan = try LabPlan(topology: topology, runID: id, shaper: lab.state.shaper, red: lab.state.red, underlay: underlay)
-            let built = Lab(plan: plan, state: lab.state, directory: directory, host: host)
+            let built = Lab(plan: plan, state: lab.state, directory: directory, host: host, emulated: emulated)
             log("lab \(id): \(plan.nodes.count) namespaces, shaper \(plan.shaper.rawValue) (\(built.state.shaperReason))")
             for vnet in topology.vnets where vnet.queue != nil {
                 log("lab \(id): VNet \(vnet.name) queue: \(plan.queueSummaries[vnet.name]!)")
@@ -130,6 +150,16 @@ public final class Lab: @unchecked Sendable {
         }
         let placement = Dictionary(uniqueKeysWithValues: plan.nodes.map { (plan.namespace($0), plan.topology.host(of: $0)!) })
         return PlacedHosts(hosts: hosts, route: { argv in LabPlan.namespace(of: argv).flatMap { placement[$0] } })
+    }
+
+    /// A long-running command (a sender or receiver) in `node`'s namespace, its output in the
+    /// two files here: started on the node's host over ssh in a lab over hosts.
+    public func child(node: String, _ argv: [String], stdout: String, stderr: String) throws -> Command.Child {
+        let namespace = plan.namespace(node)
+        if let placed = host as? PlacedHosts, let ssh = try placed.host(for: ["ip", "netns", "exec", namespace]) as? SSHHost {
+            return try ssh.child(namespace: namespace, argv, stdout: stdout, stderr: stderr, pidFile: "/tmp/vnetstream-\(runID)-\(node)-\(UUID().uuidString.prefix(8)).pid")
+        }
+        return try Command.Child(["ip", "netns", "exec", namespace] + argv, stdout: stdout, stderr: stderr)
     }
 
     func save() throws {

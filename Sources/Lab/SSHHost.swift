@@ -69,17 +69,45 @@ public struct SSHHost: Host {
         }
     }
 
+    /// All at once on the host, in one ssh session (a schedule's batch of tc and nft calls
+    /// costs one session, not one each): a shell script on ssh's stdin starts every command in
+    /// the background, each with its input as a here-document, waits for all, and names each
+    /// one that failed with its exit status and stderr.
     public func runConcurrently(_ commands: [(argv: [String], input: String?)], timeout: Double) throws {
-        var firstError: Error?
-        let running = commands.map { command in (command.argv, Result { try Command.start(sshArgv(command.argv), input: command.input) }) }
-        for (argv, started) in running {
-            do { _ = try started.get().finish(timeout: timeout) } catch let failure as Command.Failure {
-                if firstError == nil { firstError = named(failure, argv) }
-            } catch {
-                if firstError == nil { firstError = error }
-            }
+        guard commands.count > 1 else {
+            for command in commands { try run(command.argv, input: command.input, timeout: timeout) }
+            return
         }
-        if let firstError { throw firstError }
+        let script = Self.concurrentScript(commands)
+        do { _ = try Command.run(sshArgv(["sh", "-s"]), input: script, timeout: timeout) } catch let failure as Command.Failure {
+            throw named(failure, ["sh", "-s", "(\(commands.count) commands at once)"])
+        }
+    }
+
+    /// The script `runConcurrently` sends: POSIX sh.
+    static func concurrentScript(_ commands: [(argv: [String], input: String?)]) -> String {
+        var lines = ["d=$(mktemp -d) || exit 1"]
+        for (index, command) in commands.enumerated() {
+            let line = remoteCommand(command.argv) + " >/dev/null 2>\"$d/\(index)\""
+            if let input = command.input {
+                var delimiter = "VNETSTREAM_INPUT_\(index)"
+                while input.contains(delimiter) { delimiter += "_" }
+                lines.append(line + " <<'\(delimiter)' &")
+                lines.append(input.hasSuffix("\n") ? String(input.dropLast()) : input)
+                lines.append(delimiter)
+            } else {
+                lines.append(line + " </dev/null &")
+            }
+            lines.append("p\(index)=$!")
+        }
+        lines.append("s=0")
+        for (index, command) in commands.enumerated() {
+            let quoted = "'" + command.argv.joined(separator: " ").replacingOccurrences(of: "'", with: "'\\''") + "'"
+            lines.append("wait $p\(index) || { e=$?; s=1; printf '`%s` failed (exit %s): ' \(quoted) \"$e\" >&2; cat \"$d/\(index)\" >&2; }")
+        }
+        lines.append("rm -rf \"$d\"")
+        lines.append("exit $s")
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// The daemon forks into the background on the host; its output goes nowhere (it has its
@@ -89,6 +117,19 @@ public struct SSHHost: Host {
         do { _ = try Command.run(sshArgv(["sh", "-c", line]), timeout: Command.defaultTimeout) } catch let failure as Command.Failure {
             throw named(failure, argv)
         }
+    }
+
+    /// A long-running command on the host in namespace `namespace` (a sender or receiver),
+    /// its output written here through ssh. Its pid is kept in a file on the host, so that
+    /// `terminate` stops it there with SIGTERM (closing ssh would not).
+    public func child(namespace: String, _ argv: [String], stdout: String, stderr: String, pidFile: String) throws -> Command.Child {
+        let line = "echo $$ > \(Self.remoteCommand([pidFile])); exec " + Self.remoteCommand(["ip", "netns", "exec", namespace] + argv)
+        let child = try Command.Child(sshArgv(["sh", "-c", line], options: ["-n"]), stdout: stdout, stderr: stderr)
+        let host = self
+        child.stop = {
+            _ = try? host.run(["sh", "-c", "kill -TERM $(cat \(Self.remoteCommand([pidFile]))) 2>/dev/null; rm -f \(Self.remoteCommand([pidFile]))"])
+        }
+        return child
     }
 
     /// The host's vnetstream, which must be this one's version: a lab whose hosts run

@@ -37,6 +37,10 @@ extension Lab {
         if (try? FileManager.default.removeItem(atPath: directory)) != nil { removed.append(directory) }
         state.namespaces.removeAll()
         state.birds.removeAll()
+        if let emulated {
+            emulated.down()
+            removed.append("\(emulated.count) emulated host(s)")
+        }
         return removed
     }
 }
