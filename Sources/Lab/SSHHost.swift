@@ -121,9 +121,15 @@ public struct SSHHost: Host {
 
     /// A long-running command on the host in namespace `namespace` (a sender or receiver),
     /// its output written here through ssh. Its pid is kept in a file on the host, so that
-    /// `terminate` stops it there with SIGTERM (closing ssh would not).
-    public func child(namespace: String, _ argv: [String], stdout: String, stderr: String, pidFile: String) throws -> Command.Child {
-        let line = "echo $$ > \(Self.remoteCommand([pidFile])); exec " + Self.remoteCommand(["ip", "netns", "exec", namespace] + argv)
+    /// `terminate` stops it there with SIGTERM (closing ssh would not). It runs in `directory`
+    /// (this process's, by default), so that relative paths in `argv` mean what they mean here;
+    /// a host without that folder fails the command.
+    public func child(
+        namespace: String, _ argv: [String], stdout: String, stderr: String, pidFile: String,
+        directory: String = FileManager.default.currentDirectoryPath
+    ) throws -> Command.Child {
+        let line = "cd \(Self.remoteCommand([directory])) && echo $$ > \(Self.remoteCommand([pidFile])) && exec "
+            + Self.remoteCommand(["ip", "netns", "exec", namespace] + argv)
         let child = try Command.Child(sshArgv(["sh", "-c", line], options: ["-n"]), stdout: stdout, stderr: stderr)
         let host = self
         child.stop = {
