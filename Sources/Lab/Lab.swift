@@ -146,7 +146,7 @@ public final class Lab: @unchecked Sendable {
         let missing = names.filter { hosts[$0] == nil }
         guard missing.isEmpty else {
             throw LabError(
-                "the topology places nodes on hosts \(names.joined(separator: ", ")), and no way to reach \(missing.joined(separator: ", ")) was given (a hosts file, or emulated hosts)")
+                "the topology places nodes on hosts \(names.joined(separator: ", ")), and no way to reach \(missing.joined(separator: ", ")) was given: hosts reached over ssh are not driven yet (their bird files and teardown), so leave ssh out of every [[host]] to emulate them on this machine")
         }
         let placement = Dictionary(uniqueKeysWithValues: plan.nodes.map { (plan.namespace($0), plan.topology.host(of: $0)!) })
         return PlacedHosts(hosts: hosts, route: { argv in LabPlan.namespace(of: argv).flatMap { placement[$0] } })
