@@ -49,24 +49,24 @@ extension LabPlan {
 
     /// A link's steps: a veth pair when both ends are on one host, a VXLAN pair otherwise.
     func linkSteps(_ link: PlannedLink, index: Int) -> [PlacedCommand] {
-        let hostA = topology.host(of: link.a.node)
-        let hostB = topology.host(of: link.b.node)
-        guard hostA != hostB, let hostA, let hostB, let specA = topology.hosts.first(where: { $0.name == hostA }),
-            let specB = topology.hosts.first(where: { $0.name == hostB })
-        else { return link.vethCommands(namespace: namespace).map(place) }
-        let cross = crossHostLink(link, index: index, specA, specB)
-        return cross.commands(at: cross.a, peer: cross.b, underlayMTU: specA.underlayMTU).map { PlacedCommand(host: hostA, argv: $0) }
-            + cross.commands(at: cross.b, peer: cross.a, underlayMTU: specB.underlayMTU).map { PlacedCommand(host: hostB, argv: $0) }
+        guard let (cross, hostA, hostB) = crossing(link, index: index) else { return link.vethCommands(namespace: namespace).map(place) }
+        return cross.commands(at: cross.a, peer: cross.b, underlayMTU: hostA.underlayMTU).map { PlacedCommand(host: hostA.name, argv: $0) }
+            + cross.commands(at: cross.b, peer: cross.a, underlayMTU: hostB.underlayMTU).map { PlacedCommand(host: hostB.name, argv: $0) }
     }
 
-    func crossHostLink(_ link: PlannedLink, index: Int, _ a: HostSpec, _ b: HostSpec) -> CrossHostLink {
+    /// The link as a VXLAN pair, with its ends' hosts, when its ends are on different hosts.
+    func crossing(_ link: PlannedLink, index: Int) -> (link: CrossHostLink, a: HostSpec, b: HostSpec)? {
+        guard let a = topology.host(of: link.a.node), let b = topology.host(of: link.b.node), a != b,
+            let specA = topology.hosts.first(where: { $0.name == a }), let specB = topology.hosts.first(where: { $0.name == b })
+        else { return nil }
         func end(_ spec: HostSpec, _ endpoint: Topology.Endpoint, _ address: IPv4Address) -> CrossHostLink.End {
             CrossHostLink.End(
                 underlayAddress: underlay[spec.name] ?? spec.underlayAddress ?? "", underlayDevice: spec.underlayDevice,
                 namespace: namespace(endpoint.node), device: endpoint.interface, address: "\(address)/30")
         }
         // The plan checked the VNI range and the names when it was made.
-        return try! CrossHostLink(vni: vniBase + UInt32(index), a: end(a, link.a, link.aAddress), b: end(b, link.b, link.bAddress))
+        let cross = try! CrossHostLink(vni: vniBase + UInt32(index), a: end(specA, link.a, link.aAddress), b: end(specB, link.b, link.bAddress))
+        return (cross, specA, specB)
     }
 
     /// The MTU of VNet `vnet`'s smallest link when some of its links cross hosts (the sender's
@@ -81,12 +81,7 @@ extension LabPlan {
 
     /// The links between nodes on different hosts, as VXLAN pairs.
     public var crossHostLinks: [CrossHostLink] {
-        (links + extraLinks).enumerated().compactMap { index, link in
-            guard let a = topology.host(of: link.a.node), let b = topology.host(of: link.b.node), a != b,
-                let specA = topology.hosts.first(where: { $0.name == a }), let specB = topology.hosts.first(where: { $0.name == b })
-            else { return nil }
-            return crossHostLink(link, index: index, specA, specB)
-        }
+        (links + extraLinks).enumerated().compactMap { index, link in crossing(link, index: index)?.link }
     }
 
     /// Every host a cross-host link leaves from has an underlay address; at most 4096 links.
