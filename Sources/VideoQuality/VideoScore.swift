@@ -74,10 +74,9 @@ public struct FramesScore: Sendable, Equatable, Codable {
         case mosSharePct = "mos_share_pct"
     }
 
-    /// nil for no frames.
-    public init?(_ scores: some Collection<FrameScore>, startSeconds: Double, endSeconds: Double) {
-        guard !scores.isEmpty else { return nil }
-        let count = Double(scores.count)
+    /// No frames: zeros throughout.
+    public init(_ scores: some Collection<FrameScore>, startSeconds: Double, endSeconds: Double) {
+        let count = Double(max(1, scores.count))
         self.startSeconds = startSeconds
         self.endSeconds = endSeconds
         frames = scores.count
@@ -123,33 +122,10 @@ public struct VideoScore: Sendable, Equatable, Codable {
         var byInterval: [Int: [FrameScore]] = [:]
         // A hair over the quotient, so that a frame at 0.6 s is in 0.6-0.8 and not in 0.4-0.6.
         for frame in frames { byInterval[Int(frame.time / intervalSeconds + 1e-9), default: []].append(frame) }
-        intervals = byInterval.keys.sorted().compactMap { index in
+        intervals = byInterval.keys.sorted().map { index in
             FramesScore(byInterval[index]!, startSeconds: Double(index) * intervalSeconds, endSeconds: Double(index + 1) * intervalSeconds)
         }
-        total = FramesScore(frames, startSeconds: 0, endSeconds: end) ?? FramesScore.empty
-    }
-}
-
-extension FramesScore {
-    static let empty = FramesScore(
-        startSeconds: 0, endSeconds: 0, frames: 0, decoded: 0, copied: 0, missing: 0, meanPSNR: 0, p5PSNR: 0, meanSSIM: 0, meanMOS: 0,
-        mosSharePct: [0, 0, 0, 0, 0])
-
-    init(
-        startSeconds: Double, endSeconds: Double, frames: Int, decoded: Int, copied: Int, missing: Int, meanPSNR: Double, p5PSNR: Double,
-        meanSSIM: Double, meanMOS: Double, mosSharePct: [Double]
-    ) {
-        self.startSeconds = startSeconds
-        self.endSeconds = endSeconds
-        self.frames = frames
-        self.decoded = decoded
-        self.copied = copied
-        self.missing = missing
-        self.meanPSNR = meanPSNR
-        self.p5PSNR = p5PSNR
-        self.meanSSIM = meanSSIM
-        self.meanMOS = meanMOS
-        self.mosSharePct = mosSharePct
+        total = FramesScore(frames, startSeconds: 0, endSeconds: end)
     }
 }
 
