@@ -18,21 +18,10 @@ func overlaySuite() throws {
     let id = String(format: "b%04x", UInt16.random(in: 0...UInt16.max))
     let directory = NSTemporaryDirectory() + "vnetstream-overlay-\(id)"
     let hosts = try EmulatedHosts(runID: id, count: 2, directory: directory)
+    defer { hosts.down() }
     let (h1, h2) = (hosts.hosts[0], hosts.hosts[1])
-    let nodeA = "vl\(id)-h1-a"
-    let nodeB = "vl\(id)-h2-b"
-    defer {
-        _ = try? h1.run(["ip", "netns", "del", nodeA])
-        _ = try? h2.run(["ip", "netns", "del", nodeB])
-        hosts.down()
-    }
-    try h1.run(["ip", "netns", "add", nodeA])
-    try h2.run(["ip", "netns", "add", nodeB])
-    let link = try CrossHostLink(
-        vni: 77,
-        a: .init(underlayAddress: hosts.underlayAddress(ofHost: 0), underlayDevice: "eth0", namespace: nodeA, device: "l0", address: "10.0.0.1/24"),
-        b: .init(underlayAddress: hosts.underlayAddress(ofHost: 1), underlayDevice: "eth0", namespace: nodeB, device: "l0", address: "10.0.0.2/24"))
-    let mtu = try link.up(h1, h2)
+    let (link, mtu) = try hosts.linkedNodes(vni: 77)
+    let (nodeA, nodeB) = (link.a.namespace, link.b.namespace)
     print("   VXLAN link MTU \(mtu) (underlay 1500)")
 
     let paths = [

@@ -20,6 +20,8 @@ public final class EmulatedHosts: @unchecked Sendable {
     public private(set) var hosts: [SSHHost] = []
     private let local = LocalHost()
     private var namespaces: [String] = []
+    /// Node namespaces made on the hosts by `linkedNodes`, removed over ssh by `down`.
+    private var nodes: [(host: Int, namespace: String)] = []
 
     public static let underlayPrefix = "198.19.255."
 
@@ -160,9 +162,28 @@ public final class EmulatedHosts: @unchecked Sendable {
         try local.run(["ip", "netns", "exec", namespace] + argv)
     }
 
+    /// A node on each of the first two hosts (`vlR-h1-a` at 10.0.0.1/24, `vlR-h2-b` at
+    /// 10.0.0.2/24), joined by a VXLAN link `l0`: the smallest lab across hosts. `down` removes
+    /// the nodes. Returns the link and its MTU.
+    public func linkedNodes(vni: UInt32) throws -> (link: CrossHostLink, mtu: Int) {
+        guard hosts.count >= 2 else { throw LabError("emulated hosts: two are needed for a link between hosts") }
+        let ends = [(0, "vl\(runID)-\(hostName(0))-a", "10.0.0.1/24"), (1, "vl\(runID)-\(hostName(1))-b", "10.0.0.2/24")]
+        for (index, namespace, _) in ends {
+            try hosts[index].run(["ip", "netns", "add", namespace])
+            nodes.append((index, namespace))
+        }
+        let link = try CrossHostLink(
+            vni: vni,
+            a: .init(underlayAddress: underlayAddress(ofHost: 0), underlayDevice: "eth0", namespace: ends[0].1, device: "l0", address: ends[0].2),
+            b: .init(underlayAddress: underlayAddress(ofHost: 1), underlayDevice: "eth0", namespace: ends[1].1, device: "l0", address: ends[1].2))
+        return (link, try link.up(hosts[0], hosts[1]))
+    }
+
     /// Stops the sshds and removes the namespaces, the uplink and the directory; safe to call
     /// twice and after a failed `up`.
     public func down() {
+        for node in nodes.reversed() { _ = try? hosts[node.host].run(["ip", "netns", "del", node.namespace]) }
+        nodes.removeAll()
         for index in 0..<count {
             let pidFile = directory + "/sshd-\(hostName(index)).pid"
             if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 {

@@ -109,24 +109,16 @@ struct CrossHostLinkTests {
         let id = freshRunID()
         let directory = try makeTemporaryDirectory("vnetstream-hosts")
         let hosts = try EmulatedHosts(runID: id, count: 2, directory: directory)
-        let (h1, h2) = (hosts.hosts[0], hosts.hosts[1])
-        // Node namespaces are named by run id and host, so that two hosts' parts never collide
-        // on one machine.
-        let nodeA = "vl\(id)-h1-a"
-        let nodeB = "vl\(id)-h2-b"
         defer {
-            _ = try? h1.run(["ip", "netns", "del", nodeA])
-            _ = try? h2.run(["ip", "netns", "del", nodeB])
             hosts.down()
             try? FileManager.default.removeItem(atPath: directory)
         }
-        try h1.run(["ip", "netns", "add", nodeA])
-        try h2.run(["ip", "netns", "add", nodeB])
-        let link = try CrossHostLink(
-            vni: 4242,
-            a: .init(underlayAddress: hosts.underlayAddress(ofHost: 0), underlayDevice: "eth0", namespace: nodeA, device: "l0", address: "10.0.0.1/24"),
-            b: .init(underlayAddress: hosts.underlayAddress(ofHost: 1), underlayDevice: "eth0", namespace: nodeB, device: "l0", address: "10.0.0.2/24"))
-        let mtu = try link.up(h1, h2)
+        let (h1, h2) = (hosts.hosts[0], hosts.hosts[1])
+        // Node namespaces are named by run id and host, so that two hosts' parts never collide
+        // on one machine.
+        let (link, mtu) = try hosts.linkedNodes(vni: 4242)
+        let nodeA = link.a.namespace
+        #expect(nodeA == "vl\(id)-h1-a" && link.b.namespace == "vl\(id)-h2-b")
         #expect(mtu == 1450)
         let details = try h1.run(["ip", "netns", "exec", nodeA, "ip", "-d", "link", "show", "l0"])
         #expect(details.contains("mtu 1450") && details.contains("vxlan id 4242") && details.contains("dstport 4789"), "\(details)")
