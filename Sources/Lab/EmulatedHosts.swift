@@ -53,6 +53,32 @@ public final class EmulatedHosts: @unchecked Sendable {
         )
     }
 
+    /// What a lab's state keeps of its emulated hosts, so that `lab down` (or the cleanup of
+    /// an experiment that crashed) can reach and remove them from another process.
+    public struct Record: Codable, Sendable, Equatable {
+        public var runID: String
+        public var names: [String]
+        public var directory: String
+
+        enum CodingKeys: String, CodingKey {
+            case names, directory
+            case runID = "run_id"
+        }
+    }
+
+    public var record: Record { Record(runID: runID, names: names, directory: directory) }
+
+    /// The hosts a record names, as they are (nothing is made): their ssh doors, and what
+    /// `down()` removes.
+    public init(attaching record: Record) {
+        runID = record.runID
+        names = record.names
+        count = record.names.count
+        directory = record.directory
+        namespaces = [underlayNamespace] + (0..<count).map(namespace(ofHost:)) + [controllerNamespace]
+        hosts = sshHosts()
+    }
+
     public init(runID: String, names: [String], directory: String) throws {
         let count = names.count
         guard (1...200).contains(count) else { throw LabError("emulated hosts: \(count) asked for, 1 to 200 can be made") }
@@ -126,12 +152,17 @@ public final class EmulatedHosts: @unchecked Sendable {
         try inside(controllerNamespace, ["ip", "addr", "add", Self.underlayPrefix + "254/24", "dev", "eth0"])
         try inside(controllerNamespace, ["ip", "link", "set", "eth0", "up"])
         try inside(controllerNamespace, ["ip", "link", "set", "lo", "up"])
-        hosts = (0..<count).map { index in
+        hosts = sshHosts()
+        try waitForSSH()
+    }
+
+    /// Each host's door: ssh from the controller's namespace, with the login key made for it.
+    private func sshHosts() -> [SSHHost] {
+        (0..<count).map { index in
             SSHHost(
                 name: hostName(index), destination: "root@" + underlayAddress(ofHost: index), identity: key, knownHosts: knownHosts,
                 launcher: ["ip", "netns", "exec", controllerNamespace], controlPath: directory + "/cm-" + hostName(index))
         }
-        try waitForSSH()
     }
 
     /// Every host's sshd answers within 10 s.

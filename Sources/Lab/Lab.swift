@@ -93,6 +93,7 @@ public final class Lab: @unchecked Sendable {
             runID: id, topologyFile: file, topology: topology, shaper: plan.shaper,
             shaperReason: requested == nil ? "" : "asked for (--shaper \(plan.shaper.rawValue))")
         if ownedByThisProcess { state.owner = ProcessIdentity.current }
+        state.emulatedHosts = emulated?.record
         let lab = Lab(plan: plan, state: state, directory: directory, host: host, emulated: emulated)
         try lab.save()
         do {
@@ -206,7 +207,14 @@ public final class Lab: @unchecked Sendable {
             throw LabError("no lab with run id \(id) is up")
         }
         let state = try JSONDecoder().decode(LabState.self, from: data)
-        return Lab(
-            plan: try LabPlan(topology: state.topology, runID: id, shaper: state.shaper, red: state.red), state: state, directory: directory)
+        // A lab over emulated hosts is reached over their ssh, as when it was built.
+        guard let record = state.emulatedHosts else {
+            return Lab(
+                plan: try LabPlan(topology: state.topology, runID: id, shaper: state.shaper, red: state.red), state: state, directory: directory)
+        }
+        let emulated = EmulatedHosts(attaching: record)
+        let (hosts, underlay) = emulated.placement
+        let plan = try LabPlan(topology: state.topology, runID: id, shaper: state.shaper, red: state.red, underlay: underlay)
+        return Lab(plan: plan, state: state, directory: directory, host: try host(for: plan, hosts: hosts), emulated: emulated)
     }
 }

@@ -16,6 +16,8 @@ public struct LabState: Codable, Sendable {
     public var red = false
     /// Namespaces, recorded just before each is created.
     public var namespaces: [String] = []
+    /// The hosts the lab emulated for itself, if it did: `down` removes them after the lab.
+    public var emulatedHosts: EmulatedHosts.Record?
     /// Routers whose bird was started.
     public var birds: [String] = []
     /// Current conditions by link name, the same in both directions.
@@ -41,6 +43,7 @@ public struct LabState: Codable, Sendable {
         case runID = "run_id"
         case topologyFile = "topology_file"
         case shaperReason = "shaper_reason"
+        case emulatedHosts = "emulated_hosts"
     }
 
     init(runID: String, topologyFile: String, topology: Topology, shaper: Shaper, shaperReason: String) {
@@ -70,6 +73,7 @@ public struct LabState: Codable, Sendable {
         production = try c.decodeIfPresent([String: String].self, forKey: .production) ?? [:]
         retired = try c.decodeIfPresent([String].self, forKey: .retired) ?? []
         idle = try c.decodeIfPresent([String].self, forKey: .idle) ?? []
+        emulatedHosts = try c.decodeIfPresent(EmulatedHosts.Record.self, forKey: .emulatedHosts)
     }
 }
 

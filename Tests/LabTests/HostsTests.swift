@@ -214,7 +214,13 @@ struct LabOverHostsTests {
         #expect(total.sent == summary.packets && total.lost == 0 && total.received == summary.packets, "\(total)")
         recordTiming("a stream over three emulated hosts (VXLAN links), lost", Double(total.lost), "packets", bound: "0 of \(total.sent)")
 
-        built.down()
-        #expect(try leftovers(id).isEmpty && (try HostsTests.namespaces(id)).isEmpty)
+        // From its state alone, as `lab down` or the cleanup after a crashed experiment sees it:
+        // the lab reaches its nodes over the emulated hosts' ssh, and removes them with itself.
+        let reopened = try Lab.open(runID: id)
+        #expect(reopened.emulated?.names == ["h1", "h2", "h3"])
+        #expect(try reopened.host.run(["ip", "-n", built.plan.namespace("p11"), "link", "show", "in1"]).contains("mtu 1450"))
+        let removed = reopened.down()
+        #expect(removed.contains("3 emulated host(s)"), "\(removed)")
+        #expect(try leftovers(id).isEmpty && (try HostsTests.namespaces(id)).isEmpty && (try HostsTests.sshds(hosts.directory)).isEmpty)
     }
 }
