@@ -15,14 +15,15 @@ public struct IsolationFlood: Codable, Sendable, Equatable {
     public var vnet: String
     /// Its routers that sent the flood.
     public var sources: [String]
-    /// The addresses flooded, by what they are: "other VNets", "underlay", "outside the lab".
+    /// The addresses flooded, by what they are: "other VNets", "underlay", "outside the lab",
+    /// and "its own (control)", the VNet's own addresses, which its own links must carry.
     public var destinations: [String: [String]]
     /// Datagrams and echo requests the sources tried to send (those to a destination without
     /// a route fail at once, which is isolation too).
     public var attempted: Int
-    /// Flood packets counted on the VNet's own interfaces, per interface and direction: where
-    /// the VNet routes a destination itself (an address it shares with another VNet), the
-    /// flood travels there, and these counters show that the counting sees it.
+    /// Flood packets counted on the VNet's own interfaces, per interface and direction: the
+    /// VNet routes its own addresses (and those it shares with another VNet), so the flood
+    /// travels there, and these counters show that the counting sees it.
     public var ownHops: Int
     /// Counted anywhere else: other VNets' interfaces, interfaces of no VNet, hosts' and the
     /// controller's namespaces (bare packets: VXLAN's encapsulation is UDP 4789, not counted),
@@ -67,6 +68,8 @@ extension Lab {
         let others = plan.links.filter { $0.vnet != vnet }.flatMap { [$0.aAddress.description, $0.bAddress.description] }
             + topology.vnets.indices.filter { $0 != vnet }.flatMap { [plan.tunAddress(vnet: $0).description, plan.senderAddress(vnet: $0).description] }
         destinations["other VNets"] = Array(Set(others)).sorted()
+        // The control: the VNet's own addresses, which it routes, so its own counters must count.
+        destinations["its own (control)"] = Array(Set(plan.links.filter { $0.vnet == vnet }.flatMap { [$0.aAddress.description, $0.bAddress.description] })).sorted()
         var underlay = Array(plan.underlay.values)
         if let emulated {
             underlay += [EmulatedHosts.underlayPrefix + "254"] + (0..<emulated.count).map { emulated.underlayAddress(ofHost: $0) }

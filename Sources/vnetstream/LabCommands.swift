@@ -31,7 +31,7 @@ struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Build VNet topologies from namespaces, route them with OSPF, shape their links, replay schedules.",
-        subcommands: [Up.self, Down.self, Status.self, Play.self, Reserve.self, Promote.self, Retire.self, Copy.self, Exec.self, VM.self])
+        subcommands: [Up.self, Down.self, Status.self, Play.self, Reserve.self, Promote.self, Retire.self, Copy.self, Isolation.self, Exec.self, VM.self])
 }
 
 extension LabCommand {

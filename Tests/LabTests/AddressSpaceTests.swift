@@ -62,6 +62,13 @@ struct AddressSpaceTests {
         // OSPF's hellos (every 5 s) may arrive meanwhile, never 50 pings.
         #expect(after - before < 5, "VNet 2's p21 received \(after - before) packets during 50 pings in VNet 1")
 
+        // The isolation command on this lab: nothing leaks from either VNet, and each VNet's
+        // own links count its flood (the control), on this machine whose underlay is not watched.
+        let isolation = try runProcess([vnetstreamBinary, "lab", "isolation", "--id", lab.runID, "--datagrams", "5", "--json"])
+        #expect(isolation.status == 0, "\(isolation.summary)")
+        let floods = try JSONDecoder().decode([IsolationFlood].self, from: Data(isolation.stdout.utf8))
+        #expect(floods.map(\.vnet) == ["vnet1", "vnet2"] && floods.allSatisfy { $0.leaked == 0 && $0.ownHops > 0 && !$0.underlayWatched }, "\(floods)")
+
         let receiverProcess = try BackgroundProcess(
             ["ip", "netns", "exec", lab.plan.namespace("dst"), vnetstreamBinary, "recv", "--json-file", directory + "/r.json", "--idle-timeout", "3",
              "--linger", "0.5"])
