@@ -148,11 +148,18 @@ extension Lab {
     func readCounters(router: String) -> (counters: [String: InterfaceCounters], failures: [String]) {
         let ns = plan.namespace(router)
         var failures: [String] = []
+        // Three tries: over ssh on a loaded machine one read may time out, and a missing reading
+        // would leave the receiver's losses unexplained.
         func read(_ argv: [String]) -> String? {
-            do { return try host.run(argv, input: nil, timeout: 10) } catch {
-                failures.append("\(argv.joined(separator: " ")): \(error)")
-                return nil
+            var failure: Error?
+            for attempt in 0..<3 {
+                do { return try host.run(argv, input: nil, timeout: 10) } catch {
+                    failure = error
+                    if attempt < 2 { usleep(200_000) }
+                }
             }
+            failures.append("\(argv.joined(separator: " ")): \(failure.map { "\($0)" } ?? "")")
+            return nil
         }
         let nft = read(["ip", "netns", "exec", ns, "nft", "-j", "list", "counters", "table", "inet", "vnetlab"]).flatMap { try? NFTCounters.parse($0) } ?? [:]
         let qdiscs = read(["tc", "-s", "-j", "-n", ns, "qdisc", "show"]).flatMap { try? RootQdiscCounters.parse($0) } ?? [:]
