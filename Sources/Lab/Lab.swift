@@ -163,6 +163,17 @@ public final class Lab: @unchecked Sendable {
         return try Command.Child(["ip", "netns", "exec", namespace] + argv, stdout: stdout, stderr: stderr)
     }
 
+    /// The command line that runs `command` inside `node`'s namespace with this terminal's
+    /// input and output: `ip netns exec` here, through ssh to the node's host in a lab over hosts.
+    /// Its first word is a program's name (`Command.locate` finds it).
+    public func execArgv(node: String, _ command: [String]) throws -> [String] {
+        let inside = ["ip", "netns", "exec", plan.namespace(node)] + command
+        if let placed = host as? PlacedHosts, let ssh = try placed.host(for: inside) as? SSHHost {
+            return ssh.sshArgv(inside, options: isatty(0) != 0 ? ["-t"] : [])
+        }
+        return inside
+    }
+
     func save() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

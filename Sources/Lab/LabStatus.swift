@@ -81,7 +81,8 @@ extension Lab {
         }
         var ospf: [String: [OSPFNeighbour]] = [:]
         for router in state.birds {
-            let text = (try? host.run(["birdc", "-s", file(router, "ctl"), "show", "ospf", "neighbors"])) ?? ""
+            // In the router's namespace, so that a lab over hosts asks on the router's host.
+            let text = (try? host.run(["ip", "netns", "exec", plan.namespace(router), "birdc", "-s", file(router, "ctl"), "show", "ospf", "neighbors"])) ?? ""
             ospf[router] = OSPFNeighbour.parse(text)
         }
         var access: [String: [String: AccessClass]]?

@@ -351,9 +351,9 @@ extension LabCommand {
             guard lab.plan.nodes.contains(node) else {
                 throw RuntimeError("no node '\(node)' in \(lab.plan.topology.name): \(lab.plan.nodes.joined(separator: ", "))")
             }
-            let argv = ["/usr/sbin/ip", "netns", "exec", lab.plan.namespace(node)] + (command.first == "--" ? Array(command.dropFirst()) : command)
+            let argv = try lab.execArgv(node: node, command.first == "--" ? Array(command.dropFirst()) : command)
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: argv[0])
+            process.executableURL = URL(fileURLWithPath: try Command.locate(argv[0]))
             process.arguments = Array(argv.dropFirst())
             try process.run()
             process.waitUntilExit()

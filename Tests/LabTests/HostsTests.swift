@@ -214,6 +214,14 @@ struct LabOverHostsTests {
         #expect(total.sent == summary.packets && total.lost == 0 && total.received == summary.packets, "\(total)")
         recordTiming("a stream over three emulated hosts (VXLAN links), lost", Double(total.lost), "packets", bound: "0 of \(total.sent)")
 
+        // The command line on it, from another process: `lab exec` runs on the node's host (its
+        // exit status passed back), `lab status` reads OSPF there.
+        let exec = try runProcess([vnetstreamBinary, "lab", "exec", "--id", id, "p11", "--", "sh", "-c", "ip -br link show in1; exit 7"])
+        #expect(exec.status == 7 && exec.stdout.contains("in1"), "\(exec.summary)")
+        let statusRun = try runProcess([vnetstreamBinary, "lab", "status", "--id", id, "--json"])
+        let status = try JSONDecoder().decode(Lab.Status.self, from: Data(statusRun.stdout.utf8))
+        #expect(status.ospf["in1"]?.contains { $0.state.hasPrefix("Full") } == true, "\(status.ospf)")
+
         // From its state alone, as `lab down` or the cleanup after a crashed experiment sees it:
         // the lab reaches its nodes over the emulated hosts' ssh, and removes them with itself.
         let reopened = try Lab.open(runID: id)
