@@ -9,8 +9,10 @@ import Units
 ///
 /// Naming: underlay `vhR-u` with bridge `ul`, host N `vhR-hN`, the controller (where ssh runs)
 /// `vhR-c`; host N's underlay address is 198.19.255.N/24 (the top of the lab's link range), the
-/// controller's .254. The keys, sshd configurations, pid files
-/// and logs are in `directory`, which `down()` removes with the rest.
+/// controller's .254. Each host has its own /run/vnetstream (a tmpfs that what runs over its ssh
+/// sees), so the lab's files there are per host as on separate machines; the rest of the file
+/// system is shared. The keys, sshd configurations, pid files and logs are in `directory`,
+/// which `down()` removes with the rest.
 public final class EmulatedHosts: @unchecked Sendable {
     public let runID: String
     public let directory: String
@@ -103,6 +105,7 @@ public final class EmulatedHosts: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // sshd refuses to start without its privilege separation directory.
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "/run/vnetstream", withIntermediateDirectories: true)
         try local.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "vnetstream-\(runID)", "-f", key])
         try local.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "vnetstream-\(runID)-host", "-f", directory + "/host_key"])
         let hostKey = try String(contentsOfFile: directory + "/host_key.pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -140,7 +143,12 @@ public final class EmulatedHosts: @unchecked Sendable {
                 """
             let path = directory + "/sshd-\(hostName(index)).conf"
             try Data(config.utf8).write(to: URL(fileURLWithPath: path))
-            try local.run(["ip", "netns", "exec", namespace, sshd, "-f", path, "-E", directory + "/sshd-\(hostName(index)).log"])
+            // The host's own /run/vnetstream, a tmpfs in sshd's mount namespace: what the lab
+            // writes there on a host (bird's files), it writes on that host only, as on
+            // separate machines.
+            let start = "mount -t tmpfs -o size=64m,mode=0755 vnetstream-\(hostName(index)) /run/vnetstream && exec "
+                + SSHHost.remoteCommand([sshd, "-f", path, "-E", directory + "/sshd-\(hostName(index)).log"])
+            try local.run(["ip", "netns", "exec", namespace, "sh", "-c", start])
             known += "\(underlayAddress(ofHost: index)) \(hostKey)\n"
         }
         try Data(known.utf8).write(to: URL(fileURLWithPath: knownHosts))

@@ -306,7 +306,7 @@ extension Lab {
         usleep(200_000)
         for router in vnets[index].routers {
             let namespace = plan.namespace(router)
-            for pid in ((try? host.run(["ip", "netns", "pids", namespace])) ?? "").split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
+            signal(((try? host.run(["ip", "netns", "pids", namespace])) ?? "").split(separator: "\n").compactMap { Int32($0) }, in: namespace, SIGKILL)
             try host.run(["ip", "netns", "del", namespace])
             state.namespaces.removeAll { $0 == namespace }
             removed.append("namespace \(namespace)")

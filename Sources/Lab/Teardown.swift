@@ -13,7 +13,7 @@ extension Lab {
         // Every process inside the lab's namespaces is the lab's too: senders, receivers.
         for namespace in state.namespaces {
             let pids = ((try? host.run(["ip", "netns", "pids", namespace])) ?? "").split(separator: "\n").compactMap { Int32($0) }
-            for pid in pids { kill(pid, SIGTERM) }
+            signal(pids, in: namespace, SIGTERM)
             if !pids.isEmpty { removed.append("\(pids.count) process(es) in \(namespace)") }
         }
         let deadline = Date().addingTimeInterval(2)
@@ -24,7 +24,7 @@ extension Lab {
                 let pids = ((try? host.run(["ip", "netns", "pids", namespace])) ?? "").split(separator: "\n").compactMap { Int32($0) }
                 if pids.isEmpty { break }
                 if Date() > deadline {
-                    for pid in pids { kill(pid, SIGKILL) }
+                    signal(pids, in: namespace, SIGKILL)
                     usleep(100_000)
                     break
                 }
@@ -35,6 +35,12 @@ extension Lab {
             if (try? host.run(["ip", "netns", "del", namespace])) != nil { removed.append("namespace \(namespace)") }
         }
         if (try? FileManager.default.removeItem(atPath: directory)) != nil { removed.append(directory) }
+        // Over hosts, each host's copy of the folder (bird's files and logs).
+        if let placed = host as? PlacedHosts {
+            for (name, each) in placed.hosts.sorted(by: { $0.key < $1.key }) where (try? each.run(["rm", "-rf", directory], input: nil, timeout: 10)) != nil {
+                removed.append("\(directory) on \(name)")
+            }
+        }
         state.namespaces.removeAll()
         state.birds.removeAll()
         if let emulated {

@@ -171,6 +171,9 @@ struct LabOverHostsTests {
         // Seven of the eight transit links cross hosts (p22-out2 stays on h3); the access links
         // stay on their hosts.
         #expect(built.plan.crossHostLinks.count == 7, "\(built.plan.crossHostLinks.map(\.a.namespace))")
+        // bird's files are written on the router's host: each host's /run/vnetstream is its own.
+        #expect(try h2.run(["cat", built.directory + "/p11.conf"]).contains("protocol ospf"))
+        #expect(throws: LabError.self, "h1 has no file of h2's router") { try h1.run(["cat", built.directory + "/p11.conf"]) }
         recordTiming("paper-fig6 over three emulated hosts: lab up (every command over ssh)", Date().timeIntervalSince(started), "s", bound: "none")
         let converged = try built.waitForRouting(timeout: 60)
         recordTiming("paper-fig6 over three emulated hosts: OSPF converged after lab up", converged, "s", bound: "60")
