@@ -58,12 +58,17 @@ public struct CapacityTimeline: Codable, Sendable, Equatable {
     public var steps: [Step]
     public var outages: [Outage]
     public var losses: [LossStep]
+    /// When each batch of schedule events began to be applied, by the time it was in place
+    /// (its steps' and outages' times): between the two the change may already act, and over
+    /// ssh on a loaded machine that can be seconds.
+    public var began: [Double: Double]
 
-    public init(vnets: Int, steps: [Step], outages: [Outage], losses: [LossStep] = []) {
+    public init(vnets: Int, steps: [Step], outages: [Outage], losses: [LossStep] = [], began: [Double: Double] = [:]) {
         self.vnets = vnets
         self.steps = steps.sorted { $0.tS < $1.tS }
         self.outages = outages
         self.losses = losses.sorted { $0.tS < $1.tS }
+        self.began = began
     }
 
     enum CodingKeys: String, CodingKey {
@@ -76,6 +81,9 @@ public struct CapacityTimeline: Codable, Sendable, Equatable {
             vnets: try c.decode(Int.self, forKey: .vnets), steps: try c.decode([Step].self, forKey: .steps),
             outages: try c.decode([Outage].self, forKey: .outages), losses: try c.decodeIfPresent([LossStep].self, forKey: .losses) ?? [])
     }
+
+    /// When the change in place at `t` began to be applied (`t` itself when not known).
+    public func beganS(_ t: Double) -> Double { min(t, began[t] ?? t) }
 
     /// VNet `vnet`'s random loss rate at `t`, 0 to 1.
     public func loss(vnet: Int, at t: Double) -> Double {
@@ -132,7 +140,11 @@ public struct CapacityTimeline: Codable, Sendable, Equatable {
             else { continue }
             steps.append(Step(tS: record.appliedS, vnet: index + 1, kbitS: rate.bitsPerSecond / 1000))
         }
-        return CapacityTimeline(vnets: topology.vnets.count, steps: steps, outages: outages, losses: losses)
+        var began: [Double: Double] = [:]
+        for record in applied { began[record.appliedS] = min(began[record.appliedS] ?? record.startedS, record.startedS) }
+        // An outage's time is its blackhole's applied time, or when routing saw it.
+        for outage in outages { if let record = applied.first(where: { abs($0.appliedS - outage.fromS) < 1e-9 }) { began[outage.fromS] = record.startedS } }
+        return CapacityTimeline(vnets: topology.vnets.count, steps: steps, outages: outages, losses: losses, began: began)
     }
 
     /// The path OSPF prefers in a VNet: the one whose links cost least in all (nil when its

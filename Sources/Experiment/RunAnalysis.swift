@@ -245,7 +245,10 @@ public struct RunAnalysis {
         let points = capacity.breakpoints.filter { $0 < durationS }
         var result: [RunResult.Shift] = []
         for (n, point) in points.enumerated() {
-            let next = n + 1 < points.count ? points[n + 1] : durationS
+            // Judged until the next change began to be applied (it may act before its commands
+            // have all returned: over ssh on a loaded machine, seconds before).
+            let next = n + 1 < points.count ? max(point, capacity.beganS(points[n + 1])) : durationS
+            guard next - point >= 0.2 else { continue }  // too short a condition to judge a split in
             let capacities = (1...capacity.vnets).map { capacity.capacity(vnet: $0, at: point + 1e-6) }
             guard capacities.allSatisfy(\.isFinite) else { continue }
             // Once a VNet has had random loss the right split is not capacity-proportional (the

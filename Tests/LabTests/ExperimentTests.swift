@@ -125,6 +125,26 @@ struct RunAnalysisTests {
         let settle = try? #require(shift.settleS)
         #expect(settle.map { $0 >= 0.6 && $0 <= 0.8 } == true, "settled after \(String(describing: settle))")
 
+        // The next change (to 1:3) began at 5 s and was in place only at 7 s (slow commands, as
+        // over ssh on a loaded machine); the sender moved at 5.1 s. The 3:1 condition is judged
+        // until 5 s, when the change began, not until 7 s, when it was known to be in place.
+        let moved = sent.map { packet in
+            var copy = packet
+            if packet.t >= 5.1 { copy.vnet = Int(packet.streamSequence) % 4 == 3 ? 1 : 2 }
+            return copy
+        }
+        func firstSettle(began: [Double: Double]) -> Double? {
+            RunAnalysis(
+                sent: moved, received: [], startMonotonic: 0, intervalS: 10, durationS: 10,
+                capacity: CapacityTimeline(
+                    vnets: 2, steps: [.init(tS: 0, vnet: 1, kbitS: 600), .init(tS: 0, vnet: 2, kbitS: 200), .init(tS: 7, vnet: 1, kbitS: 200), .init(tS: 7, vnet: 2, kbitS: 600)],
+                    outages: [], began: began),
+                queueBytes: { _, c in c * 0.1 / 8 + 1600 }, usesAllVNets: true, uniVNet: nil
+            ).shifts()[0].settleS
+        }
+        #expect(firstSettle(began: [:]) == nil, "judged until 7 s, the move at 5.1 s looks like never settling")
+        #expect(firstSettle(began: [7: 5]).map { $0 >= 0.6 && $0 <= 0.8 } == true, "\(String(describing: firstSettle(began: [7: 5])))")
+
         // A 1 s outage of VNet 1 (a flapping path) is too short for a 2 s window: it is judged in
         // 0.5 s windows. The sender leaves after 0.12 s; a window from s holds (0.12 - s) s of
         // VNet 1's half, within 10 points (of 0 %) from s = 0.1 on. A sender that stays is never.
