@@ -33,8 +33,8 @@ public final class EmulatedHosts: @unchecked Sendable {
     public func namespace(ofHost index: Int) -> String { "vh\(runID)-h\(index + 1)" }
     public func underlayAddress(ofHost index: Int) -> String { Self.underlayPrefix + String(index + 1) }
     public func hostName(_ index: Int) -> String { names[index] }
-    var key: String { directory + "/login_key" }
-    var knownHosts: String { directory + "/known_hosts" }
+    public var key: String { directory + "/login_key" }
+    public var knownHosts: String { directory + "/known_hosts" }
 
     /// Brings up `count` hosts (1-200), each with sshd answering; on any failure what was
     /// built is removed and the error says what failed.

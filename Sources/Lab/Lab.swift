@@ -94,6 +94,11 @@ public final class Lab: @unchecked Sendable {
             shaperReason: requested == nil ? "" : "asked for (--shaper \(plan.shaper.rawValue))")
         if ownedByThisProcess { state.owner = ProcessIdentity.current }
         state.emulatedHosts = emulated?.record
+        if emulated == nil, !hosts.isEmpty {
+            state.sshHosts = hosts.sorted { $0.key < $1.key }.map { name, door in
+                (door as? SSHHost)?.record ?? SSHHost.Record(name: name, destination: "local", port: 22, launcher: [])
+            }
+        }
         let lab = Lab(plan: plan, state: state, directory: directory, host: host, emulated: emulated)
         try lab.save()
         do {
@@ -147,7 +152,7 @@ public final class Lab: @unchecked Sendable {
         let missing = names.filter { hosts[$0] == nil }
         guard missing.isEmpty else {
             throw LabError(
-                "the topology places nodes on hosts \(names.joined(separator: ", ")), and no way to reach \(missing.joined(separator: ", ")) was given: hosts reached over ssh are not driven yet (their bird files and teardown), so leave ssh out of every [[host]] to emulate them on this machine")
+                "the topology places nodes on hosts \(names.joined(separator: ", ")), and no way to reach \(missing.joined(separator: ", ")) was given: name them in a hosts file (vnetstream lab up TOPOLOGY --hosts HOSTS), or leave ssh out of every [[host]] to emulate them on this machine")
         }
         let placement = Dictionary(uniqueKeysWithValues: plan.nodes.map { (plan.namespace($0), plan.topology.host(of: $0)!) })
         return PlacedHosts(hosts: hosts, route: { argv in LabPlan.namespace(of: argv).flatMap { placement[$0] } })
@@ -218,14 +223,17 @@ public final class Lab: @unchecked Sendable {
             throw LabError("no lab with run id \(id) is up")
         }
         let state = try JSONDecoder().decode(LabState.self, from: data)
-        // A lab over emulated hosts is reached over their ssh, as when it was built.
-        guard let record = state.emulatedHosts else {
-            return Lab(
-                plan: try LabPlan(topology: state.topology, runID: id, shaper: state.shaper, red: state.red), state: state, directory: directory)
+        // A lab over hosts is reached as when it was built: over the emulated hosts' ssh, or
+        // the hosts file's.
+        if let record = state.emulatedHosts {
+            let emulated = EmulatedHosts(attaching: record)
+            let (hosts, underlay) = emulated.placement
+            let plan = try LabPlan(topology: state.topology, runID: id, shaper: state.shaper, red: state.red, underlay: underlay)
+            return Lab(plan: plan, state: state, directory: directory, host: try host(for: plan, hosts: hosts), emulated: emulated)
         }
-        let emulated = EmulatedHosts(attaching: record)
-        let (hosts, underlay) = emulated.placement
-        let plan = try LabPlan(topology: state.topology, runID: id, shaper: state.shaper, red: state.red, underlay: underlay)
-        return Lab(plan: plan, state: state, directory: directory, host: try host(for: plan, hosts: hosts), emulated: emulated)
+        let plan = try LabPlan(topology: state.topology, runID: id, shaper: state.shaper, red: state.red)
+        guard let records = state.sshHosts else { return Lab(plan: plan, state: state, directory: directory) }
+        let hosts = Dictionary(uniqueKeysWithValues: records.map { ($0.name, $0.destination == "local" ? LocalHost() as any Host : SSHHost(record: $0)) })
+        return Lab(plan: plan, state: state, directory: directory, host: try host(for: plan, hosts: hosts))
     }
 }

@@ -18,6 +18,9 @@ public struct LabState: Codable, Sendable {
     public var namespaces: [String] = []
     /// The hosts the lab emulated for itself, if it did: `down` removes them after the lab.
     public var emulatedHosts: EmulatedHosts.Record?
+    /// The hosts a hosts file named (`lab up --hosts`), as they are reached: destination
+    /// `local` is this machine.
+    public var sshHosts: [SSHHost.Record]?
     /// Routers whose bird was started.
     public var birds: [String] = []
     /// Current conditions by link name, the same in both directions.
@@ -44,6 +47,7 @@ public struct LabState: Codable, Sendable {
         case topologyFile = "topology_file"
         case shaperReason = "shaper_reason"
         case emulatedHosts = "emulated_hosts"
+        case sshHosts = "ssh_hosts"
     }
 
     init(runID: String, topologyFile: String, topology: Topology, shaper: Shaper, shaperReason: String) {
@@ -74,6 +78,7 @@ public struct LabState: Codable, Sendable {
         retired = try c.decodeIfPresent([String].self, forKey: .retired) ?? []
         idle = try c.decodeIfPresent([String].self, forKey: .idle) ?? []
         emulatedHosts = try c.decodeIfPresent(EmulatedHosts.Record.self, forKey: .emulatedHosts)
+        sshHosts = try c.decodeIfPresent([SSHHost.Record].self, forKey: .sshHosts)
     }
 }
 

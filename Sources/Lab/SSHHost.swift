@@ -24,6 +24,32 @@ public struct SSHHost: Host {
     /// 30 s after its last session.
     public var controlPath: String?
 
+    /// What a lab's state keeps of a host reached over ssh, so that `lab down` and the other
+    /// `lab` commands reach it from another process.
+    public struct Record: Codable, Sendable, Equatable {
+        public var name: String
+        public var destination: String
+        public var port: Int
+        public var identity: String?
+        public var knownHosts: String?
+        public var launcher: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case name, destination, port, identity, launcher
+            case knownHosts = "known_hosts"
+        }
+    }
+
+    public var record: Record { Record(name: name, destination: destination, port: port, identity: identity, knownHosts: knownHosts, launcher: launcher) }
+
+    /// The host a record names, sharing one connection per destination with every vnetstream
+    /// process (ssh's `%C`: a hash of the connection).
+    public init(record: Record) {
+        self.init(
+            name: record.name, destination: record.destination, port: record.port, identity: record.identity, knownHosts: record.knownHosts,
+            launcher: record.launcher, controlPath: "/tmp/vnetstream-ssh-%C")
+    }
+
     public init(
         name: String, destination: String, port: Int = 22, identity: String? = nil, knownHosts: String? = nil, connectTimeout: Int = 5,
         launcher: [String] = [], controlPath: String? = nil

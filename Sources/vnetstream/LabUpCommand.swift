@@ -14,6 +14,12 @@ extension LabCommand {
         @Argument(help: "The topology file (TOML), e.g. Experiments/topologies/paper-fig6.toml.", completion: .file(extensions: ["toml"]))
         var topology: String
 
+        @Option(
+            help: ArgumentHelp(
+                "How to reach the hosts the topology places its nodes on: a hosts file (TOML, a [[host]] per host: name, ssh, address, underlay_device, underlay_mtu, identity, known_hosts, port, binary). Without it, hosts that name no ssh are emulated here.",
+                valueName: "file"), completion: .file(extensions: ["toml"]))
+        var hosts: String?
+
         @Option(help: "How links are shaped.")
         var shaper: ShaperChoice = .auto
 
@@ -45,7 +51,15 @@ extension LabCommand {
         }
 
         func run() throws {
-            let model = try Topology.load(topology)
+            var model = try Topology.load(topology)
+            var placed: HostsFile.Placement?
+            if let hosts {
+                let file = try HostsFile.load(hosts)
+                let placement = try file.apply(to: model, file: hosts)
+                model = placement.topology
+                if !dryRun { try Self.checkVersions(file, placement) }
+                placed = placement
+            }
             if dryRun {
                 let plan = try LabPlan(topology: model, runID: id ?? "ID", shaper: shaper.shaper ?? .tbf, red: shaper.shaper == .netem)
                 for node in plan.nodes { print("ip netns add \(plan.namespace(node))") }
@@ -84,7 +98,7 @@ extension LabCommand {
                 Thread.sleep(forTimeInterval: 10)
                 if let lab = try? Lab.open(runID: runID) { lab.down() }
             }
-            let lab = try Lab.up(topology: model, file: topology, runID: runID, shaper: shaper.shaper) { output.say($0) }
+            let lab = try Lab.up(topology: model, file: topology, runID: runID, shaper: shaper.shaper, hosts: placed?.hosts ?? [:]) { output.say($0) }
             var converged: Double?
             if wait > 0 {
                 do {
@@ -100,6 +114,28 @@ extension LabCommand {
             try output.emit(Started(runID: lab.runID, shaper: lab.shaper.rawValue, ospfConvergedS: converged.map { ($0 * 1000).rounded() / 1000 }))
             output.say("lab \(lab.runID) is up (shaper \(lab.shaper.rawValue)); remove it with: vnetstream lab down --id \(lab.runID)")
             for line in try monitoringHint(lab) { output.say(line) }
+        }
+
+        /// Every host reached over ssh answers and runs this vnetstream's version, all asked at
+        /// once, before anything is built: an unreachable host fails the command at once,
+        /// naming it and ssh's stderr, and no host is left half-built.
+        static func checkVersions(_ file: HostsFile, _ placement: HostsFile.Placement) throws {
+            let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let expected = VNetStream.configuration.version
+            let checks = file.host.compactMap { entry in (placement.hosts[entry.name] as? SSHHost).map { ($0, entry.binary ?? own) } }
+            let failures = Failures()
+            _ = Parallel.map(checks.indices) { index in
+                do { try checks[index].0.checkVersion(binary: checks[index].1, expected: expected) } catch { failures.add(index, error) }
+            }
+            if let first = failures.first { throw first }
+        }
+
+        /// Errors collected from concurrent checks, the first host's first.
+        final class Failures: @unchecked Sendable {
+            private let lock = NSLock()
+            private var errors: [(Int, Error)] = []
+            func add(_ index: Int, _ error: Error) { lock.withLock { errors.append((index, error)) } }
+            var first: Error? { lock.withLock { errors.min { $0.0 < $1.0 }?.1 } }
         }
     }
 }
