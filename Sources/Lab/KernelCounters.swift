@@ -134,7 +134,19 @@ extension Lab {
     public func kernelSnapshot(label: String, atS: Double) -> KernelSnapshot {
         let gone = Set(plan.topology.vnets.filter { state.retired.contains($0.name) }.flatMap(\.routers))
         let routers = plan.routers.filter { !gone.contains($0) }
-        let results = Parallel.map(routers.indices) { index in self.readCounters(router: routers[index]) }
+        let results: [(counters: [String: InterfaceCounters], failures: [String])]
+        if let placed = host as? PlacedHosts {
+            // Over hosts, one ssh session per host reads all its routers: a session per command
+            // (24 for paper-fig6) cost so much CPU that the other lab's events came seconds late.
+            var groups: [String: [String]] = [:]
+            for router in routers {
+                if let door = try? placed.host(for: ["ip", "netns", "exec", plan.namespace(router)]) { groups[door.name, default: []].append(router) }
+            }
+            let batches = groups.sorted { $0.key < $1.key }.compactMap { name, routers in placed.hosts[name].map { (door: $0, routers: routers) } }
+            results = Parallel.map(batches.indices) { index in self.readCounters(routers: batches[index].routers, on: batches[index].door) }.flatMap { $0 }
+        } else {
+            results = Parallel.map(routers.indices) { index in self.readCounters(router: routers[index]) }
+        }
         var interfaces: [String: InterfaceCounters] = [:]
         var failures: [String] = []
         for result in results {
@@ -161,9 +173,24 @@ extension Lab {
             failures.append("\(argv.joined(separator: " ")): \(failure.map { "\($0)" } ?? "")")
             return nil
         }
-        let nft = read(["ip", "netns", "exec", ns, "nft", "-j", "list", "counters", "table", "inet", "vnetlab"]).flatMap { try? NFTCounters.parse($0) } ?? [:]
-        let qdiscs = read(["tc", "-s", "-j", "-n", ns, "qdisc", "show"]).flatMap { try? RootQdiscCounters.parse($0) } ?? [:]
-        let devices = read(["ip", "-n", ns, "-j", "-s", "link", "show"]).flatMap { try? DeviceCounters.parse($0) } ?? [:]
+        let readings = Self.counterCommands(namespace: ns).map { read($0.argv) }
+        return (counters(router: router, nft: readings[0], qdiscs: readings[1], devices: readings[2]), failures)
+    }
+
+    /// The three reads of a router's counters: nft's, the qdiscs', the devices'.
+    static func counterCommands(namespace ns: String) -> [(kind: String, argv: [String])] {
+        [
+            ("nft", ["ip", "netns", "exec", ns, "nft", "-j", "list", "counters", "table", "inet", "vnetlab"]),
+            ("tc", ["tc", "-s", "-j", "-n", ns, "qdisc", "show"]),
+            ("link", ["ip", "-n", ns, "-j", "-s", "link", "show"]),
+        ]
+    }
+
+    /// One router's counters by interface, from the three reads' outputs (nil: not read).
+    func counters(router: String, nft nftText: String?, qdiscs qdiscText: String?, devices deviceText: String?) -> [String: InterfaceCounters] {
+        let nft = nftText.flatMap { try? NFTCounters.parse($0) } ?? [:]
+        let qdiscs = qdiscText.flatMap { try? RootQdiscCounters.parse($0) } ?? [:]
+        let devices = deviceText.flatMap { try? DeviceCounters.parse($0) } ?? [:]
         var counters: [String: InterfaceCounters] = [:]
         for interface in plan.routerInterfaces(of: router) {
             let qdisc = qdiscs[interface]
@@ -174,7 +201,7 @@ extension Lab {
                 lossDrops: nft[MediaCounters.lossName(interface)] ?? 0,
                 qdiscPackets: qdisc?.packets ?? 0, qdiscDrops: qdisc?.drops ?? 0, rxDropped: device?.rx ?? 0, txDropped: device?.tx ?? 0)
         }
-        return (counters, failures)
+        return counters
     }
 }
 

@@ -216,6 +216,13 @@ struct LabOverHostsTests {
         #expect(summary.mtu == 1450 && summary.vnets.allSatisfy { $0.packets > 0 }, "\(summary)")
         #expect(total.sent == summary.packets && total.lost == 0 && total.received == summary.packets, "\(total)")
         recordTiming("a stream over three emulated hosts (VXLAN links), lost", Double(total.lost), "packets", bound: "0 of \(total.sent)")
+        // The kernel's counters, read in one ssh session per host: every router interface, and
+        // VNet 1's ingress took in what the sender put into tun0.
+        let snapshot = built.kernelSnapshot(label: "after", atS: 0)
+        let interfaces = built.plan.routers.flatMap { router in built.plan.routerInterfaces(of: router).map { "\(router):\($0)" } }
+        #expect(snapshot.failures.isEmpty && Set(snapshot.interfaces.keys) == Set(interfaces), "\(snapshot.failures) \(snapshot.interfaces.keys.sorted())")
+        let intoVNet1 = snapshot.counters(Topology.Endpoint(node: "in1", interface: LabPlan.ingressInterface)).mediaIn
+        #expect(intoVNet1 == summary.vnets[0].packets && intoVNet1 > 0, "in1:snd took \(intoVNet1), the sender put \(summary.vnets[0].packets) into tun0")
 
         // The command line on it, from another process: `lab exec` runs on the node's host (its
         // exit status passed back), `lab status` reads OSPF there.
