@@ -64,20 +64,19 @@ extension Lab {
         }
         for (index, net) in topology.vnets.enumerated() { interfaces[topology.sender, default: []].append((net.tun, index)) }
 
+        func addresses(_ links: [LabPlan.PlannedLink]) -> [String] { links.flatMap { [$0.aAddress.description, $0.bAddress.description] } }
+        func tunAddresses(_ vnets: [Int]) -> [String] { vnets.flatMap { [plan.tunAddress(vnet: $0).description, plan.senderAddress(vnet: $0).description] } }
         var destinations: [String: [String]] = [:]
-        let others = plan.links.filter { $0.vnet != vnet }.flatMap { [$0.aAddress.description, $0.bAddress.description] }
-            + topology.vnets.indices.filter { $0 != vnet }.flatMap { [plan.tunAddress(vnet: $0).description, plan.senderAddress(vnet: $0).description] }
+        let others = addresses(plan.links.filter { $0.vnet != vnet }) + tunAddresses(topology.vnets.indices.filter { $0 != vnet })
         destinations["other VNets"] = Array(Set(others)).sorted()
         // The control: the VNet's own addresses, which it routes, so its own counters must count.
-        destinations["its own (control)"] = Array(Set(plan.links.filter { $0.vnet == vnet }.flatMap { [$0.aAddress.description, $0.bAddress.description] })).sorted()
+        destinations["its own (control)"] = Array(Set(addresses(plan.links.filter { $0.vnet == vnet }))).sorted()
         var underlay = Array(plan.underlay.values)
         if let emulated {
             underlay += [EmulatedHosts.underlayPrefix + "254"] + (0..<emulated.count).map { emulated.underlayAddress(ofHost: $0) }
         }
         destinations["underlay"] = Array(Set(underlay)).sorted()
-        let used = Set((plan.links + plan.extraLinks).flatMap { [$0.aAddress.description, $0.bAddress.description] } + underlay)
-            .union(topology.vnets.indices.flatMap { [plan.tunAddress(vnet: $0).description, plan.senderAddress(vnet: $0).description] })
-            .union([topology.receiverAddress])
+        let used = Set(addresses(plan.links + plan.extraLinks) + underlay + tunAddresses(Array(topology.vnets.indices)) + [topology.receiverAddress])
         destinations["outside the lab"] = ["198.18.255.254", "198.19.128.1", "198.19.254.1", "198.18.200.9"].filter { !used.contains($0) }
         let targets = destinations.values.flatMap { $0 }
 
@@ -113,10 +112,14 @@ extension Lab {
         let local = LocalHost()
         let hostNamespaces = emulated.map { hosts in (0..<hosts.count).map { hosts.namespace(ofHost: $0) } + [hosts.controllerNamespace] } ?? []
         let bridgeNamespace = emulated?.underlayNamespace
+        // Removed whatever happened (a table that was never made is no failure): one ssh
+        // session per host for the nodes.
+        func removal(_ namespace: String, family: String = "inet") -> (argv: [String], input: String?) {
+            (["ip", "netns", "exec", namespace, "sh", "-c", "nft delete table \(family) \(IsolationFlood.table) 2>/dev/null; true"], nil)
+        }
         func remove() {
-            for node in nodes { _ = try? host.run(["ip", "netns", "exec", plan.namespace(node), "nft", "delete", "table", "inet", IsolationFlood.table], input: nil, timeout: 10) }
-            for namespace in hostNamespaces { _ = try? local.run(["ip", "netns", "exec", namespace, "nft", "delete", "table", "inet", IsolationFlood.table], input: nil, timeout: 10) }
-            if let bridgeNamespace { _ = try? local.run(["ip", "netns", "exec", bridgeNamespace, "nft", "delete", "table", "bridge", IsolationFlood.table], input: nil, timeout: 10) }
+            try? host.runConcurrently(nodes.map { removal(plan.namespace($0)) }, timeout: 30)
+            try? local.runConcurrently(hostNamespaces.map { removal($0) } + (bridgeNamespace.map { [removal($0, family: "bridge")] } ?? []), timeout: 30)
         }
         defer { remove() }
         try host.runConcurrently(
