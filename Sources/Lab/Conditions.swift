@@ -11,16 +11,28 @@ extension Lab {
     @discardableResult
     public func apply(_ event: Schedule.Event) throws -> [String] { try apply([event]) }
 
-    /// Applies events due at the same moment as one batch: one tc and one nft call per node,
-    /// all nodes at once.
-    @discardableResult
-    public func apply(_ events: [Schedule.Event]) throws -> [String] {
+    /// Starts ahead what applying `events` will run (`Host.startWaiting`), for `apply(_:waiting:)`
+    /// at their due moment. Nil when the events cannot be planned now (`apply` says why).
+    public func startWaiting(for events: [Schedule.Event]) -> (any WaitingCommands)? {
         lock.lock()
         defer { lock.unlock() }
+        guard let change = try? plan.change(events, conditions: state.conditions, blackholes: state.blackholes, reservations: state.reservations) else { return nil }
+        return host.startWaiting(change.commands.map(\.argv))
+    }
+
+    /// Applies events due at the same moment as one batch: one tc and one nft call per node,
+    /// all nodes at once.
+    /// `waiting`, from `startWaiting(for:)` with the same events, runs the commands in processes
+    /// already started.
+    @discardableResult
+    public func apply(_ events: [Schedule.Event], waiting: (any WaitingCommands)? = nil) throws -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        defer { waiting?.cancel() }
         let switches = events.filter(\.change.switchesVNets)
         let change = try plan.change(events, conditions: state.conditions, blackholes: state.blackholes, reservations: state.reservations)
         let commands = change.commands
-        try host.runConcurrently(commands)
+        try (waiting ?? NothingWaiting(host: host)).run(commands, timeout: Command.defaultTimeout)
         lastEffective = Date()
         state.conditions = change.conditions
         state.blackholes = change.blackholes

@@ -110,6 +110,32 @@ public struct SSHHost: Host {
         }
     }
 
+    /// The session is what starts ahead: an ssh to the host's `sh -s`, connected and waiting
+    /// for the script that `run` sends (the one `runConcurrently` sends).
+    public func startWaiting(_ argvs: [[String]]) -> any WaitingCommands {
+        guard !argvs.isEmpty else { return NothingWaiting(host: self) }
+        return WaitingSession(host: self, session: Command.Waiting([sshArgv(["sh", "-s"])]))
+    }
+
+    final class WaitingSession: WaitingCommands, @unchecked Sendable {
+        let host: SSHHost
+        let session: Command.Waiting
+
+        init(host: SSHHost, session: Command.Waiting) {
+            self.host = host
+            self.session = session
+        }
+
+        func run(_ commands: [(argv: [String], input: String?)], timeout: Double) throws {
+            guard !commands.isEmpty else { return session.cancel() }
+            do { try session.run([(host.sshArgv(["sh", "-s"]), SSHHost.concurrentScript(commands))], timeout: timeout) } catch let failure as Command.Failure {
+                throw host.named(failure, ["sh", "-s", "(\(commands.count) commands at once)"])
+            }
+        }
+
+        func cancel() { session.cancel() }
+    }
+
     /// The script `runConcurrently` sends: POSIX sh.
     static func concurrentScript(_ commands: [(argv: [String], input: String?)]) -> String {
         var lines = ["d=$(mktemp -d) || exit 1"]

@@ -42,6 +42,10 @@ public struct SchedulePlayer {
         }
     }
 
+    /// How long before its due time a batch's processes are started, seconds: more than a
+    /// start takes on this machine under load (290 ms seen), short enough that few wait long.
+    public static let startAheadS = 1.0
+
     /// Plays every event; `log` gets each as it takes effect, with its JSON line, and
     /// `afterBatch` each batch of events due at one time once it is in place. Returns what was
     /// applied.
@@ -67,10 +71,14 @@ public struct SchedulePlayer {
                 batch.append(schedule.events[index + batch.count])
             }
             let due = start.addingTimeInterval(at)
+            // The batch's processes start up to a second ahead and wait for their input.
+            let lead = due.timeIntervalSinceNow - Self.startAheadS
+            if lead > 0 { Thread.sleep(forTimeInterval: lead) }
+            let waiting = lab.startWaiting(for: batch)
             let wait = due.timeIntervalSinceNow
             if wait > 0 { Thread.sleep(forTimeInterval: wait) }
             let started = Date().timeIntervalSince(start)
-            try lab.apply(batch)
+            try lab.apply(batch, waiting: waiting)
             let done = (lab.lastEffective ?? Date()).timeIntervalSince(start)
             for (offset, event) in batch.enumerated() {
                 let conditions = event.apply(to: LinkConditions())

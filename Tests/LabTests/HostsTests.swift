@@ -64,6 +64,10 @@ struct HostsTests {
             let text = "\(error)"
             #expect(text.contains("host h1") && text.contains("exit 4") && text.contains("bad thing") && text.contains("echo bad thing"), "\(text)")
         }
+        // The session started ahead runs the same script when the commands come.
+        let waiting = h1.startWaiting([["sh", "-c", "cat > \(directory)/c"]])
+        try waiting.run([(["sh", "-c", "cat > \(directory)/c"], "ahead\n"), (["true"], nil)], timeout: 10)
+        #expect(try String(contentsOfFile: directory + "/c", encoding: .utf8) == "ahead\n")
         // The same vnetstream on every host, checked by version.
         let version = try runProcess([vnetstreamBinary, "--version"]).stdout
         try hosts.hosts[2].checkVersion(binary: vnetstreamBinary, expected: version)

@@ -170,6 +170,40 @@ struct CommandTests {
         #expect(took < 5, "the child ignored SIGTERM for \(took) s")
         #expect(child.wait() == 128 + Int32(SIGTERM))
     }
+
+    @Test("commands started ahead wait for their input: each gets its own at run, a spare is stopped and reaped, one with nothing waiting starts then, a failure is thrown")
+    func startedAhead() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let a = ["sh", "-c", "cat > \(directory)/a"]
+        let b = ["sh", "-c", "cat > \(directory)/b"]
+        let spare = ["sh", "-c", "echo $$ > \(directory)/spare; exec sleep 30"]
+        let waiting = LocalHost().startWaiting([a, b, spare])
+        // The shells are running before their input comes: each has opened its file.
+        let deadline = Date().addingTimeInterval(10)
+        while !(["a", "b", "spare"].allSatisfy { FileManager.default.fileExists(atPath: "\(directory)/\($0)") }) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        #expect(try String(contentsOfFile: directory + "/a", encoding: .utf8) == "", "a read its input before run")
+        let pid = Int32(try String(contentsOfFile: directory + "/spare", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let started = Date()
+        try waiting.run([(b, "second\n"), (a, "first\n"), (["sh", "-c", "cat > \(directory)/c"], "third\n")], timeout: 10)
+        #expect(Date().timeIntervalSince(started) < 5, "run waited for the spare")
+        #expect(try String(contentsOfFile: directory + "/a", encoding: .utf8) == "first\n")
+        #expect(try String(contentsOfFile: directory + "/b", encoding: .utf8) == "second\n")
+        #expect(try String(contentsOfFile: directory + "/c", encoding: .utf8) == "third\n")
+        #expect(kill(pid, 0) == -1 && errno == ESRCH, "the spare \(pid) still runs (or is not reaped)")
+        waiting.cancel()
+
+        let failing = ["sh", "-c", "cat >/dev/null; echo refused >&2; exit 3"]
+        let second = LocalHost().startWaiting([failing])
+        do {
+            try second.run([(failing, "x\n")], timeout: 10)
+            Issue.record("a failing command started ahead did not throw")
+        } catch {
+            #expect("\(error)".contains("exit 3") && "\(error)".contains("refused"), "\(error)")
+        }
+    }
 }
 
 @Suite("The lab, for real (root, namespaces, bird2)", .serialized, .timeLimit(.minutes(5)))
