@@ -212,7 +212,7 @@ public struct AccessExperiment: ExperimentKind {
             experiment: file.name, description: file.description, provenance: context.provenance, linkRate: link,
             assignable: try topology.access!.assignableRate, reservations: topology.reservations, flows: flows,
             reservationChanges: run.applied.filter { $0.event.contains(" reserve ") }.map {
-                .init(event: $0.event, atS: $0.atS, lateMs: $0.lateMs)
+                .init(event: $0.event, atS: $0.atS, lateMs: $0.lateMs, stalledMs: $0.stalledMs)
             },
             classes: classes, classNames: Dictionary(uniqueKeysWithValues: topology.vnets.enumerated().map { (AccessShaping.classID(vnet: $0.offset), $0.element.name) }))
     }

@@ -39,10 +39,28 @@ public struct AccessResults: Codable, Sendable, ResultsDocument {
         public var atS: Double
         /// From its due time to when both ends' tc commands had returned.
         public var lateMs: Double
+        /// How much of that the machine did not run the lab at all (`SchedulePlayer.Applied`).
+        public var stalledMs: Double?
         enum CodingKeys: String, CodingKey {
             case event
             case atS = "at_s"
             case lateMs = "late_ms"
+            case stalledMs = "stalled_ms"
+        }
+
+        /// The lateness the lab's own work explains: less what the machine's stall does.
+        public var ownLateMs: Double { max(0, lateMs - (stalledMs ?? 0)) }
+
+        /// The target: in effect within `boundMs` of its time. A stall of the whole machine is
+        /// not the reservation's doing, so it is judged net of one, and the note says when that
+        /// made the difference.
+        public func check(boundMs: Double) -> TargetCheck {
+            let stalled = stalledMs ?? 0
+            return TargetCheck(
+                target: "a live reservation change takes effect within \(decimal(boundMs)) ms", run: event,
+                measured: "\(decimal(lateMs, 1)) ms" + (stalled >= 1 ? ", \(decimal(stalled, 1)) ms of it a stall of the machine" : ""),
+                pass: ownLateMs <= boundMs,
+                note: lateMs > boundMs && ownLateMs <= boundMs ? "within \(decimal(boundMs)) ms net of the machine's stall, when nothing of the lab could run" : nil)
         }
     }
 

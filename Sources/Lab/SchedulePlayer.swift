@@ -18,17 +18,24 @@ public struct SchedulePlayer {
         /// When the change was in place: every tc and nft command had returned.
         public var appliedS: Double
         public var lateMs: Double
+        /// How much of that lateness this machine did not run us at all (`StallWatch`): a stall of
+        /// the machine, not of the lab's tools. Nil in records from before it was measured.
+        public var stalledMs: Double?
         public var shaper: String
         /// What the shaper could not do for this event (e.g. delay without netem).
         public var limitations: [String]
 
-        public init(index: Int, event: String, atS: Double, startedS: Double, appliedS: Double, lateMs: Double, shaper: String, limitations: [String]) {
+        public init(
+            index: Int, event: String, atS: Double, startedS: Double, appliedS: Double, lateMs: Double, stalledMs: Double? = nil, shaper: String,
+            limitations: [String]
+        ) {
             self.index = index
             self.event = event
             self.atS = atS
             self.startedS = startedS
             self.appliedS = appliedS
             self.lateMs = lateMs
+            self.stalledMs = stalledMs
             self.shaper = shaper
             self.limitations = limitations
         }
@@ -39,6 +46,7 @@ public struct SchedulePlayer {
             case startedS = "started_s"
             case appliedS = "applied_s"
             case lateMs = "late_ms"
+            case stalledMs = "stalled_ms"
         }
     }
 
@@ -75,16 +83,21 @@ public struct SchedulePlayer {
             let lead = due.timeIntervalSinceNow - Self.startAheadS
             if lead > 0 { Thread.sleep(forTimeInterval: lead) }
             let waiting = lab.startWaiting(for: batch)
+            let watch = StallWatch()
+            defer { watch.stop() }
             let wait = due.timeIntervalSinceNow
+            let dueUptime = ProcessInfo.processInfo.systemUptime + wait
             if wait > 0 { Thread.sleep(forTimeInterval: wait) }
             let started = Date().timeIntervalSince(start)
             try lab.apply(batch, waiting: waiting)
             let done = (lab.lastEffective ?? Date()).timeIntervalSince(start)
+            watch.stop()
+            let stalled = watch.stalled(from: dueUptime, to: dueUptime + done - at)
             for (offset, event) in batch.enumerated() {
                 let conditions = event.apply(to: LinkConditions())
                 let record = Applied(
                     index: index + offset + 1, event: event.summary, atS: at, startedS: rounded(started), appliedS: rounded(done),
-                    lateMs: rounded((done - at) * 1000), shaper: lab.shaper.rawValue,
+                    lateMs: rounded((done - at) * 1000), stalledMs: rounded(stalled * 1000), shaper: lab.shaper.rawValue,
                     limitations: lab.shaper.limitations(conditions))
                 applied.append(record)
                 log(record, String(decoding: try encoder.encode(record), as: UTF8.self))

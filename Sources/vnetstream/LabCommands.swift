@@ -160,7 +160,8 @@ extension LabCommand {
             try SchedulePlayer(lab: lab).play(plan, log: { applied, line in
                 lines.write(line)
                 output.say(
-                    "at \(number(applied.atS)) s: \(applied.event), in effect at \(number(applied.appliedS)) s (\(number(applied.lateMs)) ms late)"
+                    "at \(number(applied.atS)) s: \(applied.event), in effect at \(number(applied.appliedS)) s (\(number(applied.lateMs)) ms late"
+                        + ((applied.stalledMs ?? 0) >= 1 ? ", \(number(applied.stalledMs!)) ms of it a stall of the machine)" : ")")
                         + (applied.limitations.isEmpty ? "" : "; cannot: " + applied.limitations.joined(separator: ", ")))
             })
             lines.close()

@@ -319,6 +319,18 @@ struct AccessAnalysisTests {
         #expect(abs(legacyWorst.deviation - (8.0 / 88 - 1)) < 1e-9, "8 of 88 Mbit/s")
     }
 
+    @Test("a reservation change late only by a stall of the machine passes, saying so; one late by its own work fails")
+    func lateByAStall() {
+        let onTime = AccessResults.ReservationChange(event: "v reserve 20mbit", atS: 8, lateMs: 6, stalledMs: 0).check(boundMs: 50)
+        #expect(onTime.pass && onTime.note == nil && onTime.measured == "6 ms", "\(onTime)")
+        let stalled = AccessResults.ReservationChange(event: "v reserve 20mbit", atS: 8, lateMs: 297.4, stalledMs: 280).check(boundMs: 50)
+        #expect(stalled.pass && stalled.note != nil && stalled.measured.contains("280 ms of it a stall"), "\(stalled)")
+        let slow = AccessResults.ReservationChange(event: "v reserve 20mbit", atS: 8, lateMs: 297.4, stalledMs: 200).check(boundMs: 50)
+        #expect(!slow.pass, "97 ms of its own is over 50: \(slow)")
+        let old = AccessResults.ReservationChange(event: "v reserve 20mbit", atS: 8, lateMs: 60, stalledMs: nil).check(boundMs: 50)
+        #expect(!old.pass, "a record without a stall measure is judged as it is")
+    }
+
     @Test("a bin off by more than the tolerance passes when the bin beside it makes it up (packets late across a bin's edge), not when none does")
     func madeUpBins() {
         var flow = AccessResults.FlowFigures.measure(

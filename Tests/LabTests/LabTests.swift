@@ -399,6 +399,56 @@ struct LabTests {
         #expect(lines[0].contains(#""shaper":"tbf""#) || lines[0].contains(#""shaper":"netem""#))
     }
 
+    @Test("an event due while lab play is stopped (SIGSTOP, as a paused machine stops it) is late by the stop, and its record says the machine stalled that long")
+    func stallOfTheMachine() throws {
+        let id = freshRunID()
+        let lab = try Lab.up(topology: try Topology.load(paperTopology), file: paperTopology, runID: id)
+        defer { lab.down() }
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let schedule = directory + "/stall.toml"
+        try """
+            name = "stall"
+            [[event]]
+            at_s = 0.5
+            vnet = "vnet1"
+            rate = "600kbit"
+            [[event]]
+            at_s = 2.5
+            vnet = "vnet1"
+            rate = "400kbit"
+            """.write(toFile: schedule, atomically: true, encoding: .utf8)
+        let play = Process()
+        play.executableURL = URL(fileURLWithPath: vnetstreamBinary)
+        play.arguments = ["lab", "play", schedule, "--id", id, "--json-file", directory + "/applied.jsonl"]
+        let out = Pipe()
+        play.standardOutput = out
+        try play.run()
+        defer { if play.isRunning { play.terminate() } }
+        // The first event's line says where the player's clock is: 0.5 s. Stopped from 2 s to
+        // 3 s, it sleeps through the second event's time (2.5 s) and applies it after.
+        var seen = ""
+        let deadline = Date().addingTimeInterval(20)
+        while !seen.contains("at 0.5 s") && Date() < deadline { seen += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self) }
+        try #require(seen.contains("at 0.5 s"), "lab play printed: \(seen)")
+        Thread.sleep(forTimeInterval: 1.5)
+        kill(play.processIdentifier, SIGSTOP)
+        Thread.sleep(forTimeInterval: 1)
+        kill(play.processIdentifier, SIGCONT)
+        play.waitUntilExit()
+        #expect(play.terminationStatus == 0)
+        let lines = try String(contentsOfFile: directory + "/applied.jsonl", encoding: .utf8).split(separator: "\n")
+        try #require(lines.count == 2, "\(lines)")
+        let second = try JSONDecoder().decode(SchedulePlayer.Applied.self, from: Data(lines[1].utf8))
+        let stalled = try #require(second.stalledMs)
+        recordTiming("event due in a 1 s stop: late", second.lateMs, "ms", bound: ">= 150")
+        recordTiming("event due in a 1 s stop: late less the stall", second.lateMs - stalled, "ms", bound: "60")
+        #expect(second.lateMs >= 150, "the stop did not cover the event's time: \(lines[1])")
+        #expect(stalled >= 0.8 * second.lateMs && second.lateMs - stalled <= 60, "late \(second.lateMs) ms, stalled \(stalled) ms")
+        let first = try JSONDecoder().decode(SchedulePlayer.Applied.self, from: Data(lines[0].utf8))
+        #expect((first.stalledMs ?? 0) <= 30, "\(lines[0])")
+    }
+
     @Test("lab up killed mid-build cleans up by itself (SIGTERM); after SIGKILL, lab down removes everything")
     func interrupted() throws {
         for signal in [SIGTERM, SIGKILL] {
