@@ -385,7 +385,8 @@ struct LabTests {
         var lines: [String] = []
         let applied = try SchedulePlayer(lab: lab).play(schedule, log: { lines.append($1) })
         #expect(applied.count == 8 && lines.count == 8)
-        let late = applied.map(\.lateMs).sorted()
+        // Net of a stall of the whole machine (a paused VM), which no lab code can help.
+        let late = applied.map { $0.lateMs - ($0.stalledMs ?? 0) }.sorted()
         recordTiming("schedule event lateness, median", late[late.count / 2], "ms", bound: "50")
         recordTiming("schedule event lateness, max", late.last!, "ms", bound: "150")
         #expect(late[late.count / 2] <= 50, "late by \(late) ms")
