@@ -98,6 +98,34 @@ public final class UDPSocket: @unchecked Sendable {
         }
     }
 
+    /// Joins multicast group `group` on every interface that is up and has an IPv4 address
+    /// (loopback aside): a member need not know which link its copies come in on. Returns the
+    /// interfaces joined; throws when there is none.
+    @discardableResult
+    public func join(group: IPv4Address) throws -> [String] {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { throw SystemError("getifaddrs", "joining \(group)", errno: errno) }
+        defer { freeifaddrs(list) }
+        var joined: [String] = []
+        var entry = list
+        while let current = entry {
+            defer { entry = current.pointee.ifa_next }
+            let flags = Int32(current.pointee.ifa_flags)
+            guard let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
+                flags & Int32(IFF_UP) != 0, flags & Int32(IFF_LOOPBACK) == 0
+            else { continue }
+            let local = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+            var request = ip_mreq(imr_multiaddr: in_addr(s_addr: group.value.bigEndian), imr_interface: local)
+            let name = String(cString: current.pointee.ifa_name)
+            guard setsockopt(fileDescriptor, Int32(IPPROTO_IP), IP_ADD_MEMBERSHIP, &request, socklen_t(MemoryLayout<ip_mreq>.size)) == 0 else {
+                throw SystemError("setsockopt IP_ADD_MEMBERSHIP \(group)", "UDP \(local) on \(name)", errno: errno)
+            }
+            joined.append(name)
+        }
+        guard !joined.isEmpty else { throw SystemError("joining \(group)", "UDP \(self.local): no interface is up with an IPv4 address", errno: ENODEV) }
+        return joined
+    }
+
     /// The next datagram, or nil when none is waiting.
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Arrival? {
         var address: UInt32 = 0

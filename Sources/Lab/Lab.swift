@@ -133,6 +133,7 @@ public final class Lab: @unchecked Sendable {
             }
             try built.setUpShaping()
             try built.setUpAccess()
+            try built.setUpMulticast()
             try built.setUpMonitoring()
             try built.setUpShadows()
             try built.startBirds()

@@ -150,9 +150,12 @@ public struct Topology: Codable, Sendable, Equatable {
         /// "10.0.0.0/24"`; /30s from it in order), which other VNets may share; nil: /30s from
         /// the lab's 198.19.0.0/16, unique across the lab.
         public var addressSpace: String?
+        /// Multicast groups it carries (`Multicast.swift`).
+        public var groups: [MulticastGroup]
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, tun, routers, ingress, egress, queue, reserve, priority
+            case groups = "group"
             case addressSpace = "address_space"
             case shadowOf = "shadow_of"
             case helloS = "hello_s"
@@ -176,6 +179,7 @@ public struct Topology: Codable, Sendable, Equatable {
             shadowOf = try c.decodeIfPresent(String.self, forKey: .shadowOf)
             priority = try c.decodeIfPresent(String.self, forKey: .priority)
             addressSpace = try c.decodeIfPresent(String.self, forKey: .addressSpace)
+            groups = try c.decodeIfPresent([MulticastGroup].self, forKey: .groups) ?? []
         }
     }
 
@@ -354,6 +358,7 @@ public struct Topology: Codable, Sendable, Equatable {
             }
         }
         try validateHosts(nodes: nodes, fail: fail)
+        try validateGroups(fail: fail)
     }
 
     static func isNodeName(_ name: String) -> Bool {

@@ -1,5 +1,8 @@
 /// An IPv4 address as a value, in host order for arithmetic.
 public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertible, Codable {
+    /// A multicast group beyond the link-local block: 224.0.1.0-239.255.255.255.
+    public var isRoutableMulticast: Bool { value >> 28 == 0xE && value >> 8 != 0xE00000 }
+
     public var value: UInt32
 
     public init(_ value: UInt32) { self.value = value }

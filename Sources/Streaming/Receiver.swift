@@ -8,6 +8,8 @@ import RunRecords
 
 public struct ReceiverConfiguration: Sendable {
     public var listen: UDPEndpoint
+    /// A multicast group to join on every interface (the stream is sent to it).
+    public var group: IPv4Address?
     /// The stream to account; nil accounts every stream that arrives (the first is the one
     /// `report` gives; `streams` has them all).
     public var streamID: UInt32?
@@ -89,6 +91,12 @@ public final class Receiver {
         do { socket = try UDPSocket(bind: configuration.listen, receiveBufferBytes: 16 << 20) } catch {
             for capture in captures { _ = capture.stop() }
             throw error
+        }
+        if let group = configuration.group {
+            do { try socket.join(group: group) } catch {
+                for capture in captures { _ = capture.stop() }
+                throw error
+            }
         }
         // Datagrams of one flow may come merged (UDP GRO), cut apart again in `run`.
         socket.enableCoalescing()

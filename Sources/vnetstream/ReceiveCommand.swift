@@ -24,6 +24,12 @@ struct Recv: ParsableCommand {
     @Option(help: ArgumentHelp("Address and port to receive on (0.0.0.0 for any address).", valueName: "address:port"))
     var listen: UDPEndpoint = UDPEndpoint(address: IPv4Address(0), port: 5004)
 
+    @Option(
+        help: ArgumentHelp(
+            "A multicast group to join on every interface with an IPv4 address: the stream sent to it in a VNet that carries it ([[vnet.group]]).",
+            valueName: "address"))
+    var join: String?
+
     @Option(help: ArgumentHelp("Length of the accounting intervals (binned by send time) (default: 30s).", valueName: "time"), transform: timeSeconds)
     var interval: Double = 30
 
@@ -84,6 +90,11 @@ struct Recv: ParsableCommand {
     func validate() throws {
         if !(interval > 0) { throw ValidationError("--interval must be a positive number of seconds.") }
         if reportMs <= 0 { throw ValidationError("--report-ms must be positive.") }
+        if let join {
+            guard IPv4Address(join)?.isRoutableMulticast == true else {
+                throw ValidationError("--join: '\(join)' is not a routable IPv4 multicast address (224.0.1.0-239.255.255.255).")
+            }
+        }
         if !(latency > 0 && latency <= 60) { throw ValidationError("--latency must be above 0 and at most 60s.") }
         if !captureInterfaces.isEmpty && pcapDir == nil { throw ValidationError("--capture needs --pcap-dir DIR.") }
         if let progress, !(progress > 0) { throw ValidationError("--progress must be a positive time, like 1s.") }
@@ -91,6 +102,7 @@ struct Recv: ParsableCommand {
 
     func run() throws {
         var configuration = ReceiverConfiguration(listen: listen)
+        configuration.group = join.flatMap(IPv4Address.init)
         configuration.interval = interval
         configuration.latency = latency
         configuration.reportMilliseconds = reportMs
