@@ -161,7 +161,9 @@ public final class UDPSocket: @unchecked Sendable {
             if sent >= 0 { return true }
             switch errno {
             case EINTR: continue
-            case EAGAIN, ENOBUFS, ENETUNREACH, EHOSTUNREACH, ECONNREFUSED: return false
+            // EPERM: a netfilter rule of this host dropped it (the lab's random loss on the
+            // link it leaves by): lost like any datagram the network drops.
+            case EAGAIN, ENOBUFS, ENETUNREACH, EHOSTUNREACH, ECONNREFUSED, EPERM: return false
             default: throw SystemError("sendto", "UDP \(destination)", errno: errno)
             }
         }

@@ -5,7 +5,7 @@ import RunRecords
 /// Every kind of experiment, by the `kind` key of its files: the one place a kind is named.
 public enum ExperimentKinds {
     static let all: [Entry] = [.of(MultiNetExperiment.self), .of(ClassExperiment.self), .of(AccessExperiment.self), .of(MonitorExperiment.self),
-        .of(MonitorOverheadExperiment.self), .of(ShadowVoiceExperiment.self),
+        .of(MonitorOverheadExperiment.self), .of(ShadowVoiceExperiment.self), .of(MulticastExperiment.self),
     ]
     static let byName = Dictionary(uniqueKeysWithValues: all.map { ($0.kind, $0) })
     /// Files and results documents without a `kind` key are of this kind.

@@ -394,7 +394,7 @@ extension Topology: KnownKeys {
     public static var keySchema: KeySchema {
         let link = KeySchema(Link.CodingKeys.self)
         let queue = KeySchema(QueuePolicy.CodingKeys.self)
-        let vnet = KeySchema(VNet.CodingKeys.self, sections: ["link": link, "queue": queue])
+        let vnet = KeySchema(VNet.CodingKeys.self, sections: ["link": link, "queue": queue, "group": KeySchema(keys: ["address", "members"])])
         return KeySchema(
             CodingKeys.self,
             sections: [

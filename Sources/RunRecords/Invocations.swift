@@ -81,6 +81,8 @@ public struct ReceiveInvocation: Codable, Sendable, Equatable {
     public var trace: String?
     /// `--latency`, seconds: the playout deadline (nil: the default, 200 ms).
     public var latencyS: Double?
+    /// `--join`: a multicast group to join.
+    public var join: String?
 
     public init(
         listen: String, intervalS: Double, reportMs: Int = 100, startTimeoutS: Double = 60, idleTimeoutS: Double, lingerS: Double = 2,
@@ -102,11 +104,11 @@ public struct ReceiveInvocation: Codable, Sendable, Equatable {
             "recv", "--listen", listen, "--interval", intervalS.plainText(places: 6), "--report-ms", String(reportMs),
             "--start-timeout", startTimeoutS.plainText(places: 3), "--idle-timeout", idleTimeoutS.plainText(places: 3), "--linger", lingerS.plainText(places: 3),
             "--packet-log", packetLog, "--json-file", json,
-        ] + (trace.map { ["--trace", $0] } ?? []) + (latencyS.map { ["--latency", $0.plainText(places: 6)] } ?? [])
+        ] + (trace.map { ["--trace", $0] } ?? []) + (latencyS.map { ["--latency", $0.plainText(places: 6)] } ?? []) + (join.map { ["--join", $0] } ?? [])
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, json, trace
+        case listen, json, trace, join
         case latencyS = "latency_s"
         case intervalS = "interval_s"
         case reportMs = "report_ms"

@@ -296,6 +296,36 @@ struct ExperimentRunTests {
         #expect(FileManager.default.fileExists(atPath: out + "/plots/access-access-isolation.png"))
     }
 
+    @Test("shortened multicast (8 s): every member accounts every packet once, the copies come from the VNet, and each member's loss is exactly the kernel's drops on its branch (2 % above p12, 5 % above out1)")
+    func shortenedMulticast() throws {
+        let directory = try makeTemporaryDirectory("vnetstream-multicast")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let full = try String(contentsOfFile: repositoryRoot + "/Experiments/multicast.toml", encoding: .utf8)
+        let short = full.replacingOccurrences(of: "topologies/", with: repositoryRoot + "/Experiments/topologies/")
+            .replacingOccurrences(of: "schedules/", with: repositoryRoot + "/Experiments/schedules/")
+            .replacingOccurrences(of: "duration_s = 30", with: "duration_s = 8").replacingOccurrences(of: "interval_s = 10", with: "interval_s = 4")
+        let file = try writeFile(directory, "short.toml", short)
+        let out = directory + "/out"
+        let run = try runProcess([vnetstreamBinary, "run", file, "--out", out, "--check"])
+        try #require(run.status == 0, "\(run.summary)")
+        let results = try MulticastResults.load(out + "/results.json")
+        #expect(results.senderPackets == 800 && results.members.map(\.node) == ["p12", "out1", "dst"], "\(results.senderPackets) \(results.members.map(\.node))")
+        let byNode = Dictionary(uniqueKeysWithValues: results.members.map { ($0.node, $0) })
+        for member in results.members {
+            #expect(member.sent == 800 && member.received + member.lost == 800 && member.duplicates == 0, "\(member.node): \(member)")
+            #expect(member.lost == member.branchDropped && member.intervals.count == 2, "\(member.node): \(member)")
+        }
+        // 2 % of 800 above p12 and 5 % above out1: both lose some, and the receiver exactly what out1 lost.
+        #expect((byNode["p12"]?.lost ?? 0) > 0 && (byNode["out1"]?.lost ?? 0) > (byNode["p12"]?.lost ?? 0) / 2, "\(byNode.mapValues(\.lost))")
+        #expect(byNode["dst"]?.lost == byNode["out1"]?.lost)
+        #expect(byNode["p12"]?.branch.map(\.to) == ["in1:snd", "p12:in1"], "\(byNode["p12"]?.branch ?? [])")
+        #expect(try String(contentsOfFile: out + "/members.csv", encoding: .utf8).split(separator: "\n").count == 1 + 3 * 2)
+        // A file naming a group the topology does not carry is refused, naming the groups there.
+        let wrong = try writeFile(directory, "wrong.toml", short + "group = \"239.9.9.9\"\n")
+        let refused = try runProcess([vnetstreamBinary, "run", wrong, "--out", directory + "/wrong", "--check"])
+        #expect(refused.status != 0 && refused.stderr.contains("group 239.9.9.9 is not among") && refused.stderr.contains("239.1.1.1"), "\(refused.summary)")
+    }
+
     @Test("shortened monitoring overhead (Fig. 5, 8 s phases): every phase forwards, each monitored phase's Moni takes copies and says what it dropped; the box plot is drawn")
     func shortenedMonitoringOverhead() throws {
         let directory = try makeTemporaryDirectory("vnetstream-overhead")
