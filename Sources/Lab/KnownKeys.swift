@@ -85,3 +85,13 @@ enum UnknownKeys {
         return a.isEmpty ? b.count : previous[b.count]
     }
 }
+
+extension KeyedDecodingContainer {
+    /// A number written either way in TOML (`30` or `30.0`): TOMLKit reads an integer only as
+    /// an integer.
+    public func number(_ key: Key) throws -> Double? {
+        guard contains(key) else { return nil }
+        if let whole = try? decode(Int.self, forKey: key) { return Double(whole) }
+        return try decode(Double.self, forKey: key)
+    }
+}

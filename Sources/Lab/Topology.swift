@@ -370,16 +370,6 @@ public struct Topology: Codable, Sendable, Equatable {
     }
 }
 
-extension KeyedDecodingContainer {
-    /// A number written either way in TOML (`30` or `30.0`): TOMLKit reads an integer only as
-    /// an integer.
-    public func number(_ key: Key) throws -> Double? {
-        guard contains(key) else { return nil }
-        if let whole = try? decode(Int.self, forKey: key) { return Double(whole) }
-        return try decode(Double.self, forKey: key)
-    }
-}
-
 /// Something the lab cannot do; the message says what and, where it can, what to do.
 public struct LabError: Error, CustomStringConvertible, Sendable {
     public var description: String
