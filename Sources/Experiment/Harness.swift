@@ -44,6 +44,9 @@ public struct HarnessContext: Sendable {
     public var print: @Sendable (String) -> Void
     /// Filled in by the harness: when, on what and from which commit the experiment ran.
     public internal(set) var provenance = Provenance()
+    /// Places a run's topology on real hosts (`run --hosts`): the topology as placed and the
+    /// hosts its nodes go to. Nil: hosts that name no ssh are emulated.
+    public var place: (@Sendable (Topology) throws -> HostsFile.Placement)?
 
     public init(file: String, out: String, shaper: Shaper?, binary: String, redraw: Bool, print: @escaping @Sendable (String) -> Void) {
         self.file = file
@@ -178,9 +181,10 @@ public enum Harness {
         let built = Date()
         let labs = Parallel.map(runs.indices) { [context] index -> Result<Lab, Error> in
             Result {
+                let placed = try context.place?(runs[index].topology)
                 let lab = try Lab.up(
-                    topology: runs[index].topology, file: runs[index].topologyFile, runID: prefix + String(index, radix: 36),
-                    shaper: context.shaper, ownedByThisProcess: true)
+                    topology: placed?.topology ?? runs[index].topology, file: runs[index].topologyFile, runID: prefix + String(index, radix: 36),
+                    shaper: context.shaper, ownedByThisProcess: true, hosts: placed?.hosts ?? [:])
                 do { try lab.waitForRouting(timeout: 120) } catch {
                     lab.down()
                     throw error
@@ -210,6 +214,10 @@ public enum Harness {
         }
         _ = Parallel.map(runs.indices) { snapshot($0, "start") }
         let planned = try runs.indices.map { try runs[$0].processes(up[$0], starts[$0]) }
+        // Hosts that do not share this machine's files get the run's folders, and give back
+        // what was written there once the processes end.
+        let apart = try up.map { lab in try lab.hostsApart(from: context.out) }
+        for (lab, hosts) in zip(up, apart) { try lab.makeFolders(context.out, on: hosts) }
         var children: [(run: Int, process: RunProcess, child: Command.Child)] = []
         defer { for entry in children { entry.child.terminate() } }
         for role in [RunProcess.Role.listener, .stream] {
@@ -217,7 +225,7 @@ public enum Harness {
                 for process in processes where process.role == role {
                     let folder = runs[index].folder
                     let child = try up[index].child(
-                        node: process.node, try process.argv(binary: context.binary, timeZero: starts[index]),
+                        node: process.node, try process.argv(binary: up[index].binary(on: process.node, local: context.binary), timeZero: starts[index]),
                         stdout: "\(folder)/\(process.name).out", stderr: "\(folder)/\(process.name).err")
                     children.append((index, process, child))
                 }
@@ -247,6 +255,11 @@ public enum Harness {
         }
         try wait(for: children, runs: runs, starts: starts, deadline: base + UInt64(durationS * 1e9), experiment: experiment, context: context)
         for entry in children where entry.process.ending == .whenOthersEnd { entry.child.terminate() }
+        for (lab, hosts) in zip(up, apart) where !hosts.isEmpty {
+            for entry in children { _ = entry.child.wait() }
+            let counts = try lab.gather(context.out, from: hosts)
+            context.print("gathered " + counts.sorted { $0.key < $1.key }.map { "\($0.value) files from \($0.key)" }.joined(separator: ", "))
+        }
         for entry in children where entry.process.role == .stream {
             let status = entry.child.wait()
             guard status == 0 else {

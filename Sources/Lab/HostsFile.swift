@@ -97,6 +97,6 @@ public struct HostsFile: Codable, Sendable, Equatable, KnownKeys {
 extension HostsFile.Entry {
     /// The ssh door it describes, as a lab's state keeps it.
     var record: SSHHost.Record {
-        SSHHost.Record(name: name, destination: ssh, port: port ?? 22, identity: identity, knownHosts: knownHosts, launcher: [])
+        SSHHost.Record(name: name, destination: ssh, port: port ?? 22, identity: identity, knownHosts: knownHosts, launcher: [], binary: binary)
     }
 }

@@ -169,6 +169,12 @@ public final class Lab: @unchecked Sendable {
         return try Command.Child(["ip", "netns", "exec", namespace] + argv, stdout: stdout, stderr: stderr)
     }
 
+    /// Where vnetstream is on `node`'s host: its hosts file's `binary`, or `local` (this one's path).
+    public func binary(on node: String, local: String) -> String {
+        guard let placed = host as? PlacedHosts, let ssh = try? placed.host(for: ["ip", "netns", "exec", plan.namespace(node)]) as? SSHHost else { return local }
+        return ssh.binary ?? local
+    }
+
     /// The command line that runs `command` inside `node`'s namespace with this terminal's
     /// input and output: `ip netns exec` here, through ssh to the node's host in a lab over hosts.
     /// Its first word is a program's name (`Command.locate` finds it).

@@ -23,6 +23,8 @@ public struct SSHHost: Host {
     /// session, not a new login (about 10 ms instead of 200 here). The master ends by itself
     /// 30 s after its last session.
     public var controlPath: String?
+    /// Where vnetstream is on the host (a hosts file's `binary`); nil: the same path as here.
+    public var binary: String?
 
     /// What a lab's state keeps of a host reached over ssh, so that `lab down` and the other
     /// `lab` commands reach it from another process.
@@ -33,14 +35,17 @@ public struct SSHHost: Host {
         public var identity: String?
         public var knownHosts: String?
         public var launcher: [String]
+        public var binary: String?
 
         enum CodingKeys: String, CodingKey {
-            case name, destination, port, identity, launcher
+            case name, destination, port, identity, launcher, binary
             case knownHosts = "known_hosts"
         }
     }
 
-    public var record: Record { Record(name: name, destination: destination, port: port, identity: identity, knownHosts: knownHosts, launcher: launcher) }
+    public var record: Record {
+        Record(name: name, destination: destination, port: port, identity: identity, knownHosts: knownHosts, launcher: launcher, binary: binary)
+    }
 
     /// The host a record names, sharing one connection per destination with every vnetstream
     /// process (ssh's `%C`: a hash of the connection).
@@ -48,6 +53,7 @@ public struct SSHHost: Host {
         self.init(
             name: record.name, destination: record.destination, port: record.port, identity: record.identity, knownHosts: record.knownHosts,
             launcher: record.launcher, controlPath: "/tmp/vnetstream-ssh-%C")
+        binary = record.binary
     }
 
     public init(

@@ -30,6 +30,13 @@ struct RunExperiment: ParsableCommand {
         completion: .directory)
     var plots: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Place the runs' labs on the hosts this file names (as `lab up --hosts`); the runs' folders are made on each host and what the processes write there comes back.",
+            valueName: "file"),
+        completion: .file(extensions: ["toml"]))
+    var hosts: String?
+
     @Flag(help: "Exit with status 3 when a target of the experiment is not met (CI).")
     var check = false
 
@@ -37,8 +44,17 @@ struct RunExperiment: ParsableCommand {
 
     func run() throws {
         let output = output
-        let context = HarnessContext(
+        var context = HarnessContext(
             file: experiment, out: out, shaper: shaper.shaper, binary: try selfBinary(), redraw: output.humanIsTerminal) { output.say($0) }
+        if let hosts {
+            let file = try HostsFile.load(hosts)
+            context.place = { topology in
+                let placement = try file.apply(to: topology, file: hosts)
+                // Every host runs this vnetstream: checked before each run's lab is built.
+                try LabCommand.Up.checkVersions(file, placement)
+                return placement
+            }
+        }
         let guards = onInterrupt {
             Lab.interrupt()
             // The harness stops its runs and removes its labs; give it the time to.

@@ -83,6 +83,9 @@ extension LabCommand {
                         print("ip netns exec \(plan.namespace(moni.router)) nft -f - <<EOF\n\(rules)EOF")
                     }
                 }
+                for node in plan.nodes {
+                    if let rules = try plan.multicastRules(node: node) { print("ip netns exec \(plan.namespace(node)) nft -f - <<EOF\n\(rules)EOF") }
+                }
                 for vnet in model.vnets {
                     for router in vnet.routers { print("\n# \(router).conf\n" + plan.birdConfig(router: router)) }
                 }

@@ -326,6 +326,30 @@ struct ExperimentRunTests {
         #expect(refused.status != 0 && refused.stderr.contains("group 239.9.9.9 is not among") && refused.stderr.contains("239.1.1.1"), "\(refused.summary)")
     }
 
+    @Test("shortened multicast over three emulated hosts (6 s), its folder private to each host: the folders are made there, what the receivers and the sender wrote comes back, and every target is met")
+    func shortenedMulticastOverHosts() throws {
+        // Each emulated host has its own /run/vnetstream: files written there by a process on
+        // that host are not this machine's, as on a real host.
+        let directory = "/run/vnetstream/test-gather-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let full = try String(contentsOfFile: repositoryRoot + "/Experiments/multicast-hosts.toml", encoding: .utf8)
+        let short = full.replacingOccurrences(of: "topologies/", with: repositoryRoot + "/Experiments/topologies/")
+            .replacingOccurrences(of: "schedules/", with: repositoryRoot + "/Experiments/schedules/")
+            .replacingOccurrences(of: "duration_s = 30", with: "duration_s = 6").replacingOccurrences(of: "interval_s = 10", with: "interval_s = 3")
+        let file = try writeFile(directory, "short.toml", short)
+        let out = directory + "/out"
+        let run = try runProcess([vnetstreamBinary, "run", file, "--out", out, "--check"])
+        try #require(run.status == 0, "\(run.summary)")
+        #expect(run.stderr.contains("gathered 3 files from h1, 2 files from h2, 4 files from h3") || run.stdout.contains("gathered 3 files from h1, 2 files from h2, 4 files from h3"), "\(run.summary)")
+        let results = try MulticastResults.load(out + "/results.json")
+        #expect(results.members.map(\.host) == ["h1", "h2", "h3", "h3"] && results.senderPackets == 600, "\(results.members.map(\.host)) \(results.senderPackets)")
+        for member in results.members {
+            #expect(member.sent == 600 && member.received + member.lost == 600 && member.lost == member.branchDropped, "\(member.node): \(member)")
+            #expect(FileManager.default.fileExists(atPath: "\(out)/receiver-\(member.node)-packets.csv"), "\(member.node)'s packet log came back")
+        }
+    }
+
     @Test("shortened monitoring overhead (Fig. 5, 8 s phases): every phase forwards, each monitored phase's Moni takes copies and says what it dropped; the box plot is drawn")
     func shortenedMonitoringOverhead() throws {
         let directory = try makeTemporaryDirectory("vnetstream-overhead")

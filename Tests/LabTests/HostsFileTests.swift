@@ -1,3 +1,4 @@
+import Experiment
 import Foundation
 import Lab
 import TestSupport
@@ -41,7 +42,7 @@ struct HostsFileTests {
         #expect(placed.hosts.values.allSatisfy { $0 is SSHHost })
     }
 
-    @Test("lab up --hosts over three hosts reached by ssh: an unreachable host fails at once naming it with nothing built; then the lab comes up with versions checked, lab status and lab down work from other processes, and nothing is left on any host")
+    @Test("lab up --hosts over three hosts reached by ssh: an unreachable host fails at once naming it with nothing built; then the lab comes up with versions checked, lab status and lab down work from other processes, and nothing is left on any host; run --hosts makes its folders on each host and brings back what was written there")
     func upOverHostsFile() throws {
         let id = freshRunID()
         let directory = try makeTemporaryDirectory("vnetstream-hostsfile")
@@ -78,5 +79,23 @@ struct HostsFileTests {
         #expect(down.status == 0 && down.stdout.contains("on h2"), "\(down.summary)")
         #expect(try nodesOnHosts().isEmpty)
         #expect(try hosts.hosts[1].run(["sh", "-c", "ls /run/vnetstream/labs 2>/dev/null || true"]).isEmpty)
+
+        // vnetstream run --hosts: the multicast experiment (6 s) over the same hosts, its output
+        // under /run/vnetstream, which each host has of its own: its folders are made on every
+        // host, and what the processes wrote there comes back before the analysis reads it.
+        let experiment = try String(contentsOfFile: repositoryRoot + "/Experiments/multicast-hosts.toml", encoding: .utf8)
+            .replacingOccurrences(of: "topologies/", with: repositoryRoot + "/Experiments/topologies/")
+            .replacingOccurrences(of: "schedules/", with: repositoryRoot + "/Experiments/schedules/")
+            .replacingOccurrences(of: "duration_s = 30", with: "duration_s = 6").replacingOccurrences(of: "interval_s = 10", with: "interval_s = 3")
+        let short = try writeFile(directory, "multicast-short.toml", experiment)
+        let out = "/run/vnetstream/test-run-hosts-\(id)/out"
+        defer { try? FileManager.default.removeItem(atPath: "/run/vnetstream/test-run-hosts-\(id)") }
+        let run = try runProcess(cli + ["run", short, "--hosts", file, "--out", out, "--check"])
+        #expect(run.status == 0, "\(run.summary)")
+        #expect("\(run.stdout)\(run.stderr)".contains("gathered 3 files from h1, 2 files from h2, 4 files from h3"), "\(run.summary)")
+        let results = try MulticastResults.load(out + "/results.json")
+        #expect(results.members.map(\.lost) == results.members.map(\.branchDropped) && results.members.allSatisfy { $0.sent == 600 }, "\(results.members)")
+        let left = try hosts.hosts.flatMap { try $0.run(["ip", "netns", "list"]).split(separator: "\n").filter { $0.hasPrefix("vl") } }
+        #expect(left.isEmpty, "the run's lab is gone from every host: \(left)")
     }
 }
