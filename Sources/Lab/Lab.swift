@@ -33,6 +33,9 @@ public final class Lab: @unchecked Sendable {
 
     /// When the last `apply` was in effect (its commands had returned; before the state was saved).
     public internal(set) var lastEffective: Date?
+    /// What the last `down` could not remove, and why (a host that did not answer); empty when
+    /// it removed everything.
+    public internal(set) var leftBehind: [String] = []
 
     private static let interruptLock = NSLock()
     nonisolated(unsafe) private static var interruptedFlag = false

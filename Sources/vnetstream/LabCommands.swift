@@ -53,20 +53,27 @@ extension LabCommand {
                     return
                 }
                 let lab = try Lab.open(runID: nil)
-                report(lab.runID, lab.down())
+                try report(lab, lab.down())
                 return
             }
+            var failed = false
             for id in ids {
                 guard let lab = try? Lab.open(runID: id) else {
                     print("lab \(id): not up (nothing to remove)")
                     continue
                 }
-                report(id, lab.down())
+                do { try report(lab, lab.down()) } catch { failed = true }
             }
+            if failed { throw ExitCode.failure }
         }
 
-        func report(_ id: String, _ removed: [String]) {
-            print("lab \(id) removed: " + (removed.isEmpty ? "nothing was left" : removed.joined(separator: ", ")))
+        /// Prints what was removed; what could not be, on stderr, ending the command with status 1.
+        func report(_ lab: Lab, _ removed: [String]) throws {
+            print("lab \(lab.runID) removed: " + (removed.isEmpty ? "nothing was left" : removed.joined(separator: ", ")))
+            guard lab.leftBehind.isEmpty else {
+                for line in lab.leftBehind { FileHandle.standardError.write(Data("lab \(lab.runID): \(line)\n".utf8)) }
+                throw ExitCode.failure
+            }
         }
     }
 

@@ -42,7 +42,7 @@ struct HostsFileTests {
         #expect(placed.hosts.values.allSatisfy { $0 is SSHHost })
     }
 
-    @Test("lab up --hosts over three hosts reached by ssh: an unreachable host fails at once naming it with nothing built; then the lab comes up with versions checked, lab status and lab down work from other processes, and nothing is left on any host; run --hosts makes its folders on each host and brings back what was written there")
+    @Test("lab up --hosts over three hosts reached by ssh: an unreachable host fails at once naming it with nothing built; then the lab comes up with versions checked, lab status and lab down work from other processes; with h2 not answering, lab down removes the rest, names h2 and what is left there, and a second one finishes; run --hosts makes its folders on each host and brings back what was written there")
     func upOverHostsFile() throws {
         let id = freshRunID()
         let directory = try makeTemporaryDirectory("vnetstream-hostsfile")
@@ -75,8 +75,21 @@ struct HostsFileTests {
         let statusRun = try runProcess(cli + ["lab", "status", "--id", id, "--json"])
         let status = try JSONDecoder().decode(Lab.Status.self, from: Data(statusRun.stdout.utf8))
         #expect(status.ospf["in1"]?.contains { $0.state.hasPrefix("Full") } == true, "\(status.ospf)")
+        // h2 stops answering ssh: lab down removes the rest, names h2 and what is left there,
+        // exits 1 and keeps the record; once h2 answers again, lab down finishes the job.
+        let h2Namespace = hosts.namespace(ofHost: 1)
+        try Command.run(["ip", "netns", "exec", h2Namespace, "nft", "-f", "-"], input: "table inet blockssh {\n  chain in {\n    type filter hook input priority 0;\n    tcp dport 22 drop\n  }\n}\n")
+        let blocked = Date()
+        let partial = try runProcess(cli + ["lab", "down", "--id", id])
+        try Command.run(["ip", "netns", "exec", h2Namespace, "nft", "delete", "table", "inet", "blockssh"])
+        #expect(Date().timeIntervalSince(blocked) < 40, "down took \(Date().timeIntervalSince(blocked)) s with h2 away")
+        #expect(partial.status == 1 && partial.stderr.contains("host h2 could not be reached") && partial.stderr.contains("vl\(id)-h2-p11"), "\(partial.summary)")
+        let listed = try hosts.hosts[0].run(["ip", "netns", "list"])
+        #expect(!listed.contains("vl\(id)-h1-") && !listed.contains("vl\(id)-h3-"), "h1's and h3's parts are gone: \(listed)")
+        #expect(try hosts.hosts[1].run(["ip", "netns", "list"]).contains("vl\(id)-h2-p11"), "h2's part is left for later")
+        #expect(FileManager.default.fileExists(atPath: Lab.root + "/" + id), "the lab's record is kept")
         let down = try runProcess(cli + ["lab", "down", "--id", id])
-        #expect(down.status == 0 && down.stdout.contains("on h2"), "\(down.summary)")
+        #expect(down.status == 0 && down.stdout.contains("on h2") && down.stdout.contains("vl\(id)-h2-p11"), "\(down.summary)")
         #expect(try nodesOnHosts().isEmpty)
         #expect(try hosts.hosts[1].run(["sh", "-c", "ls /run/vnetstream/labs 2>/dev/null || true"]).isEmpty)
 
