@@ -82,6 +82,7 @@ struct HostsFileTests {
         let blocked = Date()
         let partial = try runProcess(cli + ["lab", "down", "--id", id])
         try Command.run(["ip", "netns", "exec", h2Namespace, "nft", "delete", "table", "inet", "blockssh"])
+        recordTiming("lab down with h2 not answering", Date().timeIntervalSince(blocked), "s", bound: "40")
         #expect(Date().timeIntervalSince(blocked) < 40, "down took \(Date().timeIntervalSince(blocked)) s with h2 away")
         #expect(partial.status == 1 && partial.stderr.contains("host h2 could not be reached") && partial.stderr.contains("vl\(id)-h2-p11"), "\(partial.summary)")
         let listed = try hosts.hosts[0].run(["ip", "netns", "list"])
