@@ -109,7 +109,12 @@ struct HostsFileTests {
         #expect("\(run.stdout)\(run.stderr)".contains("gathered 3 files from h1, 2 files from h2, 4 files from h3"), "\(run.summary)")
         let results = try MulticastResults.load(out + "/results.json")
         #expect(results.members.map(\.lost) == results.members.map(\.branchDropped) && results.members.allSatisfy { $0.sent == 600 }, "\(results.members)")
-        let left = try hosts.hosts.flatMap { try $0.run(["ip", "netns", "list"]).split(separator: "\n").filter { $0.hasPrefix("vl") } }
+        // The run's lab is named by the harness: `vlm` (a multicast kind), two hex digits, the
+        // run's index, then the host. `ip netns list` here shows every test's namespaces.
+        let ours = try NSRegularExpression(pattern: "^vlm[0-9a-f]{2}[0-9a-z]-h[0-9]-")
+        let left = try hosts.hosts[0].run(["ip", "netns", "list"]).split(separator: "\n").map(String.init).filter {
+            ours.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil
+        }
         #expect(left.isEmpty, "the run's lab is gone from every host: \(left)")
     }
 }
