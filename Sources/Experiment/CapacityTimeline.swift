@@ -32,11 +32,24 @@ public struct CapacityTimeline: Codable, Sendable, Equatable {
         public var toS: Double?
         /// Whether routing moved to another path (false: the outage ended with the path coming back).
         public var rerouted: Bool
+        /// After a reroute, when the ingress routed over the path again once it came back: the
+        /// VNet's path changed, so its split is judged afresh from then (nil: not seen).
+        public var returnedS: Double?
+
+        public init(vnet: Int, path: String, fromS: Double, toS: Double?, rerouted: Bool, returnedS: Double? = nil) {
+            self.vnet = vnet
+            self.path = path
+            self.fromS = fromS
+            self.toS = toS
+            self.rerouted = rerouted
+            self.returnedS = returnedS
+        }
 
         enum CodingKeys: String, CodingKey {
             case vnet, path, rerouted
             case fromS = "from_s"
             case toS = "to_s"
+            case returnedS = "returned_s"
         }
     }
 
@@ -102,7 +115,7 @@ public struct CapacityTimeline: Codable, Sendable, Equatable {
 
     /// Every moment a capacity changes, in order.
     public var breakpoints: [Double] {
-        Array(Set(steps.map(\.tS) + losses.map(\.tS) + outages.flatMap { [$0.fromS] + ($0.toS.map { [$0] } ?? []) })).sorted()
+        Array(Set(steps.map(\.tS) + losses.map(\.tS) + outages.flatMap { [$0.fromS] + [$0.toS, $0.returnedS].compactMap { $0 } })).sorted()
     }
 
     /// The timeline of one schedule as applied: rate events on whole VNets (applied times from

@@ -4,8 +4,8 @@ import Pacing
 import RunRecords
 
 /// Watches, for every path that fails in a schedule, when the VNet's ingress stops routing
-/// through it: its route to the receiver, polled every 100 ms from the failure on. Each
-/// reroute is logged as a JSON line.
+/// through it, and after a reroute when it routes through it again once the path is back: its
+/// route to the receiver, polled every 100 ms. Each failure is logged as a JSON line.
 struct RouteWatch {
     let lab: Lab
     let schedule: Schedule
@@ -22,12 +22,15 @@ struct RouteWatch {
         var hopBefore: String
         var failedAtS: Double
         var reroutedS: Double?
+        /// When the route went back over the path after it came back.
+        var returnedS: Double?
 
         enum CodingKeys: String, CodingKey {
             case kind, path, vnet, ingress
             case hopBefore = "hop_before"
             case failedAtS = "failed_at_s"
             case reroutedS = "rerouted_s"
+            case returnedS = "returned_s"
         }
     }
 
@@ -63,11 +66,29 @@ struct RouteWatch {
                 if (try? Lab.checkInterrupted()) == nil { break }
                 Thread.sleep(forTimeInterval: 0.1)
             }
+            // After a reroute, the route's return over the path once it is up, watched until the
+            // next failure of the schedule (so that one watch never delays the next).
+            var returned: Double?
+            if changed != nil, let upAt {
+                let nextFailure = schedule.events.dropFirst(index + 1).first { $0.failedPath != nil && $0.atS > upAt }?.atS ?? durationS
+                Pacer.wait(until: start + UInt64(upAt * 1e9))
+                let until = start + UInt64(max(upAt, min(durationS, nextFailure - 0.5)) * 1e9)
+                while MonotonicClock.now() < until {
+                    if lab.nextHop(node: ingress, to: receiver) == before {
+                        returned = Double(MonotonicClock.now() - start) / 1e9
+                        break
+                    }
+                    if (try? Lab.checkInterrupted()) == nil { break }
+                    Thread.sleep(forTimeInterval: 0.1)
+                }
+            }
             let end = changed ?? upAt
             found.append(
-                (index, CapacityTimeline.Outage(vnet: vnetIndex + 1, path: path, fromS: event.atS, toS: end.map(round3), rerouted: changed != nil)))
+                (index, CapacityTimeline.Outage(
+                    vnet: vnetIndex + 1, path: path, fromS: event.atS, toS: end.map(round3), rerouted: changed != nil, returnedS: returned.map(round3))))
             let record = Record(
-                path: path, vnet: vnetIndex + 1, ingress: ingress, hopBefore: before, failedAtS: event.atS, reroutedS: changed.map(round3))
+                path: path, vnet: vnetIndex + 1, ingress: ingress, hopBefore: before, failedAtS: event.atS, reroutedS: changed.map(round3),
+                returnedS: returned.map(round3))
             if let data = try? encoder.encode(record) { log?.write(String(decoding: data, as: UTF8.self)) }
         }
         return found

@@ -62,6 +62,37 @@ struct RunAnalysisTests {
         #expect(analysis.sentBytes - analysis.streamBytes == 864)
     }
 
+    @Test("the route's return over a path that came back is a change of its own: the split before it is judged up to it, and afresh from it")
+    func routeReturn() {
+        // Two VNets at 400 kbit/s; VNet 1 fails at 10 s, is rerouted at 12 s, and its route goes
+        // back over the path at 20 s. The sender splits 1:1, all on VNet 2 during the outage,
+        // and for 1.5 s after the return three packets in four on VNet 2.
+        var sent: [SentPacket] = []
+        for n in 0..<3000 {
+            let t = Double(n) / 100
+            let vnet: Int
+            if t >= 10 && t < 12 { vnet = 2 } else if t >= 20 && t < 21.5 { vnet = n % 4 == 0 ? 1 : 2 } else { vnet = n % 2 + 1 }
+            sent.append(SentPacket(t: t, streamSequence: UInt32(n), vnet: vnet, pathSequence: UInt32(n), frame: 0, bytes: 500, copy: false, localDrop: false))
+        }
+        let steps = [CapacityTimeline.Step(tS: 0, vnet: 1, kbitS: 400), CapacityTimeline.Step(tS: 0, vnet: 2, kbitS: 400)]
+        func shifts(returnedS: Double?) -> [RunResult.Shift] {
+            let outage = CapacityTimeline.Outage(vnet: 1, path: "P1,1", fromS: 10, toS: 12, rerouted: true, returnedS: returnedS)
+            return RunAnalysis(
+                sent: sent, received: [], startMonotonic: 0, intervalS: 10, durationS: 30,
+                capacity: CapacityTimeline(vnets: 2, steps: steps, outages: [outage]), queueBytes: { _, c in c * 0.1 / 8 + 1600 },
+                usesAllVNets: true, uniVNet: nil
+            ).shifts()
+        }
+        let judged = shifts(returnedS: 20)
+        let afterReroute = judged.first { $0.atS == 12 }
+        let afterReturn = judged.first { $0.atS == 20 }
+        #expect(afterReroute?.settleS == 0, "\(judged)")
+        #expect((afterReturn?.settleS ?? 0) > 0.5 && (afterReturn?.settleS ?? 9) < 2, "\(judged)")
+        // Unseen, the dip after the return counts against the reroute's condition.
+        #expect((shifts(returnedS: nil).first { $0.atS == 12 }?.settleS ?? 0) > 8)
+        #expect(CapacityTimeline(vnets: 2, steps: steps, outages: [.init(vnet: 1, path: "P1,1", fromS: 10, toS: 12, rerouted: true, returnedS: 20)]).breakpoints == [0, 10, 12, 20])
+    }
+
     @Test("a failover is measured from the failure to the last packet before the VNet went quiet, even if it came back before the route watch saw the reroute")
     func failover() {
         // 50 packets/s on VNet 1; the failure at 10 s; the sender stops using it at 10.12 s and
