@@ -255,8 +255,8 @@ public enum Harness {
         }
         try wait(for: children, runs: runs, starts: starts, deadline: base + UInt64(durationS * 1e9), experiment: experiment, context: context)
         for entry in children where entry.process.ending == .whenOthersEnd { entry.child.terminate() }
+        if apart.contains(where: { !$0.isEmpty }) { for entry in children { _ = entry.child.wait() } }
         for (lab, hosts) in zip(up, apart) where !hosts.isEmpty {
-            for entry in children { _ = entry.child.wait() }
             let counts = try lab.gather(context.out, from: hosts)
             context.print("gathered " + counts.sorted { $0.key < $1.key }.map { "\($0.value) files from \($0.key)" }.joined(separator: ", "))
         }

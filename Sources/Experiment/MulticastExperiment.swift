@@ -143,7 +143,7 @@ public struct MulticastExperiment: ExperimentKind {
                 .init(
                     node: member, host: topology.host(of: member), branch: links, sent: report.total.sent, received: report.paths.map(\.received).reduce(0, +),
                     lost: report.total.lost, duplicates: report.paths.map(\.duplicates).reduce(0, +),
-                    intervals: report.intervals.map { .init(startS: $0.startS, endS: $0.endS, sent: $0.sent, received: $0.received, lost: $0.lost, lossPct: $0.lossPct) }))
+                    intervals: report.intervals))
         }
         let sender = try JSONFile.read(SenderSummary.self, from: "\(context.out)/sender.json", what: "sender summary")
         return MulticastResults(

@@ -1,3 +1,4 @@
+import Accounting
 import Foundation
 import Lab
 
@@ -33,7 +34,8 @@ public struct MulticastResults: Codable, Sendable, ResultsDocument {
         public var received: Int
         public var lost: Int
         public var duplicates: Int
-        public var intervals: [Interval]
+        /// Its receiver's loss table, interval by interval.
+        public var intervals: [LossReport.Interval]
 
         /// The kernel's drops on the links of its branch it counts (not the VNet's access links:
         /// they are never shaped, so they drop nothing of the stream's).
@@ -47,22 +49,6 @@ public struct MulticastResults: Codable, Sendable, ResultsDocument {
         public var to: String
         public var entered: Int?
         public var dropped: Int?
-    }
-
-    public struct Interval: Codable, Sendable, Equatable {
-        public var startS: Double
-        public var endS: Double
-        public var sent: Int
-        public var received: Int
-        public var lost: Int
-        public var lossPct: Double
-
-        enum CodingKeys: String, CodingKey {
-            case sent, received, lost
-            case startS = "start_s"
-            case endS = "end_s"
-            case lossPct = "loss_pct"
-        }
     }
 
     public static func load(_ path: String) throws -> MulticastResults { try loadDocument(path, kind: "multicast results") }

@@ -300,10 +300,7 @@ struct ExperimentRunTests {
     func shortenedMulticast() throws {
         let directory = try makeTemporaryDirectory("vnetstream-multicast")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let full = try String(contentsOfFile: repositoryRoot + "/Experiments/multicast.toml", encoding: .utf8)
-        let short = full.replacingOccurrences(of: "topologies/", with: repositoryRoot + "/Experiments/topologies/")
-            .replacingOccurrences(of: "schedules/", with: repositoryRoot + "/Experiments/schedules/")
-            .replacingOccurrences(of: "duration_s = 30", with: "duration_s = 8").replacingOccurrences(of: "interval_s = 10", with: "interval_s = 4")
+        let short = try experimentFile("multicast.toml", replacing: [("duration_s = 30", "duration_s = 8"), ("interval_s = 10", "interval_s = 4")])
         let file = try writeFile(directory, "short.toml", short)
         let out = directory + "/out"
         let run = try runProcess([vnetstreamBinary, "run", file, "--out", out, "--check"])
@@ -333,11 +330,7 @@ struct ExperimentRunTests {
         let directory = "/run/vnetstream/test-gather-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let full = try String(contentsOfFile: repositoryRoot + "/Experiments/multicast-hosts.toml", encoding: .utf8)
-        let short = full.replacingOccurrences(of: "topologies/", with: repositoryRoot + "/Experiments/topologies/")
-            .replacingOccurrences(of: "schedules/", with: repositoryRoot + "/Experiments/schedules/")
-            .replacingOccurrences(of: "duration_s = 30", with: "duration_s = 6").replacingOccurrences(of: "interval_s = 10", with: "interval_s = 3")
-        let file = try writeFile(directory, "short.toml", short)
+        let file = try writeFile(directory, "short.toml", try experimentFile("multicast-hosts.toml", replacing: [("duration_s = 30", "duration_s = 6"), ("interval_s = 10", "interval_s = 3")]))
         let out = directory + "/out"
         let run = try runProcess([vnetstreamBinary, "run", file, "--out", out, "--check"])
         try #require(run.status == 0, "\(run.summary)")

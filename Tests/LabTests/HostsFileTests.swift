@@ -97,10 +97,7 @@ struct HostsFileTests {
         // vnetstream run --hosts: the multicast experiment (6 s) over the same hosts, its output
         // under /run/vnetstream, which each host has of its own: its folders are made on every
         // host, and what the processes wrote there comes back before the analysis reads it.
-        let experiment = try String(contentsOfFile: repositoryRoot + "/Experiments/multicast-hosts.toml", encoding: .utf8)
-            .replacingOccurrences(of: "topologies/", with: repositoryRoot + "/Experiments/topologies/")
-            .replacingOccurrences(of: "schedules/", with: repositoryRoot + "/Experiments/schedules/")
-            .replacingOccurrences(of: "duration_s = 30", with: "duration_s = 6").replacingOccurrences(of: "interval_s = 10", with: "interval_s = 3")
+        let experiment = try experimentFile("multicast-hosts.toml", replacing: [("duration_s = 30", "duration_s = 6"), ("interval_s = 10", "interval_s = 3")])
         let short = try writeFile(directory, "multicast-short.toml", experiment)
         let out = "/run/vnetstream/test-run-hosts-\(id)/out"
         defer { try? FileManager.default.removeItem(atPath: "/run/vnetstream/test-run-hosts-\(id)") }

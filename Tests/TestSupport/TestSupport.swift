@@ -100,3 +100,13 @@ public func writeFile(_ directory: String, _ name: String, _ text: String) throw
 public func recordTiming(_ name: String, _ value: Double, _ unit: String, bound: String) {
     print("TIMING \(name): \(String(format: "%.3f", value)) \(unit) (bound \(bound))")
 }
+
+/// The experiment file `name` of Experiments/, its topology and schedule paths made absolute
+/// (so that a shortened copy can be written anywhere), with each pair of `replacing` applied.
+public func experimentFile(_ name: String, replacing: [(String, String)] = []) throws -> String {
+    var text = try String(contentsOfFile: repositoryRoot + "/Experiments/" + name, encoding: .utf8)
+        .replacingOccurrences(of: "topologies/", with: repositoryRoot + "/Experiments/topologies/")
+        .replacingOccurrences(of: "schedules/", with: repositoryRoot + "/Experiments/schedules/")
+    for (old, new) in replacing { text = text.replacingOccurrences(of: old, with: new) }
+    return text
+}
